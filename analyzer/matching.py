@@ -1,0 +1,277 @@
+"""Fuzzy matching of script phrasings against utterances, on lemmas.
+
+A phrasing matches a span of one speaker's speech (an utterance, or two consecutive utterances of
+the same speaker) when enough of its lemmas, weighted (function words count less), are found
+close together in the span. Each lemma may differ from the phrasing's by recognition errors
+(rapidfuzz ratio), word order is free, a few extra words are allowed, and a negation in front of
+the matched words ("не дорого", "not expensive") cancels the match of a phrasing that has none.
+Never against the whole transcript.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
+from analyzer.normalization import Normalizer, Token, get_normalizer
+from analyzer.thresholds import DEFAULT, Thresholds
+
+NUMBER = "{number}"
+_NUMBER_WORDS = {
+    "ru": {
+        "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь", "девять", "десять",
+        "одиннадцать", "двенадцать", "тринадцать", "четырнадцать", "пятнадцать", "шестнадцать",
+        "семнадцать", "восемнадцать", "девятнадцать", "двадцать", "тридцать", "сорок", "полдень",
+        "первый", "второй", "третий", "четвертый", "пятый", "десятый", "полтора", "половина",
+    },
+    "en": {
+        "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+        "twelve", "fifteen", "twenty", "thirty", "noon", "first", "second", "third", "half",
+    },
+}
+# Function words weigh less in a phrasing than content words. Deliberately short lists: spaCy's
+# stop-word lists hold words that carry the meaning of a script phrase ("потом", "уже", "other").
+_FUNCTION_WORDS = {
+    "ru": frozenset(
+        """и а но или да ну же ли бы вот в во на с со к ко по за из от до у о об про для при без
+        через над под это этот тот то так как что чтобы я ты он она оно мы вы они мой твой наш ваш
+        его её их мне меня нам нас вам вас тебе себя его ему ей им ими""".split()
+    ),
+    "en": frozenset(
+        """a an the and or but so of to in on at for from with by about as into than then that this
+        these those it its i me my we us our you your he she they them their is are was were be been
+        am do does did have has had will would can could shall should may might just""".split()
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Phrase:
+    text: str
+    lemmas: tuple[str, ...]
+    weights: tuple[float, ...]
+    negated: bool
+    """The phrasing itself contains a negation ("не нужно"), so a negation in the span is expected."""
+
+    @property
+    def total(self) -> float:
+        return sum(self.weights)
+
+
+@dataclass(frozen=True, slots=True)
+class PhraseSet:
+    phrases: tuple[Phrase, ...]
+    by_lemma: dict[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    phrase: Phrase
+    similarity: float
+    positions: tuple[int, ...]
+    """Token positions in the span that matched."""
+
+
+class Span:
+    """Tokens of one or more consecutive utterances of one speaker."""
+
+    __slots__ = ("utterances", "tokens", "owner", "_hits")
+
+    def __init__(self, utterances: tuple[int, ...], tokens: list[Token], owner: list[int]):
+        self.utterances = utterances
+        self.tokens = tokens
+        self.owner = owner
+        self._hits: dict[str, list[tuple[int, float]]] | None = None
+
+
+class Matcher:
+    """Compiles phrasings of one language and finds them in spans.
+
+    Build every :class:`PhraseSet` first, then match: the fuzzy look-up table of lemmas is built
+    from all compiled phrasings.
+    """
+
+    def __init__(self, language: str, *, thresholds: Thresholds = DEFAULT, normalizer: Normalizer | None = None):
+        self.language = language
+        self.t = thresholds
+        self.norm = normalizer or get_normalizer(language)
+        self._stop = _FUNCTION_WORDS.get(language, frozenset())
+        self._numbers = _NUMBER_WORDS.get(language, set())
+        self._vocab: set[str] = set()
+        self._choices: list[str] | None = None
+        self._similar: dict[str, tuple[tuple[str, float], ...]] = {}
+
+    # -- compiling ---------------------------------------------------------------------------
+    def compile(self, texts: Iterable[str]) -> PhraseSet:
+        phrases: list[Phrase] = []
+        by_lemma: dict[str, list[int]] = {}
+        for text in texts:
+            lemmas: list[str] = []
+            for tok in self.norm.tokens(text.replace(NUMBER, " qqnumberqq ")):
+                lemmas.append(NUMBER if tok.text == "qqnumberqq" else tok.lemma)
+            if not lemmas:
+                continue
+            weights = tuple(
+                1.0 if (lem in self.norm.negations or lem not in self._stop or len(lemmas) == 1) else self.t.stop_word_weight
+                for lem in lemmas
+            )
+            phrase = Phrase(text, tuple(lemmas), weights, any(lem in self.norm.negations for lem in lemmas))
+            for lem in set(lemmas):
+                by_lemma.setdefault(lem, []).append(len(phrases))
+            phrases.append(phrase)
+            self._vocab.update(lemmas)
+        self._choices = None
+        return PhraseSet(tuple(phrases), {k: tuple(v) for k, v in by_lemma.items()})
+
+    # -- matching ----------------------------------------------------------------------------
+    def span(self, utterances: tuple[int, ...], token_lists: Sequence[list[Token]]) -> Span:
+        tokens: list[Token] = []
+        owner: list[int] = []
+        for idx, toks in zip(utterances, token_lists, strict=True):
+            if tokens and toks:
+                toks = [Token(toks[0].text, toks[0].lemma, True), *toks[1:]]
+            tokens.extend(toks)
+            owner.extend([idx] * len(toks))
+        return Span(utterances, tokens, owner)
+
+    def _similar_lemmas(self, lemma: str) -> tuple[tuple[str, float], ...]:
+        """Phrasing lemmas this lemma may stand for, with a similarity 0-100.
+
+        Recognition errors are allowed as edits, fewer on short words: none up to 5 letters (one
+        letter turns "price" into "pricey"), one up to 9, two beyond. A negation prefix is never
+        an edit ("недорого" is not "дорого").
+        """
+        found = self._similar.get(lemma)
+        if found is not None:
+            return found
+        if self._choices is None:
+            self._choices = sorted(self._vocab - {NUMBER})
+            self._similar.clear()
+        out: list[tuple[str, float]] = []
+        if lemma in self._vocab:
+            out.append((lemma, 100.0))
+        if NUMBER in self._vocab and (lemma in self._numbers or any(c.isdigit() for c in lemma)):
+            out.append((NUMBER, 100.0))
+        n = len(lemma)
+        edits = 0 if n <= 5 else (1 if n <= 9 else 2)
+        if edits:
+            for choice, dist, _ in process.extract(
+                lemma, self._choices, scorer=Levenshtein.distance, score_cutoff=edits, limit=None
+            ):
+                if dist == 0 or len(choice) <= 5 or choice[:2] != lemma[:2] or _negated_form(choice, lemma):
+                    continue
+                sim = 100.0 * (1 - dist / max(n, len(choice)))
+                if sim >= self.t.token_similarity:
+                    out.append((choice, sim))
+        result = tuple(out)
+        if len(self._similar) < 1_000_000:
+            self._similar[lemma] = result
+        return result
+
+    def _hits(self, span: Span) -> dict[str, list[tuple[int, float]]]:
+        if span._hits is None:
+            hits: dict[str, list[tuple[int, float]]] = {}
+            for pos, tok in enumerate(span.tokens):
+                best: dict[str, float] = {}
+                for choice, score in self._similar_lemmas(tok.lemma):
+                    if score > best.get(choice, 0.0):
+                        best[choice] = score
+                if tok.text != tok.lemma and tok.text in self._vocab:
+                    best[tok.text] = 100.0
+                for choice, score in best.items():
+                    hits.setdefault(choice, []).append((pos, score))
+            span._hits = hits
+        return span._hits
+
+    def best(self, span: Span, phrase_set: PhraseSet, *, floor: float | None = None) -> Match | None:
+        """The best-matching phrasing of the set in the span, if any reaches ``floor``."""
+        floor = self.t.uncertain if floor is None else floor
+        hits = self._hits(span)
+        candidates: set[int] = set()
+        for lemma in hits:
+            candidates.update(phrase_set.by_lemma.get(lemma, ()))
+        best: Match | None = None
+        for idx in candidates:
+            m = self._score(span, phrase_set.phrases[idx], hits, floor)
+            if m is not None and (best is None or m.similarity > best.similarity):
+                best = m
+        return best
+
+    def _score(self, span: Span, phrase: Phrase, hits: dict[str, list[tuple[int, float]]], floor: float) -> Match | None:
+        total = phrase.total
+        per_token = [hits.get(lem, ()) for lem in phrase.lemmas]
+        bound = sum(w * max((s for _, s in h), default=0.0) for w, h in zip(phrase.weights, per_token, strict=True)) / total
+        if bound < floor:
+            return None
+        k = len(phrase.lemmas)
+        width = k + self.t.window_slack + k // 2
+        starts = sorted({p for h in per_token for p, _ in h})
+        best: Match | None = None
+        for s in starts:
+            got = 0.0
+            positions: list[int] = []
+            for w, h in zip(phrase.weights, per_token, strict=True):
+                top, top_pos = 0.0, -1
+                for p, sim in h:
+                    if s <= p < s + width and sim > top and p not in positions:
+                        top, top_pos = sim, p
+                if top_pos >= 0:
+                    got += w * top
+                    positions.append(top_pos)
+            sim = got / total
+            if sim < floor or (best is not None and sim <= best.similarity):
+                continue
+            if not self._covers(phrase, per_token, s, width):
+                continue
+            if not phrase.negated and self._negated(span.tokens, positions):
+                continue
+            best = Match(phrase, sim, tuple(sorted(positions)))
+        return best
+
+    def _covers(self, phrase: Phrase, per_token: list, start: int, width: int) -> bool:
+        """Content words must be there: all of them in short phrasings, all but a third in long ones.
+
+        A negation in the phrasing must come right before the word it negates ("не надо", not
+        "надо ... не могу").
+        """
+        content = [i for i, w in enumerate(phrase.weights) if w >= 1.0]
+        found = {i for i in content if any(start <= p < start + width for p, _ in per_token[i])}
+        allowed_missing = len(content) // 3 if len(content) >= 3 else 0
+        if len(content) - len(found) > allowed_missing:
+            return False
+        for i, lem in enumerate(phrase.lemmas[:-1]):
+            if lem in self.norm.negations:
+                neg = [p for p, _ in per_token[i] if start <= p < start + width]
+                nxt = [p for p, _ in per_token[i + 1] if start <= p < start + width]
+                if not any(0 < b - a <= 2 for a in neg for b in nxt):
+                    return False
+        return True
+
+    def _negated(self, tokens: list[Token], positions: list[int]) -> bool:
+        if not self.norm.negations or not positions:
+            return False
+        lo, hi = min(positions), max(positions)
+        used = set(positions)
+        for p in range(lo, hi + 1):
+            if p not in used and tokens[p].lemma in self.norm.negations:
+                return True
+        j = lo - 1
+        while j >= max(0, lo - 2) and not tokens[j + 1].boundary_before:
+            if tokens[j].lemma in self.norm.negations or tokens[j].text in self.norm.negations:
+                return True
+            j -= 1
+        return False
+
+    def contains_any(self, span: Span, lemmas: frozenset[str]) -> bool:
+        return any(t.lemma in lemmas for t in span.tokens)
+
+
+def _negated_form(a: str, b: str) -> bool:
+    """'недорого' is not a misrecognised 'дорого': a negation prefix flips the meaning."""
+    for prefix in ("не", "un", "in"):
+        if a == prefix + b or b == prefix + a:
+            return True
+    return False

@@ -1,0 +1,480 @@
+"""Scoring a transcript against a script: stages, objections, fillers, metrics and the score.
+
+``score_transcript(transcript, script)`` is pure: no audio, no I/O. It is what re-scoring a stored
+transcript calls, and it is fast (see ``benchmarks/speed.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from analyzer.matching import Match, Matcher, PhraseSet, Span
+from analyzer.metrics import call_metrics
+from analyzer.normalization import Token
+from analyzer.results import (
+    CallReport,
+    Evidence,
+    FillerCount,
+    ObjectionResult,
+    ScoreItem,
+    StageResult,
+    Status,
+    Transcript,
+    Utterance,
+)
+from analyzer.scripts import Objection, Script, Stage
+from analyzer.thresholds import DEFAULT, Thresholds
+
+_QUESTION_WORDS = {
+    "ru": frozenset("что как какой какая какие каким сколько почему зачем когда кто где куда чем ли откуда насколько".split()),
+    "en": frozenset("what how which why when who where whom whose".split()),
+}
+
+
+@dataclass(frozen=True)
+class _CompiledStage:
+    stage: Stage
+    any_of: PhraseSet | None
+    parts: tuple[tuple[str, PhraseSet], ...]
+    forbidden: PhraseSet | None
+
+
+@dataclass(frozen=True)
+class _CompiledObjection:
+    objection: Objection
+    client: PhraseSet
+    negative: PhraseSet | None
+    handling: PhraseSet | None
+
+
+class CompiledScript:
+    """A script with its phrasings lemmatised and indexed, ready to score many calls."""
+
+    def __init__(self, script: Script, *, thresholds: Thresholds = DEFAULT):
+        self.script = script
+        self.t = thresholds
+        m = self.matcher = Matcher(script.language, thresholds=thresholds)
+        self.stages = tuple(
+            _CompiledStage(
+                s,
+                m.compile(s.phrasings) if s.phrasings else None,
+                tuple((p.name, m.compile(p.phrasings)) for p in s.parts),
+                m.compile(s.forbidden) if s.forbidden else None,
+            )
+            for s in script.stages
+        )
+        self.objections = tuple(
+            _CompiledObjection(
+                o,
+                m.compile(o.client_phrasings),
+                m.compile(o.not_phrasings) if o.not_phrasings else None,
+                m.compile(o.handling_phrasings) if o.handling_phrasings else None,
+            )
+            for o in script.objections
+        )
+        h = script.handling
+        self.acknowledge = m.compile(h.acknowledge)
+        self.clarify = m.compile(h.clarify)
+        self.argue = m.compile(h.argue)
+        self.give_up = m.compile(h.give_up)
+        self.fillers = tuple((f, tuple(m.norm.lemmas(f))) for f in (*script.fillers, *script.stop_words))
+        self.question_words = _QUESTION_WORDS.get(script.language, frozenset())
+
+
+_COMPILED: dict[tuple[int, Thresholds], CompiledScript] = {}
+
+
+def compile_script(script: Script, *, thresholds: Thresholds = DEFAULT) -> CompiledScript:
+    """Compile (and cache) a script; scripts are immutable, so one compiled copy serves all calls."""
+    key = (id(script), thresholds)
+    found = _COMPILED.get(key)
+    if found is None or found.script is not script:
+        if len(_COMPILED) >= 32:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        found = _COMPILED[key] = CompiledScript(script, thresholds=thresholds)
+    return found
+
+
+class _Call:
+    """A transcript prepared for matching: tokens per utterance and spans per speaker."""
+
+    def __init__(self, transcript: Transcript, cs: CompiledScript):
+        self.tr = transcript
+        self.cs = cs
+        norm = cs.matcher.norm
+        self.utts = transcript.utterances
+        self.tokens: list[list[Token]] = [norm.tokens(u.text) for u in self.utts]
+        self._spans: dict[str, list[Span]] = {}
+        self._single: dict[int, Span] = {}
+
+    def single(self, i: int) -> Span:
+        s = self._single.get(i)
+        if s is None:
+            s = self._single[i] = self.cs.matcher.span((i,), [self.tokens[i]])
+        return s
+
+    def spans(self, speaker: str) -> list[Span]:
+        """Each utterance of the speaker, and each pair of consecutive ones (a phrase split in two)."""
+        if speaker in self._spans:
+            return self._spans[speaker]
+        out: list[Span] = []
+        idx = [i for i, u in enumerate(self.utts) if u.speaker == speaker and self.tokens[i]]
+        for n, i in enumerate(idx):
+            out.append(self.single(i))
+            if n + 1 < len(idx):
+                j = idx[n + 1]
+                between = [k for k in range(i + 1, j) if self.utts[k].speaker != speaker]
+                if all(len(self.tokens[k]) <= self.cs.t.backchannel_words for k in between):
+                    out.append(self.cs.matcher.span((i, j), [self.tokens[i], self.tokens[j]]))
+        self._spans[speaker] = out
+        return out
+
+    def evidence(self, span: Span, match: Match) -> Evidence:
+        used = sorted({span.owner[p] for p in match.positions}) or list(span.utterances)
+        first, last = self.utts[used[0]], self.utts[used[-1]]
+        text = " ".join(self.utts[i].text for i in used)
+        return Evidence(
+            text=text,
+            speaker=first.speaker,
+            start=first.start,
+            end=last.end,
+            phrase=match.phrase.text,
+            similarity=match.similarity,
+            confidence=self._confidence(span, match),
+            turn=used[0],
+        )
+
+    def _confidence(self, span: Span, match: Match) -> float | None:
+        """Mean recogniser probability of the words that matched, when the transcript has words."""
+        probs: list[float] = []
+        for p in match.positions:
+            u = self.utts[span.owner[p]]
+            if not u.words:
+                continue
+            tok = span.tokens[p].text
+            best = max(u.words, key=lambda w: _overlap(w.text, tok))
+            probs.append(best.probability)
+        if probs:
+            return sum(probs) / len(probs)
+        confs = [self.utts[i].confidence for i in span.utterances if self.utts[i].confidence is not None]
+        return min(confs) if confs else None  # type: ignore[type-var]
+
+
+def _overlap(word: str, token: str) -> int:
+    w = re.sub(r"[\W_]+", "", word.lower()).replace("ё", "е")
+    return 100 if w == token else (50 if token in w else 0)
+
+
+def _status(match: Match | None, confidence: float | None, t: Thresholds) -> Status:
+    if match is None or match.similarity < t.uncertain:
+        return "missed"
+    if match.similarity < t.passed:
+        return "uncertain"
+    if confidence is not None and confidence < t.low_confidence:
+        return "uncertain"
+    return "passed"
+
+
+def _in_position(call: _Call, stage: Stage, span: Span) -> bool:
+    pos = stage.position
+    if pos is None:
+        return True
+    u = call.utts[span.utterances[0]]
+    duration = call.tr.duration
+    if pos.first_turns is not None:
+        own = [i for i, x in enumerate(call.utts) if x.speaker == stage.speaker]
+        if span.utterances[0] not in own[: pos.first_turns]:
+            return False
+    if u.start is not None:
+        if pos.first_seconds is not None and u.start > pos.first_seconds:
+            return False
+        if duration:
+            end = call.utts[span.utterances[-1]].end or u.start
+            if pos.last_seconds is not None and end < duration - pos.last_seconds:
+                return False
+            if pos.last_share is not None and end < duration * (1 - pos.last_share):
+                return False
+    elif pos.last_share is not None or pos.last_seconds is not None:
+        n = len(call.utts)
+        share = pos.last_share if pos.last_share is not None else 0.25
+        if span.utterances[-1] < n * (1 - share) - 1:
+            return False
+    return True
+
+
+def _match_stage(call: _Call, cs: _CompiledStage) -> tuple[Span, Match] | None:
+    best: tuple[Span, Match] | None = None
+    for span in call.spans(cs.stage.speaker):
+        if not _in_position(call, cs.stage, span):
+            continue
+        if cs.parts:
+            found = [call.cs.matcher.best(span, ps) for _, ps in cs.parts]
+            if any(f is None for f in found):
+                continue
+            weakest = min(found, key=lambda f: f.similarity)  # type: ignore[union-attr]
+            positions = tuple(sorted({p for f in found for p in f.positions}))  # type: ignore[union-attr]
+            m = Match(weakest.phrase, weakest.similarity, positions)  # type: ignore[union-attr]
+            if cs.any_of is not None:
+                alt = call.cs.matcher.best(span, cs.any_of)
+                if alt is not None and alt.similarity > m.similarity:
+                    m = alt
+        else:
+            assert cs.any_of is not None
+            m = call.cs.matcher.best(span, cs.any_of)
+            if m is None:
+                continue
+        if best is None or m.similarity > best[1].similarity + 1e-9:
+            best = (span, m)
+    return best
+
+
+def _stage_results(call: _Call) -> list[StageResult]:
+    out: list[StageResult] = []
+    t = call.cs.t
+    for cs in call.cs.stages:
+        found = _match_stage(call, cs)
+        evidence = call.evidence(*found) if found else None
+        status = _status(found[1] if found else None, evidence.confidence if evidence else None, t)
+        note = None
+        if status == "missed" and evidence is not None:
+            note = f"closest phrasing only {evidence.similarity:.0f}% similar"
+        elif status == "uncertain" and evidence is not None:
+            if evidence.similarity < t.passed:
+                note = "partial match: a person should listen"
+            else:
+                note = "the matched words were recognised with low confidence: a person should listen"
+        violations: list[Evidence] = []
+        if cs.forbidden is not None:
+            for span in call.spans(cs.stage.speaker):
+                if len(span.utterances) > 1:
+                    continue
+                m = call.cs.matcher.best(span, cs.forbidden, floor=t.passed)
+                if m is not None:
+                    violations.append(call.evidence(span, m))
+        out.append(
+            StageResult(
+                id=cs.stage.id,
+                title=cs.stage.title,
+                status=status,
+                required=cs.stage.required,
+                weight=cs.stage.weight,
+                evidence=evidence if status != "missed" else None,
+                note=note,
+                violations=tuple(violations),
+            )
+        )
+    return out
+
+
+@dataclass
+class _Raised:
+    co: _CompiledObjection
+    span: Span
+    match: Match
+    utterance: int
+
+
+def _detect_objections(call: _Call) -> list[_Raised]:
+    t = call.cs.t
+    raised: list[_Raised] = []
+    for i, u in enumerate(call.utts):
+        if u.speaker != "client" or not call.tokens[i]:
+            continue
+        span = call.single(i)
+        for co in call.cs.objections:
+            m = call.cs.matcher.best(span, co.client)
+            if m is None:
+                continue
+            if co.negative is not None:
+                neg = call.cs.matcher.best(span, co.negative, floor=t.passed)
+                if neg is not None and neg.similarity >= m.similarity:
+                    continue
+            raised.append(_Raised(co, span, m, i))
+    # the same objection over consecutive client utterances (no manager turn between) is one
+    merged: list[_Raised] = []
+    for r in raised:
+        prev = next((p for p in reversed(merged) if p.co is r.co), None)
+        if prev is not None:
+            manager_between = [k for k in range(prev.utterance + 1, r.utterance) if call.utts[k].speaker == "manager"]
+            if not manager_between:
+                if r.match.similarity > prev.match.similarity:
+                    merged[merged.index(prev)] = r
+                continue
+        merged.append(r)
+    return merged
+
+
+def _response(call: _Call, raised: _Raised) -> tuple[bool | None, Evidence | None, str | None, Status]:
+    t = call.cs.t
+    cs = call.cs
+    obj_time = call.utts[raised.utterance].end
+    answers: list[int] = []
+    for k in range(raised.utterance + 1, len(call.utts)):
+        u = call.utts[k]
+        if u.speaker != "manager" or not call.tokens[k]:
+            continue
+        if obj_time is not None and u.start is not None and u.start - obj_time > t.handling_seconds:
+            break
+        answers.append(k)
+        if len(answers) >= t.handling_turns:
+            break
+    if not answers:
+        return False, None, "the manager said nothing after the objection", "missed"
+    best: tuple[float, Span, Match] | None = None
+    acknowledged: tuple[Span, Match] | None = None
+    gave_up: tuple[Span, Match] | None = None
+    for n, k in enumerate(answers):
+        span = call.single(k)
+        for ps, bonus in ((raised.co.handling, 0.0), (cs.clarify, 0.0), (cs.argue, -2.0)):
+            if ps is None:
+                continue
+            m = call.cs.matcher.best(span, ps)
+            if m is not None and (best is None or m.similarity + bonus > best[0]):
+                best = (m.similarity + bonus, span, m)
+        if acknowledged is None:
+            m = call.cs.matcher.best(span, cs.acknowledge, floor=t.passed)
+            if m is not None:
+                acknowledged = (span, m)
+        if n == 0:
+            m = call.cs.matcher.best(span, cs.give_up, floor=t.passed)
+            if m is not None:
+                gave_up = (span, m)
+    if best is not None and best[2].similarity >= t.passed and gave_up is None:
+        ev = call.evidence(best[1], best[2])
+        status = _status(best[2], ev.confidence, t)
+        return (True if status == "passed" else None), ev, None, status
+    if gave_up is not None and (best is None or best[2].similarity < t.passed or best[1] is gave_up[0]):
+        ev = call.evidence(*gave_up)
+        return False, ev, "the manager gave up instead of answering", "missed"
+    if best is not None and best[2].similarity >= t.uncertain:
+        ev = call.evidence(best[1], best[2])
+        return None, ev, "a partial answer: a person should listen", "uncertain"
+    if acknowledged is not None:
+        ev = call.evidence(*acknowledged)
+        return False, ev, "acknowledged but not answered", "missed"
+    return False, None, "no acknowledgement or answer in the manager's next turns", "missed"
+
+
+def _objection_results(call: _Call) -> list[ObjectionResult]:
+    out: list[ObjectionResult] = []
+    t = call.cs.t
+    for raised in _detect_objections(call):
+        client = call.evidence(raised.span, raised.match)
+        detect_status = _status(raised.match, client.confidence, t)
+        handled, response, note, status = _response(call, raised)
+        if detect_status == "uncertain":
+            status = "uncertain"
+            note = "the objection itself is uncertain: a person should listen" + (f"; {note}" if note else "")
+        o = raised.co.objection
+        out.append(
+            ObjectionResult(
+                type=o.type,
+                title=o.title,
+                status=status,
+                handled=handled,
+                client=client,
+                response=response,
+                recommended=tuple(o.recommended),
+                note=note,
+            )
+        )
+    return out
+
+
+def _fillers(call: _Call) -> list[FillerCount]:
+    counts: dict[tuple[str, str], int] = {}
+    for i, toks in enumerate(call.tokens):
+        lemmas = [t.lemma for t in toks]
+        speaker = call.utts[i].speaker
+        for phrase, pl in call.cs.fillers:
+            n = len(pl)
+            if not n:
+                continue
+            hits = sum(1 for s in range(len(lemmas) - n + 1) if tuple(lemmas[s : s + n]) == pl)
+            if hits:
+                counts[(phrase, speaker)] = counts.get((phrase, speaker), 0) + hits
+    return [FillerCount(p, s, c) for (p, s), c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]  # type: ignore[arg-type]
+
+
+def _score(stages: list[StageResult], objections: list[ObjectionResult], script: Script) -> tuple[float | None, list[ScoreItem]]:
+    """Weighted share of what was done, over what was due and decided.
+
+    Uncertain verdicts are left out of both sides until a person decides them, so the machine
+    never fails a manager on words it could not hear. Optional stages count only when done.
+    Each forbidden phrasing said costs the script's violation penalty.
+    """
+    items: list[ScoreItem] = []
+    weights = {o.type: o.weight for o in script.objections}
+    penalty = script.violation_penalty
+    due = earned = 0.0
+    for s in stages:
+        if s.status == "uncertain":
+            items.append(ScoreItem("stage", s.id, "uncertain", s.weight, 0.0, "left out until a person decides"))
+            continue
+        if s.status == "missed" and not s.required:
+            items.append(ScoreItem("stage", s.id, "missed", 0.0, 0.0, "optional stage not done: no loss"))
+            continue
+        got = s.weight if s.passed else 0.0
+        due += s.weight
+        earned += got
+        items.append(ScoreItem("stage", s.id, s.status, s.weight, got, "done" if s.passed else "required stage missed"))
+    for o in objections:
+        weight = weights.get(o.type, 10.0)
+        if o.status == "uncertain":
+            items.append(ScoreItem("objection", o.type, "uncertain", weight, 0.0, "left out until a person decides"))
+            continue
+        got = weight if o.handled else 0.0
+        due += weight
+        earned += got
+        items.append(ScoreItem("objection", o.type, o.status, weight, got, "handled" if o.handled else "not handled"))
+    raw = 100.0 * earned / due if due else None
+    violations = sum(len(s.violations) for s in stages)
+    if violations and raw is not None:
+        cost = min(raw, penalty * violations)
+        items.append(ScoreItem("penalty", "forbidden_phrasings", f"{violations} said", 0.0, -cost, "forbidden phrasings"))
+        raw -= cost
+    if raw is not None:
+        # express each line as points of the final score
+        scale = 100.0 / due if due else 0.0
+        items = [
+            ScoreItem(i.kind, i.id, i.status, i.weight * scale, i.earned * scale if i.kind != "penalty" else i.earned, i.reason)
+            for i in items
+        ]
+    return raw, items
+
+
+def score_transcript(
+    transcript: Transcript, script: Script, *, thresholds: Thresholds = DEFAULT
+) -> CallReport:
+    """Score one transcript against a script. Pure and fast: no audio, no I/O."""
+    cs = compile_script(script, thresholds=thresholds)
+    call = _Call(transcript, cs)
+    stages = _stage_results(call)
+    objections = _objection_results(call)
+    fillers = _fillers(call)
+    score, breakdown = _score(stages, objections, script)
+    metrics = call_metrics(transcript, fillers=fillers, question_words=cs.question_words, tokens=call.tokens)
+    warnings: list[str] = []
+    if transcript.roles_inferred:
+        warnings.append("mono recording: speaker roles were inferred, check them before acting on the verdicts")
+    if not any(u.speaker == "manager" for u in transcript.utterances):
+        warnings.append("no manager speech found")
+    return CallReport(
+        source=transcript.source,
+        language=transcript.language,
+        duration=transcript.duration,
+        script_id=script.id,
+        script_version=script.version,
+        stages=tuple(stages),
+        objections=tuple(objections),
+        fillers=tuple(fillers),
+        metrics=metrics,
+        transcript=transcript,
+        score=score,
+        score_breakdown=tuple(breakdown),
+        warnings=tuple(warnings),
+    )
+
+
+__all__ = ["CompiledScript", "compile_script", "score_transcript", "Utterance"]

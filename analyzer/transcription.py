@@ -1,0 +1,243 @@
+"""Speech recognition with faster-whisper, turned into a call timeline with speaker roles.
+
+Stereo: each channel is transcribed on its own and the utterances are merged into one timeline;
+which channel is the manager is a setting. Mono: transcribed once, split into turns and the roles
+are inferred (see :mod:`analyzer.roles`).
+
+Whisper's known failure modes on calls are guarded against: text "heard" on silence or hold
+music, stock subtitle phrases, repetition loops, and the other side's voice leaking into a
+channel. Such text is dropped and listed in the transcript's warnings.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from analyzer.audio import SAMPLE_RATE, Audio, level_dbfs
+from analyzer.errors import ModelNotFoundError
+from analyzer.model import HOW_TO, resolve_model
+from analyzer.results import Transcript, Utterance, Word
+from analyzer.settings import AnalyzerSettings, get_settings
+
+log = logging.getLogger(__name__)
+
+# Phrases Whisper is known to produce on silence, music or noise (learnt from subtitle data).
+_HALLUCINATIONS = re.compile(
+    r"(субтитр|продолжение следует|спасибо за просмотр|подписывайтесь на канал|dimatorzok|"
+    r"редактор субтитров|корректор|thanks? (you )?for watching|subtitles by|amara\.org|"
+    r"like and subscribe|please subscribe|www\.|\.com\b|ставьте лайк)",
+    re.IGNORECASE,
+)
+_CROSSTALK_DB = 12.0
+"""A stereo utterance this many dB quieter than the other channel at the same time is leakage."""
+
+
+@dataclass(frozen=True)
+class _Seg:
+    text: str
+    start: float
+    end: float
+    words: tuple[Word, ...]
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+
+
+class Transcriber:
+    """Holds one loaded Whisper model; safe to reuse for many calls (one call at a time)."""
+
+    def __init__(self, settings: AnalyzerSettings | None = None, *, model: object | None = None):
+        self.settings = settings or get_settings()
+        self._model = model
+        self._lock = threading.Lock()
+
+    @property
+    def model(self):  # noqa: ANN201 - faster_whisper.WhisperModel, imported lazily
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self):  # noqa: ANN202
+        from faster_whisper import WhisperModel
+
+        s = self.settings
+        name = resolve_model(s.model, cache_dir=s.model_cache_dir, allow_download=s.allow_download)
+        device = s.device
+        compute = s.compute_type
+        if compute == "default":
+            compute = "float16" if device == "cuda" else "int8"
+        try:
+            return WhisperModel(
+                name,
+                device=device,
+                compute_type=compute,
+                cpu_threads=s.cpu_threads,
+                download_root=str(s.model_cache_dir),
+                local_files_only=not s.allow_download,
+            )
+        except Exception as exc:  # noqa: BLE001 - ctranslate2/hub raise many types
+            raise ModelNotFoundError(f"cannot load Whisper model {s.model!r} on {device}/{compute}: {exc}. {HOW_TO}") from None
+
+    # -- public --------------------------------------------------------------------------------
+    def detect_language(self, audio: Audio, *, manager_channel: str | None = None) -> str:
+        ch = self._manager_index(audio, manager_channel)
+        lang, prob, _ = self.model.detect_language(audio.channel(ch), vad_filter=self.settings.vad)
+        log.debug("detected language %s (p=%.2f)", lang, prob)
+        return lang
+
+    def transcribe(
+        self,
+        audio: Audio,
+        *,
+        language: str | None = None,
+        manager_channel: str | None = None,
+        vocabulary: Iterable[str] = (),
+    ) -> Transcript:
+        """Transcribe a decoded call into a timeline of utterances with speaker roles."""
+        vocab = [v for v in vocabulary if v]
+        warnings: list[str] = list(audio.warnings)
+        if audio.channels == 1:
+            lang = language or self.detect_language(audio)
+            segs, dropped = self._channel(audio.channel(0), lang, vocab, other=None)
+            warnings += dropped
+            from analyzer.roles import split_mono
+
+            utts = split_mono(segs_to_units(segs), audio.channel(0), lang)
+            if not utts:
+                warnings.append("no speech found in the recording")
+            return Transcript(lang, tuple(utts), audio.duration, True, audio.source, 1, tuple(warnings))
+        m = self._manager_index(audio, manager_channel)
+        sides = {m: "manager", 1 - m: "client"}
+        lang = language or self.detect_language(audio, manager_channel=manager_channel)
+        utts: list[Utterance] = []
+        for ch, role in sides.items():
+            x, other = audio.channel(ch), audio.channel(1 - ch)
+            if level_dbfs(x) < -55.0:
+                warnings.append(f"the {role}'s channel is silent")
+                continue
+            segs, dropped = self._channel(x, lang, vocab, other=other)
+            warnings += [f"{role}: {d}" for d in dropped]
+            utts += [
+                Utterance(role, s.text, s.start, s.end, s.words, _confidence(s.words))  # type: ignore[arg-type]
+                for s in segs
+            ]
+        utts.sort(key=lambda u: (u.start or 0.0, u.speaker))
+        if not utts:
+            warnings.append("no speech found in the recording")
+        return Transcript(lang, tuple(utts), audio.duration, False, audio.source, audio.channels, tuple(warnings))
+
+    # -- internals -----------------------------------------------------------------------------
+    def _manager_index(self, audio: Audio, manager_channel: str | None) -> int:
+        if audio.channels == 1:
+            return 0
+        side = manager_channel or self.settings.manager_channel
+        if side not in ("left", "right"):
+            raise ValueError(f"manager channel must be 'left' or 'right', not {side!r}")
+        return 0 if side == "left" else 1
+
+    def _channel(self, x: np.ndarray, language: str, vocab: list[str], *, other: np.ndarray | None) -> tuple[list[_Seg], list[str]]:
+        s = self.settings
+        kwargs: dict = {}
+        if vocab and s.vocabulary_hint == "hotwords":
+            kwargs["hotwords"] = ", ".join(vocab)
+        elif vocab and s.vocabulary_hint == "prompt":
+            kwargs["initial_prompt"] = ", ".join(vocab)
+        segments, _info = self.model.transcribe(
+            x,
+            language=language,
+            beam_size=s.beam_size,
+            vad_filter=s.vad,
+            vad_parameters={"min_silence_duration_ms": 400, "speech_pad_ms": 200},
+            word_timestamps=True,
+            condition_on_previous_text=False,
+            compression_ratio_threshold=2.4,
+            log_prob_threshold=-1.0,
+            no_speech_threshold=0.6,
+            **kwargs,
+        )
+        kept: list[_Seg] = []
+        dropped: list[str] = []
+        for seg in segments:
+            words = tuple(Word(w.word.strip(), float(w.start), float(w.end), float(w.probability)) for w in seg.words or ())
+            item = _Seg(seg.text.strip(), float(seg.start), float(seg.end), words, seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)
+            reason = _hallucination(item, x, other)
+            if reason:
+                dropped.append(f"dropped {item.text[:60]!r} at {item.start:.1f}s: {reason}")
+                continue
+            item = _collapse_loops(item)
+            if item.text:
+                kept.append(item)
+        return kept, dropped
+
+
+def _confidence(words: tuple[Word, ...]) -> float | None:
+    return float(np.mean([w.probability for w in words])) if words else None
+
+
+def _hallucination(seg: _Seg, x: np.ndarray, other: np.ndarray | None) -> str | None:
+    if not seg.text or not re.search(r"\w", seg.text):
+        return "no words"
+    if _HALLUCINATIONS.search(seg.text):
+        return "a phrase Whisper invents on silence or music"
+    if seg.no_speech_prob > 0.6 and seg.avg_logprob < -0.8:
+        return "probably not speech"
+    a, b = int(seg.start * SAMPLE_RATE), int(seg.end * SAMPLE_RATE) + 1
+    own = level_dbfs(x[a:b])
+    if own < -50.0:
+        return "text on silence"
+    if other is not None:
+        theirs = level_dbfs(other[a:b])
+        if theirs - own > _CROSSTALK_DB:
+            return "the other side's voice leaking into this channel"
+    return None
+
+
+def _collapse_loops(seg: _Seg) -> _Seg:
+    """'да да да да да...' or a sentence repeated over and over: keep the first occurrence."""
+    words = seg.words
+    if len(words) < 6:
+        return seg
+    toks = [re.sub(r"\W+", "", w.text.lower()) for w in words]
+    for n in range(1, 8):
+        i = 0
+        while i + 3 * n <= len(toks):
+            unit = toks[i : i + n]
+            reps = 1
+            while toks[i + reps * n : i + (reps + 1) * n] == unit:
+                reps += 1
+            if reps >= 4 or (n >= 3 and reps >= 3):
+                keep = list(words[: i + n]) + list(words[i + reps * n :])
+                text = " ".join(w.text for w in keep)
+                return _collapse_loops(_Seg(text, seg.start, seg.end, tuple(keep), seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio))
+            i += 1
+    return seg
+
+
+def segs_to_units(segs: list[_Seg]) -> list[_Seg]:
+    """Split segments at long pauses between words: on a mono line a pause often means a new turn."""
+    out: list[_Seg] = []
+    for seg in segs:
+        cur: list[Word] = []
+        for w in seg.words:
+            if cur and w.start - cur[-1].end > 0.6:
+                out.append(_unit(cur, seg))
+                cur = []
+            cur.append(w)
+        if cur:
+            out.append(_unit(cur, seg))
+        elif not seg.words:
+            out.append(seg)
+    return out
+
+
+def _unit(words: list[Word], seg: _Seg) -> _Seg:
+    text = " ".join(w.text for w in words).strip()
+    return _Seg(text, words[0].start, words[-1].end, tuple(words), seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)

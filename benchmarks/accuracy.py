@@ -1,0 +1,62 @@
+"""Accuracy on the labelled sample set: precision, recall, F1 per stage, for objection detection and
+for handled/unhandled, on the text path (labelled turns scored directly) or the audio path
+(rendered telephone audio through Whisper).
+
+    python -m benchmarks.accuracy --path text
+    python -m benchmarks.accuracy --path audio --audio-dir build/sample_audio
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from analyzer import Analyzer, Transcript, score_transcript
+from analyzer.scripts import default_script
+from benchmarks.common import Evaluation, load_dialogues, transcript_dict
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--path", choices=["text", "audio"], default="text")
+    ap.add_argument("--audio-dir", type=Path, default=Path("build/sample_audio"))
+    ap.add_argument("--uncertain-as", choices=["passed", "missed"], default="passed")
+    ap.add_argument("--errors", action="store_true", help="list every wrong verdict")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("ids", nargs="*")
+    args = ap.parse_args(argv)
+    dialogues = load_dialogues(args.ids or None)
+    ev = Evaluation()
+    started = time.perf_counter()
+    analyzer = Analyzer() if args.path == "audio" else None
+    for d in dialogues:
+        if args.path == "text":
+            report = score_transcript(Transcript.from_dict(transcript_dict(d)), default_script(d["language"])).to_dict()
+        else:
+            wav = args.audio_dir / f"{d['id']}.wav"
+            if not wav.is_file():
+                print(f"missing {wav}: render with python -m sample_calls.render --out {args.audio_dir}", file=sys.stderr)
+                return 2
+            report = analyzer.analyze(wav, language=d["language"]).to_dict()  # type: ignore[union-attr]
+        ev.add(d, report, uncertain_as=args.uncertain_as)
+    summary = {"path": args.path, "calls": len(dialogues), "seconds": round(time.perf_counter() - started, 1), **ev.summary()}
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=1))
+    else:
+        print(f"{args.path} path, {len(dialogues)} calls, uncertain counted as {args.uncertain_as}")
+        for k, v in summary["stages"].items():
+            print(f"  stage {k:16} P {v['precision']:.2f} R {v['recall']:.2f} F1 {v['f1']:.2f}")
+        for k in ("stages_all", "objection_detection", "unhandled_objections", "handled_objections"):
+            v = summary[k]
+            print(f"  {k:22} P {v['precision']:.2f} R {v['recall']:.2f} F1 {v['f1']:.2f}  ({v['tp']} tp, {v['fp']} fp, {v['fn']} fn)")
+        print(f"  uncertain share {summary['uncertain_share']:.3f}")
+    if args.errors:
+        print("\n".join(ev.errors))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
