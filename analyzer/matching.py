@@ -20,6 +20,11 @@ from analyzer.normalization import Normalizer, Token, get_normalizer
 from analyzer.thresholds import DEFAULT, Thresholds
 
 NUMBER = "{number}"
+NAME = "{name}"
+ORG = "{org}"
+_PREFIX_NEGATIONS = frozenset({"не", "not", "n't", "never"})
+"""Negations that stand right before the word they negate ("нет" may follow: "времени нет")."""
+_PLACEHOLDERS = {NUMBER: "qqnumberqq", NAME: "qqnameqq", ORG: "qqorgqq"}
 _NUMBER_WORDS = {
     "ru": {
         "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь", "девять", "десять",
@@ -103,6 +108,7 @@ class Matcher:
         self._vocab: set[str] = set()
         self._choices: list[str] | None = None
         self._similar: dict[str, tuple[tuple[str, float], ...]] = {}
+        self._stems: dict[str, list[str]] = {}
 
     # -- compiling ---------------------------------------------------------------------------
     def compile(self, texts: Iterable[str]) -> PhraseSet:
@@ -110,12 +116,16 @@ class Matcher:
         by_lemma: dict[str, list[int]] = {}
         for text in texts:
             lemmas: list[str] = []
-            for tok in self.norm.tokens(text.replace(NUMBER, " qqnumberqq ")):
-                lemmas.append(NUMBER if tok.text == "qqnumberqq" else tok.lemma)
+            marked = text
+            for key, word in _PLACEHOLDERS.items():
+                marked = marked.replace(key, f" {word} ")
+            back = {w: k for k, w in _PLACEHOLDERS.items()}
+            for tok in self.norm.tokens(marked):
+                lemmas.append(back.get(tok.text, tok.lemma))
             if not lemmas:
                 continue
             weights = tuple(
-                1.0 if (lem in self.norm.negations or lem not in self._stop or len(lemmas) == 1) else self.t.stop_word_weight
+                1.0 if (lem in self.norm.negations or lem in _PLACEHOLDERS or lem not in self._stop or len(lemmas) == 1) else self.t.stop_word_weight
                 for lem in lemmas
             )
             phrase = Phrase(text, tuple(lemmas), weights, any(lem in self.norm.negations for lem in lemmas))
@@ -148,7 +158,10 @@ class Matcher:
         if found is not None:
             return found
         if self._choices is None:
-            self._choices = sorted(self._vocab - {NUMBER})
+            self._choices = sorted(self._vocab - set(_PLACEHOLDERS))
+            self._stems = {}
+            for c in self._choices:
+                self._stems.setdefault(c[:5], []).append(c)
             self._similar.clear()
         out: list[tuple[str, float]] = []
         if lemma in self._vocab:
@@ -161,11 +174,18 @@ class Matcher:
             for choice, dist, _ in process.extract(
                 lemma, self._choices, scorer=Levenshtein.distance, score_cutoff=edits, limit=None
             ):
-                if dist == 0 or len(choice) <= 5 or choice[:2] != lemma[:2] or _negated_form(choice, lemma):
+                if dist == 0 or len(choice) <= 5 or _negated_form(choice, lemma):
                     continue
                 sim = 100.0 * (1 - dist / max(n, len(choice)))
                 if sim >= self.t.token_similarity:
                     out.append((choice, sim))
+        if n >= 6:
+            # same stem, other part of speech: "удобный"/"удобно", "дорогой"/"дорого"
+            have = {c for c, _ in out}
+            for choice in self._stems.get(lemma[:5], ()):
+                common = len(_common_prefix(choice, lemma))
+                if choice not in have and len(choice) >= 6 and common >= max(5, max(n, len(choice)) - 3):
+                    out.append((choice, self.t.token_similarity + 5.0))
         result = tuple(out)
         if len(self._similar) < 1_000_000:
             self._similar[lemma] = result
@@ -181,6 +201,10 @@ class Matcher:
                         best[choice] = score
                 if tok.text != tok.lemma and tok.text in self._vocab:
                     best[tok.text] = 100.0
+                if tok.name:
+                    best[NAME] = 100.0
+                if tok.org:
+                    best[ORG] = 100.0
                 for choice, score in best.items():
                     hits.setdefault(choice, []).append((pos, score))
             span._hits = hits
@@ -232,18 +256,20 @@ class Matcher:
         return best
 
     def _covers(self, phrase: Phrase, per_token: list, start: int, width: int) -> bool:
-        """Content words must be there: all of them in short phrasings, all but a third in long ones.
+        """Content words must be there: all of them in short phrasings, all but one in four in long ones.
 
         A negation in the phrasing must come right before the word it negates ("не надо", not
         "надо ... не могу").
         """
-        content = [i for i, w in enumerate(phrase.weights) if w >= 1.0]
+        content = [
+            i for i, w in enumerate(phrase.weights) if w >= 1.0 and phrase.lemmas[i] not in self.norm.negations
+        ]
         found = {i for i in content if any(start <= p < start + width for p, _ in per_token[i])}
-        allowed_missing = len(content) // 3 if len(content) >= 3 else 0
+        allowed_missing = len(content) // 4
         if len(content) - len(found) > allowed_missing:
             return False
         for i, lem in enumerate(phrase.lemmas[:-1]):
-            if lem in self.norm.negations:
+            if lem in self.norm.negations and lem in _PREFIX_NEGATIONS:
                 neg = [p for p, _ in per_token[i] if start <= p < start + width]
                 nxt = [p for p, _ in per_token[i + 1] if start <= p < start + width]
                 if not any(0 < b - a <= 2 for a in neg for b in nxt):
@@ -259,7 +285,7 @@ class Matcher:
             if p not in used and tokens[p].lemma in self.norm.negations:
                 return True
         j = lo - 1
-        while j >= max(0, lo - 2) and not tokens[j + 1].boundary_before:
+        while j >= max(0, lo - 3) and not tokens[j + 1].boundary_before:
             if tokens[j].lemma in self.norm.negations or tokens[j].text in self.norm.negations:
                 return True
             j -= 1
@@ -267,6 +293,15 @@ class Matcher:
 
     def contains_any(self, span: Span, lemmas: frozenset[str]) -> bool:
         return any(t.lemma in lemmas for t in span.tokens)
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return a[:n]
 
 
 def _negated_form(a: str, b: str) -> bool:

@@ -29,6 +29,11 @@ class Token:
     lemma: str
     boundary_before: bool
     """A punctuation mark stood between this token and the previous one."""
+    name: bool = False
+    """A personal name (first name, surname, patronymic), written with a capital."""
+    org: bool = False
+    """Looks like an organisation or brand: capitalised mid-sentence, not a personal name and
+    (in Russian) unknown to the dictionary or written in CamelCase."""
 
 
 class Normalizer:
@@ -53,6 +58,30 @@ class Normalizer:
                 self._lemmatizer = None
         self.negations = NEGATIONS.get(language, frozenset())
         self._cache: dict[str, str] = {}
+        self._morph = None
+        if language == "ru":
+            try:
+                import pymorphy3
+
+                self._morph = pymorphy3.MorphAnalyzer(lang="ru")
+            except Exception:  # noqa: BLE001 - names are an improvement, not a requirement
+                self._morph = None
+        self._kind: dict[str, tuple[bool, bool]] = {}
+
+    def _proper(self, word: str) -> tuple[bool, bool]:
+        """(is a personal name, is an unknown word) for a capitalised word."""
+        found = self._kind.get(word)
+        if found is None:
+            if self._morph is not None:
+                parses = self._morph.parse(word)
+                is_name = any({"Name", "Surn", "Patr"} & set(str(p.tag).replace(" ", ",").split(",")) for p in parses[:3])
+                unknown = not self._morph.word_is_known(word)
+            else:
+                is_name, unknown = True, True
+            found = (is_name, unknown)
+            if len(self._kind) < 200_000:
+                self._kind[word] = found
+        return found
 
     def lemma(self, word: str) -> str:
         cached = self._cache.get(word)
@@ -70,15 +99,30 @@ class Normalizer:
     def tokens(self, text: str) -> list[Token]:
         out: list[Token] = []
         boundary = False
-        for t in self.nlp.tokenizer(text.lower().replace("ё", "е")):
-            s = t.text
+        sentence_start = True
+        quoted = False
+        for t in self.nlp.tokenizer(text.replace("ё", "е").replace("Ё", "Е")):
+            raw = t.text
             if t.is_space:
                 continue
-            if _PUNCT.match(s) and s != "n't":
+            if _PUNCT.match(raw) and raw != "n't":
                 boundary = True
+                if any(c in raw for c in ".!?"):
+                    sentence_start = True
+                if any(c in raw for c in "«\"“"):
+                    quoted = True
                 continue
-            out.append(Token(s, self.lemma(s), boundary))
-            boundary = False
+            s = raw.lower()
+            name = org = False
+            if raw[:1].isupper() and raw.isalpha() and len(raw) > 1 and raw != "I":
+                is_name, unknown = self._proper(raw)
+                name = is_name
+                camel = any(c.isupper() for c in raw[1:])
+                org = (not is_name) and (camel or quoted or (unknown and not sentence_start)) if self._morph else False
+                if self._morph is None:
+                    name = not sentence_start
+            out.append(Token(s, self.lemma(s), boundary, name, org))
+            boundary = sentence_start = quoted = False
         return out
 
     def lemmas(self, text: str) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from analyzer.matching import Match, Matcher, PhraseSet, Span
+from analyzer.matching import Match, Matcher, Phrase, PhraseSet, Span
 from analyzer.metrics import call_metrics
 from analyzer.normalization import Token
 from analyzer.results import (
@@ -26,6 +26,10 @@ from analyzer.results import (
 from analyzer.scripts import Objection, Script, Stage
 from analyzer.thresholds import DEFAULT, Thresholds
 
+_YOU = {
+    "ru": frozenset("вы ваш".split()),
+    "en": frozenset("you your yours".split()),
+}
 _QUESTION_WORDS = {
     "ru": frozenset("что как какой какая какие каким сколько почему зачем когда кто где куда чем ли откуда насколько".split()),
     "en": frozenset("what how which why when who where whom whose".split()),
@@ -80,6 +84,7 @@ class CompiledScript:
         self.give_up = m.compile(h.give_up)
         self.fillers = tuple((f, tuple(m.norm.lemmas(f))) for f in (*script.fillers, *script.stop_words))
         self.question_words = _QUESTION_WORDS.get(script.language, frozenset())
+        self.you = _YOU.get(script.language, frozenset())
 
 
 _COMPILED: dict[tuple[int, Thresholds], CompiledScript] = {}
@@ -129,6 +134,26 @@ class _Call:
                     out.append(self.cs.matcher.span((i, j), [self.tokens[i], self.tokens[j]]))
         self._spans[speaker] = out
         return out
+
+    def is_open_question(self, i: int) -> bool:
+        """An open question to the other side: '?', a question word and 'you/your' (or a 2nd-person verb)."""
+        u = self.utts[i]
+        if "?" not in u.text:
+            return False
+        lemmas = {t.lemma for t in self.tokens[i]}
+        texts = [t.text for t in self.tokens[i]]
+        you = bool(lemmas & self.cs.you) or any(t.endswith(("ете", "ите", "етесь", "итесь")) for t in texts)
+        return bool(lemmas & self.cs.question_words) and you
+
+    def is_question(self, i: int) -> bool:
+        """A question: '?' with a question word or addressed to the other side."""
+        u = self.utts[i]
+        if "?" not in u.text:
+            return False
+        lemmas = {t.lemma for t in self.tokens[i]}
+        texts = [t.text for t in self.tokens[i]]
+        you = bool(lemmas & self.cs.you) or any(t.endswith(("ете", "ите", "етесь", "итесь")) for t in texts)
+        return bool(lemmas & self.cs.question_words) or you
 
     def evidence(self, span: Span, match: Match) -> Evidence:
         used = sorted({span.owner[p] for p in match.positions}) or list(span.utterances)
@@ -232,8 +257,22 @@ def _match_stage(call: _Call, cs: _CompiledStage) -> tuple[Span, Match] | None:
 def _stage_results(call: _Call) -> list[StageResult]:
     out: list[StageResult] = []
     t = call.cs.t
+    claimed: set[int] = set()
+    results: list[tuple[_CompiledStage, tuple[Span, Match] | None]] = []
     for cs in call.cs.stages:
-        found = _match_stage(call, cs)
+        found = _match_stage(call, cs) if (cs.any_of or cs.parts) else None
+        if found and found[1].similarity >= t.passed and not cs.stage.open_questions:
+            claimed.update(found[0].utterances)
+        results.append((cs, found))
+    for cs, found in results:
+        if cs.stage.open_questions and (found is None or found[1].similarity < t.passed):
+            questions = [
+                i for i, u in enumerate(call.utts)
+                if u.speaker == cs.stage.speaker and i not in claimed and call.is_open_question(i)
+            ]
+            if len(questions) >= cs.stage.open_questions:
+                span = call.single(questions[0])
+                found = (span, Match(_OPEN_QUESTION, t.passed, tuple(range(len(span.tokens)))))
         evidence = call.evidence(*found) if found else None
         status = _status(found[1] if found else None, evidence.confidence if evidence else None, t)
         note = None
@@ -265,6 +304,11 @@ def _stage_results(call: _Call) -> list[StageResult]:
             )
         )
     return out
+
+
+_OPEN_QUESTION = Phrase("(open questions to the client)", (), (), False)
+_CLARIFYING = Phrase("(clarifying question)", (), (), False)
+_ANSWER = Phrase("(acknowledged, then answered at length)", (), (), False)
 
 
 @dataclass
@@ -306,6 +350,11 @@ def _detect_objections(call: _Call) -> list[_Raised]:
 
 
 def _response(call: _Call, raised: _Raised) -> tuple[bool | None, Evidence | None, str | None, Status]:
+    """Did the manager answer the objection in the next turns?
+
+    Handled: a handling phrasing of this objection, a clarifying question, or an acknowledgement
+    followed by an argument or offer. Not handled: giving up, going on with the pitch, silence.
+    """
     t = call.cs.t
     cs = call.cs
     obj_time = call.utts[raised.utterance].end
@@ -321,38 +370,41 @@ def _response(call: _Call, raised: _Raised) -> tuple[bool | None, Evidence | Non
             break
     if not answers:
         return False, None, "the manager said nothing after the objection", "missed"
-    best: tuple[float, Span, Match] | None = None
+    m = call.cs.matcher
+    partial: tuple[Span, Match] | None = None
     acknowledged: tuple[Span, Match] | None = None
-    gave_up: tuple[Span, Match] | None = None
     for n, k in enumerate(answers):
         span = call.single(k)
-        for ps, bonus in ((raised.co.handling, 0.0), (cs.clarify, 0.0), (cs.argue, -2.0)):
-            if ps is None:
-                continue
-            m = call.cs.matcher.best(span, ps)
-            if m is not None and (best is None or m.similarity + bonus > best[0]):
-                best = (m.similarity + bonus, span, m)
-        if acknowledged is None:
-            m = call.cs.matcher.best(span, cs.acknowledge, floor=t.passed)
-            if m is not None:
-                acknowledged = (span, m)
         if n == 0:
-            m = call.cs.matcher.best(span, cs.give_up, floor=t.passed)
-            if m is not None:
-                gave_up = (span, m)
-    if best is not None and best[2].similarity >= t.passed and gave_up is None:
-        ev = call.evidence(best[1], best[2])
-        status = _status(best[2], ev.confidence, t)
-        return (True if status == "passed" else None), ev, None, status
-    if gave_up is not None and (best is None or best[2].similarity < t.passed or best[1] is gave_up[0]):
-        ev = call.evidence(*gave_up)
-        return False, ev, "the manager gave up instead of answering", "missed"
-    if best is not None and best[2].similarity >= t.uncertain:
-        ev = call.evidence(best[1], best[2])
-        return None, ev, "a partial answer: a person should listen", "uncertain"
+            quit_ = m.best(span, cs.give_up, floor=t.passed)
+            if quit_ is not None:
+                return False, call.evidence(span, quit_), "the manager gave up instead of answering", "missed"
+        specific = m.best(span, raised.co.handling) if raised.co.handling is not None else None
+        if specific is not None and specific.similarity >= t.passed:
+            ev = call.evidence(span, specific)
+            status = _status(specific, ev.confidence, t)
+            return (True if status == "passed" else None), ev, None, status
+        ack = m.best(span, cs.acknowledge, floor=t.passed)
+        acknowledged = acknowledged or ((span, ack) if ack is not None else None)
+        if call.is_question(k):
+            clar = m.best(span, cs.clarify, floor=0) or Match(_CLARIFYING, t.passed, tuple(range(len(span.tokens))))
+            ev = call.evidence(span, Match(clar.phrase, max(clar.similarity, t.passed), clar.positions))
+            status = _status(Match(clar.phrase, t.passed, clar.positions), ev.confidence, t)
+            return (True if status == "passed" else None), ev, "a clarifying question", status
+        if acknowledged is not None:
+            arg = m.best(span, cs.argue, floor=t.passed)
+            if arg is None and len(span.tokens) >= t.answer_words:
+                arg = Match(_ANSWER, t.passed, tuple(range(len(span.tokens))))
+            if arg is not None:
+                ev = call.evidence(span, arg)
+                status = _status(arg, ev.confidence, t)
+                return (True if status == "passed" else None), ev, "acknowledged and answered", status
+        if specific is not None and partial is None:
+            partial = (span, specific)
+    if partial is not None:
+        return None, call.evidence(*partial), "a partial answer: a person should listen", "uncertain"
     if acknowledged is not None:
-        ev = call.evidence(*acknowledged)
-        return False, ev, "acknowledged but not answered", "missed"
+        return False, call.evidence(*acknowledged), "acknowledged but not answered", "missed"
     return False, None, "no acknowledgement or answer in the manager's next turns", "missed"
 
 

@@ -78,6 +78,9 @@ class Stage(_Model):
     phrasings: list[str] = Field(default_factory=list)
     parts: list[StagePart] = Field(default_factory=list)
     position: Position | None = None
+    open_questions: int | None = Field(
+        None, ge=1, description="also done when the speaker asks this many open questions about the other side"
+    )
     forbidden: list[str] = Field(default_factory=list)
     recommended: list[str] = Field(default_factory=list)
 
@@ -92,8 +95,10 @@ class Stage(_Model):
 
     @model_validator(mode="after")
     def _has_phrasings(self) -> Stage:
-        if not self.phrasings and not self.parts:
-            raise ValueError("a stage needs 'phrasings' (any one matches) or 'parts' (all must match)")
+        if not self.phrasings and not self.parts and not self.open_questions:
+            raise ValueError(
+                "a stage needs 'phrasings' (any one matches), 'parts' (all must match) or 'open_questions'"
+            )
         return self
 
 

@@ -29,6 +29,8 @@ class Thresholds:
     """Manager utterances after an objection in which it may be answered."""
     handling_seconds: float = 45.0
     """...and within this many seconds of the objection, when times are known."""
+    answer_words: int = 8
+    """After an acknowledgement, an answer this long counts as answering the objection."""
     backchannel_words: int = 2
     """Utterances of the other side this short ('да', 'угу') don't split a phrase in two."""
 

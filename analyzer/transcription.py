@@ -129,7 +129,7 @@ class Transcriber:
                 Utterance(role, s.text, s.start, s.end, s.words, _confidence(s.words))  # type: ignore[arg-type]
                 for s in segs
             ]
-        utts.sort(key=lambda u: (u.start or 0.0, u.speaker))
+        utts = merge_turns(sorted(utts, key=lambda u: (u.start or 0.0, u.speaker)))
         if not utts:
             warnings.append("no speech found in the recording")
         return Transcript(lang, tuple(utts), audio.duration, False, audio.source, audio.channels, tuple(warnings))
@@ -165,17 +165,57 @@ class Transcriber:
         )
         kept: list[_Seg] = []
         dropped: list[str] = []
+        active = _activity(x)
         for seg in segments:
-            words = tuple(Word(w.word.strip(), float(w.start), float(w.end), float(w.probability)) for w in seg.words or ())
-            item = _Seg(seg.text.strip(), float(seg.start), float(seg.end), words, seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)
+            words = tuple(
+                _snap(Word(w.word.strip(), float(w.start), float(w.end), float(w.probability)), active)
+                for w in seg.words or ()
+            )
+            # word times are tighter than segment times, which Whisper pads: overlaps stay real
+            start = words[0].start if words else float(seg.start)
+            end = words[-1].end if words else float(seg.end)
+            item = _Seg(seg.text.strip(), start, end, words, seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)
             reason = _hallucination(item, x, other)
             if reason:
                 dropped.append(f"dropped {item.text[:60]!r} at {item.start:.1f}s: {reason}")
                 continue
             item = _collapse_loops(item)
             if item.text:
-                kept.append(item)
+                kept.extend(segs_to_units([item]) if item.words else [item])
         return kept, dropped
+
+
+_FRAME = SAMPLE_RATE // 50  # 20 ms
+
+
+def _activity(x: np.ndarray) -> np.ndarray:
+    """Per 20 ms frame: is this channel speaking? Energy over the channel's own noise floor."""
+    n = x.size // _FRAME
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    rms = np.sqrt(np.mean(x[: n * _FRAME].reshape(n, _FRAME).astype(np.float64) ** 2, axis=1)) + 1e-9
+    db = 20 * np.log10(rms)
+    floor = np.percentile(db, 20)
+    return db > max(floor + 12.0, -50.0)
+
+
+def _snap(word: Word, active: np.ndarray) -> Word:
+    """Shrink a word's span to the speech inside it.
+
+    Whisper's word times stretch across pauses, most at the joins of VAD chunks; a word that
+    seems to last through the other side's turn would make false overlaps and wrong turns.
+    """
+    a, b = int(word.start * 50), int(np.ceil(word.end * 50))
+    if b - a <= 10 or a >= active.size:  # under 0.2 s: nothing to fix
+        return word
+    seg = active[a : min(b, active.size)]
+    if not seg.any():
+        return word
+    # the longest run of speech frames inside the word
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], seg.astype(np.int8), [0]])))
+    runs = edges.reshape(-1, 2)
+    s, e = max(runs, key=lambda r: r[1] - r[0])
+    return Word(word.text, (a + s) / 50, (a + e) / 50, word.probability)
 
 
 def _confidence(words: tuple[Word, ...]) -> float | None:
@@ -219,6 +259,22 @@ def _collapse_loops(seg: _Seg) -> _Seg:
                 return _collapse_loops(_Seg(text, seg.start, seg.end, tuple(keep), seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio))
             i += 1
     return seg
+
+
+def merge_turns(utts: list[Utterance], *, max_gap: float = 1.5) -> list[Utterance]:
+    """Join consecutive pieces of one speaker into a turn while the other side stays silent."""
+    out: list[Utterance] = []
+    for u in utts:
+        prev = out[-1] if out else None
+        if prev is not None and prev.speaker == u.speaker and (u.start or 0.0) - (prev.end or 0.0) <= max_gap:
+            words = prev.words + u.words
+            out[-1] = Utterance(
+                u.speaker, f"{prev.text} {u.text}".strip(), prev.start, max(prev.end or 0.0, u.end or 0.0),
+                words, _confidence(words),
+            )
+        else:
+            out.append(u)
+    return out
 
 
 def segs_to_units(segs: list[_Seg]) -> list[_Seg]:

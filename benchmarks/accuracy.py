@@ -23,12 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--path", choices=["text", "audio"], default="text")
     ap.add_argument("--audio-dir", type=Path, default=Path("build/sample_audio"))
+    ap.add_argument("--set", dest="which", choices=["sample", "heldout"], default="sample")
     ap.add_argument("--uncertain-as", choices=["passed", "missed"], default="passed")
     ap.add_argument("--errors", action="store_true", help="list every wrong verdict")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("ids", nargs="*")
     args = ap.parse_args(argv)
-    dialogues = load_dialogues(args.ids or None)
+    dialogues = load_dialogues(args.ids or None, which=args.which)
     ev = Evaluation()
     started = time.perf_counter()
     analyzer = Analyzer() if args.path == "audio" else None
@@ -38,15 +39,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             wav = args.audio_dir / f"{d['id']}.wav"
             if not wav.is_file():
-                print(f"missing {wav}: render with python -m sample_calls.render --out {args.audio_dir}", file=sys.stderr)
+                print(f"missing {wav}: render with python -m sample_calls.render sample_calls/{args.which if args.which == 'heldout' else 'dialogues'}/*.yaml --out {args.audio_dir}", file=sys.stderr)
                 return 2
             report = analyzer.analyze(wav, language=d["language"]).to_dict()  # type: ignore[union-attr]
         ev.add(d, report, uncertain_as=args.uncertain_as)
-    summary = {"path": args.path, "calls": len(dialogues), "seconds": round(time.perf_counter() - started, 1), **ev.summary()}
+    summary = {"path": args.path, "set": args.which, "calls": len(dialogues), "seconds": round(time.perf_counter() - started, 1), **ev.summary()}
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=1))
     else:
-        print(f"{args.path} path, {len(dialogues)} calls, uncertain counted as {args.uncertain_as}")
+        print(f"{args.path} path, {args.which} set, {len(dialogues)} calls, uncertain counted as {args.uncertain_as}")
         for k, v in summary["stages"].items():
             print(f"  stage {k:16} P {v['precision']:.2f} R {v['recall']:.2f} F1 {v['f1']:.2f}")
         for k in ("stages_all", "objection_detection", "unhandled_objections", "handled_objections"):

@@ -48,9 +48,9 @@ VOICES = {
 # format -> (file extension, encoder command with {src} and {dst}); None means write the WAV as is
 FORMATS = {
     "wav": (".wav", None),
-    "ulaw": (".wav", "sox {src} -e u-law -b 8 {dst}"),
-    "alaw": (".wav", "sox {src} -e a-law -b 8 {dst}"),
-    "flac": (".flac", "sox {src} {dst}"),
+    "ulaw": (".wav", "sox -D {src} -e u-law -b 8 {dst}"),
+    "alaw": (".wav", "sox -D {src} -e a-law -b 8 {dst}"),
+    "flac": (".flac", "sox -D {src} {dst}"),
     "mp3": (".mp3", "ffmpeg -nostdin -y -loglevel error -i {src} -c:a libmp3lame -b:a 32k {dst}"),
     "ogg": (".ogg", "ffmpeg -nostdin -y -loglevel error -i {src} -c:a libopus -b:a 24k {dst}"),
     "m4a": (".m4a", "ffmpeg -nostdin -y -loglevel error -i {src} -c:a aac -b:a 32k {dst}"),
@@ -62,7 +62,7 @@ WORD_SUBS = {"ru": {"%": " процентов", "№": " номер ", "+": " п
 def sanitise(text: str, lang: str) -> str:
     """Make text safe for festival: its Russian rules choke on «», dashes, ellipses, symbols
     and a space before punctuation (text2wave then exits 0 but writes an empty file)."""
-    text = text.replace("…", ".").replace("—", ",").replace("–", ",")
+    text = text.replace("…", ",").replace("—", ",").replace("–", ",")
     for sym, word in WORD_SUBS[lang].items():
         text = text.replace(sym, word)
     keep = r"'" if lang == "en" else ""
@@ -71,6 +71,7 @@ def sanitise(text: str, lang: str) -> str:
     text = re.sub(r"\s+([.,!?;:])", r"\1", text)                 # no space before punctuation
     text = re.sub(r"([.,!?;:])(?:\s*[.,;:])+", r"\1", text)       # ", ," left by a removed dash
     text = re.sub(r"^[\s.,!?;:-]+", "", text).strip()
+    text = re.sub(r"[,;:]+$", ".", text)                          # "хорошо…" -> "хорошо."
     if not re.search(r"\w", text):
         raise ValueError("nothing speakable in turn text")
     return text
@@ -112,9 +113,9 @@ def synth(text: str, lang: str, speaker: str, cache_dir: Path = CACHE_DIR) -> np
             _run(["text2wave", "-eval", f"(voice_{voice})", str(txt), "-o", str(raw)], "text2wave")
             if not raw.exists() or raw.stat().st_size <= 44:
                 raise RuntimeError(f"text2wave ({voice}) wrote an empty file for: {text!r}")
-            _run(["sox", str(raw), "-b", "16", "-c", "1", str(out), *effects,
+            _run(["sox", "-D", str(raw), "-b", "16", "-c", "1", str(out), *effects,
                   "sinc", f"{BAND[0]}-{BAND[1]}", "rate", str(SR), "gain", "-n", "-3"], "sox")
-            os.replace(out, cached)  # atomic, so parallel renders never see half a file
+            os.replace(out, cached)  # atomic, so parallel renders never see half a file; -D: no dither, so repeatable
         log.debug("synthesised %s %s: %s", voice, key[:8], text)
     audio = read_wav(cached)
     loud = np.flatnonzero(np.abs(audio) > 0.02)
@@ -177,7 +178,7 @@ def render_dialogue(dialogue_path_or_dict, out_dir, *, fmt: str = "wav", mono: b
                 start = prev["end"] - min(overlap, 0.5 * (prev["end"] - prev["start"]))
             else:
                 start = prev["end"] + gap
-            start = max(start, last_end[turn["speaker"]] + 0.1)  # never overlap one's own voice
+            start = max(start, last_end[turn["speaker"]] + 0.25)  # never overlap one's own voice
         start = round(start * SR) / SR
         placed.append({"speaker": turn["speaker"], "text": turn["text"],
                        "start": start, "end": start + dur})
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ok   {path}  {labels['duration']:.1f}s  {len(labels['turns'])} turns", flush=True)
             return True
         except Exception as exc:  # keep rendering the others, report at the end
-            log.error("failed %s: %s", src, exc, exc_info=args.verbose)
+            log.debug("failed %s", src, exc_info=True)
             print(f"FAIL {src}: {exc}", flush=True)
             return False
 

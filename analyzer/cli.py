@@ -1,0 +1,241 @@
+"""The ``callqa`` command line: analyse recordings, re-score transcripts, check scripts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from analyzer.errors import AnalyzerError, TranscriptFormatError
+from analyzer.results import CallReport, Transcript, error_report
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Call quality and script compliance for sales calls.")
+out_console = Console()
+err_console = Console(stderr=True)
+
+AUDIO_EXTENSIONS = {".wav", ".mp3", ".ogg", ".opus", ".oga", ".flac", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".amr", ".gsm"}
+_STATUS_STYLE = {"passed": "green", "missed": "red", "uncertain": "yellow"}
+_STATUS_MARK = {"passed": "✔", "missed": "✘", "uncertain": "?"}
+
+
+def _expand(paths: list[Path], extensions: set[str]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in extensions)
+        else:
+            files.append(p)  # a missing or odd file gets its own error report
+    return files
+
+
+def _out_path(out: Path, source: Path, used: set[Path]) -> Path:
+    target = out / f"{source.stem}.json"
+    n = 2
+    while target in used:
+        target = out / f"{source.stem}-{n}.json"
+        n += 1
+    used.add(target)
+    return target
+
+
+def _emit(reports: Iterator[tuple[Path, dict[str, Any], CallReport | None]], *, as_json: bool, out: Optional[Path], total: int) -> int:
+    failed = 0
+    used: set[Path] = set()
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err_console, transient=True, disable=total < 2 or not err_console.is_terminal,
+    )
+    with progress:
+        task = progress.add_task("analysing", total=total)
+        for source, data, report in reports:
+            failed += data.get("status") == "failed"
+            if out is not None:
+                target = _out_path(out, source, used)
+                target.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+            if as_json and out is None:
+                sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+            elif not as_json:
+                progress.console.print(_render(data))
+            progress.advance(task)
+    if out is not None:
+        err_console.print(f"wrote {total} report(s) to {out}")
+    if failed:
+        err_console.print(f"[red]{failed} of {total} call(s) failed[/red]")
+    return 1 if failed else 0
+
+
+def _render(data: dict[str, Any]) -> Any:
+    from rich.console import Group
+    from rich.panel import Panel
+
+    source = data.get("source") or "transcript"
+    if data.get("status") == "failed":
+        return Panel(f"[red]{data['error']['message']}[/red]", title=f"{source}: failed", border_style="red")
+    score = data["score"]
+    title = f"{source}  score {score if score is not None else '-'}  {data['language']}  {data['duration'] or 0:.0f}s  script {data['script']['id']} v{data['script']['version']}"
+    stages = Table(show_header=True, header_style="bold", expand=True)
+    stages.add_column("stage")
+    stages.add_column("", width=2)
+    stages.add_column("evidence")
+    for s in data["stages"]:
+        ev = s["evidence"]
+        where = f"[{ev['start']:.1f}s] " if ev and ev.get("start") is not None else ""
+        text = f"{where}{ev['text'][:90]}" if ev else (s.get("note") or "")
+        stages.add_row(s["title"], f"[{_STATUS_STYLE[s['status']]}]{_STATUS_MARK[s['status']]}[/]", text)
+    parts: list[Any] = [stages]
+    if data["objections"]:
+        obj = Table(show_header=True, header_style="bold", expand=True)
+        obj.add_column("objection")
+        obj.add_column("", width=2)
+        obj.add_column("client")
+        obj.add_column("manager's answer")
+        for o in data["objections"]:
+            resp = o["response"]["text"][:70] if o["response"] else (o.get("note") or "none")
+            obj.add_row(o["title"], f"[{_STATUS_STYLE[o['status']]}]{_STATUS_MARK[o['status']]}[/]", o["client"]["text"][:60], resp)
+        parts.append(obj)
+    m = data["metrics"]
+    share = m["manager_talk_share"]
+    line = f"manager talk {share:.0%}" if share is not None else "manager talk -"
+    line += f" · questions {m['manager_questions']} · interruptions {m['interruptions']}"
+    if m["silence_share"] is not None:
+        line += f" · silence {m['silence_share']:.0%}"
+    if data["fillers"]:
+        line += " · fillers " + ", ".join(f"{f['phrase']}×{f['count']} ({f['speaker']})" for f in data["fillers"][:5])
+    parts.append(line)
+    for w in data.get("warnings") or []:
+        parts.append(f"[yellow]! {w}[/yellow]")
+    return Panel(Group(*parts), title=title, border_style="cyan")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@app.command()
+def analyze(
+    paths: list[Path] = typer.Argument(..., help="recordings or folders of recordings"),
+    script: Optional[str] = typer.Option(None, "--script", "-s", help="script id or YAML path (default: by language)"),
+    manager_channel: Optional[str] = typer.Option(None, "--manager-channel", help="left or right (stereo)"),
+    language: Optional[str] = typer.Option(None, "--language", "-l", help="ru, en... (default: detected)"),
+    as_json: bool = typer.Option(False, "--json", help="JSON report per call (JSON Lines on stdout unless --out)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="write one JSON report per call into this folder"),
+    words: bool = typer.Option(False, "--words", help="include word timings and probabilities"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Transcribe and score recordings."""
+    _setup_logging(verbose)
+    if manager_channel not in (None, "left", "right"):
+        raise typer.BadParameter("use left or right", param_hint="--manager-channel")
+    from analyzer.pipeline import Analyzer
+
+    files = _expand(paths, AUDIO_EXTENSIONS)
+    if not files:
+        err_console.print("no recordings found")
+        raise typer.Exit(2)
+    analyzer = Analyzer()
+
+    def run() -> Iterator[tuple[Path, dict[str, Any], CallReport | None]]:
+        for f in files:
+            try:
+                report = analyzer.analyze(f, script=script, language=language, manager_channel=manager_channel)
+                yield f, report.to_dict(words=words), report
+            except AnalyzerError as exc:
+                yield f, error_report(str(f), exc), None
+            except Exception as exc:  # noqa: BLE001 - one bad call must not stop the batch
+                logging.getLogger("callqa").exception("unexpected error on %s", f)
+                yield f, error_report(str(f), exc), None
+
+    raise typer.Exit(_emit(run(), as_json=as_json or out is not None, out=out, total=len(files)))
+
+
+@app.command()
+def score(
+    paths: list[Path] = typer.Argument(..., help="transcript JSON files or folders of them"),
+    script: Optional[str] = typer.Option(None, "--script", "-s", help="script id or YAML path (default: by language)"),
+    as_json: bool = typer.Option(False, "--json"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Score transcripts without audio: {"language": "ru", "turns": [{"speaker", "text", "start", "end"}]}."""
+    _setup_logging(verbose)
+    from analyzer.pipeline import Analyzer
+    from analyzer.settings import get_settings
+
+    files = _expand(paths, {".json"})
+    analyzer = Analyzer(get_settings())
+
+    def run() -> Iterator[tuple[Path, dict[str, Any], CallReport | None]]:
+        for f in files:
+            try:
+                try:
+                    data = json.loads(f.read_text(encoding="utf-8"))
+                except FileNotFoundError:
+                    raise TranscriptFormatError(f"{f}: no such file") from None
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise TranscriptFormatError(f"{f}: not valid JSON ({exc})") from None
+                try:
+                    transcript = Transcript.from_dict(data, source=str(f))
+                except TranscriptFormatError as exc:
+                    raise TranscriptFormatError(f"{f}: {exc}") from None
+                report = analyzer.score(transcript, script=script)
+                yield f, report.to_dict(), report
+            except AnalyzerError as exc:
+                yield f, error_report(str(f), exc), None
+
+    raise typer.Exit(_emit(run(), as_json=as_json or out is not None, out=out, total=len(files)))
+
+
+@app.command()
+def scripts(
+    check: Optional[Path] = typer.Option(None, "--check", help="validate a script file and exit"),
+) -> None:
+    """List the scripts in the library, or check a script file."""
+    from analyzer.scripts import list_scripts, load_script_file
+    from analyzer.settings import get_settings
+
+    try:
+        if check is not None:
+            s = load_script_file(check)
+            out_console.print(f"[green]ok[/green] {s.id} v{s.version}: {len(s.stages)} stages, {len(s.objections)} objections")
+            return
+        table = Table("id", "version", "language", "title", "stages", "objections")
+        for s in list_scripts(get_settings().scripts_dirs):
+            table.add_row(s.id, s.version, s.language, s.title, str(len(s.stages)), str(len(s.objections)))
+        out_console.print(table)
+    except AnalyzerError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def model() -> None:
+    """Check that the Whisper model can be found (assembling the embedded one if needed)."""
+    from analyzer.model import resolve_model
+    from analyzer.settings import get_settings
+
+    s = get_settings()
+    try:
+        where = resolve_model(s.model, cache_dir=s.model_cache_dir, allow_download=s.allow_download)
+    except AnalyzerError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    out_console.print(f"model {s.model!r}: {where} (device {s.device}, compute {s.compute_type}, beam {s.beam_size})")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
