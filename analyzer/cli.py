@@ -66,7 +66,7 @@ def _emit(reports: Iterator[tuple[Path, dict[str, Any], CallReport | None]], *, 
                 sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
                 sys.stdout.flush()
             elif not as_json:
-                progress.console.print(_render(data))
+                out_console.print(_render(data))
             progress.advance(task)
     if out is not None:
         err_console.print(f"wrote {total} report(s) to {out}")

@@ -111,7 +111,10 @@ class Matcher:
         self._stems: dict[str, list[str]] = {}
 
     # -- compiling ---------------------------------------------------------------------------
-    def compile(self, texts: Iterable[str]) -> PhraseSet:
+    def compile(self, texts: Iterable[str], *, strict: bool = False) -> PhraseSet:
+        """Compile phrasings. ``strict``: in a phrasing with a single content word, the function
+        words count fully ("у нас свой" is not "своими силами"): for objections, where a false
+        find costs the manager a verdict."""
         phrases: list[Phrase] = []
         by_lemma: dict[str, list[int]] = {}
         for text in texts:
@@ -124,8 +127,11 @@ class Matcher:
                 lemmas.append(back.get(tok.text, tok.lemma))
             if not lemmas:
                 continue
+            content = [lem for lem in lemmas if lem not in self._stop and lem not in self.norm.negations]
+            # with one content word, the function words carry the meaning too: "у нас свой"
+            light = self.t.stop_word_weight if (len(content) >= 2 or not strict) else 1.0
             weights = tuple(
-                1.0 if (lem in self.norm.negations or lem in _PLACEHOLDERS or lem not in self._stop or len(lemmas) == 1) else self.t.stop_word_weight
+                1.0 if (lem in self.norm.negations or lem in _PLACEHOLDERS or lem not in self._stop) else light
                 for lem in lemmas
             )
             phrase = Phrase(text, tuple(lemmas), weights, any(lem in self.norm.negations for lem in lemmas))
@@ -268,6 +274,9 @@ class Matcher:
         allowed_missing = len(content) // 4
         if len(content) - len(found) > allowed_missing:
             return False
+        for i, lem in enumerate(phrase.lemmas):
+            if lem in self.norm.negations and not any(start <= p < start + width for p, _ in per_token[i]):
+                return False  # "нет времени" needs its "нет"
         for i, lem in enumerate(phrase.lemmas[:-1]):
             if lem in self.norm.negations and lem in _PREFIX_NEGATIONS:
                 neg = [p for p, _ in per_token[i] if start <= p < start + width]

@@ -71,7 +71,7 @@ class CompiledScript:
         self.objections = tuple(
             _CompiledObjection(
                 o,
-                m.compile(o.client_phrasings),
+                m.compile(o.client_phrasings, strict=True),
                 m.compile(o.not_phrasings) if o.not_phrasings else None,
                 m.compile(o.handling_phrasings) if o.handling_phrasings else None,
             )

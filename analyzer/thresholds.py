@@ -17,7 +17,7 @@ class Thresholds:
     """The same for lemmas of 4-5 letters, where one wrong letter changes the word."""
     passed: float = 78.0
     """Phrase similarity (0-100) at which a stage or objection counts as found."""
-    uncertain: float = 66.0
+    uncertain: float = 70.0
     """Below ``passed`` but at least this: the verdict is uncertain and a person should listen."""
     low_confidence: float = 0.45
     """Mean recogniser probability of the matched words under which evidence is uncertain."""

@@ -215,7 +215,7 @@ def _snap(word: Word, active: np.ndarray) -> Word:
     edges = np.flatnonzero(np.diff(np.concatenate([[0], seg.astype(np.int8), [0]])))
     runs = edges.reshape(-1, 2)
     s, e = max(runs, key=lambda r: r[1] - r[0])
-    return Word(word.text, (a + s) / 50, (a + e) / 50, word.probability)
+    return Word(word.text, float(a + s) / 50, float(a + e) / 50, word.probability)
 
 
 def _confidence(words: tuple[Word, ...]) -> float | None:

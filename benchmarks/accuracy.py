@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="which", choices=["sample", "heldout"], default="sample")
     ap.add_argument("--uncertain-as", choices=["passed", "missed"], default="passed")
     ap.add_argument("--errors", action="store_true", help="list every wrong verdict")
+    ap.add_argument(
+        "--transcripts", type=Path, default=None,
+        help="keep audio-path transcripts here and re-score them on later runs (default: build/transcripts/<settings>)",
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("ids", nargs="*")
     args = ap.parse_args(argv)
@@ -33,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     ev = Evaluation()
     started = time.perf_counter()
     analyzer = Analyzer() if args.path == "audio" else None
+    cache: Path | None = None
+    if analyzer is not None:
+        st = analyzer.settings
+        key = f"{Path(st.model).name}-beam{st.beam_size}-{st.vocabulary_hint}"
+        cache = args.transcripts or Path("build/transcripts") / key
+        cache.mkdir(parents=True, exist_ok=True)
     for d in dialogues:
         if args.path == "text":
             report = score_transcript(Transcript.from_dict(transcript_dict(d)), default_script(d["language"])).to_dict()
@@ -41,7 +51,13 @@ def main(argv: list[str] | None = None) -> int:
             if not wav.is_file():
                 print(f"missing {wav}: render with python -m sample_calls.render sample_calls/{args.which if args.which == 'heldout' else 'dialogues'}/*.yaml --out {args.audio_dir}", file=sys.stderr)
                 return 2
-            report = analyzer.analyze(wav, language=d["language"]).to_dict()  # type: ignore[union-attr]
+            stored = cache / f"{d['id']}.json"  # type: ignore[operator]
+            if stored.is_file():
+                transcript = Transcript.from_dict(json.loads(stored.read_text(encoding="utf-8")))
+            else:
+                transcript = analyzer.transcribe(wav, language=d["language"])  # type: ignore[union-attr]
+                stored.write_text(json.dumps(transcript.to_dict(), ensure_ascii=False), encoding="utf-8")
+            report = analyzer.score(transcript).to_dict()  # type: ignore[union-attr]
         ev.add(d, report, uncertain_as=args.uncertain_as)
     summary = {"path": args.path, "set": args.which, "calls": len(dialogues), "seconds": round(time.perf_counter() - started, 1), **ev.summary()}
     if args.json:

