@@ -99,7 +99,7 @@ def load_audio(src: str | Path | BinaryIO | bytes | np.ndarray, *, max_duration:
                     total += a.shape[0]
                 if limit is not None and total > limit:
                     raise AudioDecodeError(
-                        f"{label}: longer than the limit of {max_duration / 60:.0f} min "
+                        f"{label}: longer than the limit of {(max_duration or 0) / 60:.0f} min "
                         f"(CALLQA_MAX_DURATION); split the recording or raise the limit"
                     )
             for out in resampler.resample(None):

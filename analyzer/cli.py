@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -46,7 +46,7 @@ def _out_path(out: Path, source: Path, used: set[Path]) -> Path:
     return target
 
 
-def _emit(reports: Iterator[tuple[Path, dict[str, Any], CallReport | None]], *, as_json: bool, out: Optional[Path], total: int) -> int:
+def _emit(reports: Iterator[tuple[Path, dict[str, Any], CallReport | None]], *, as_json: bool, out: Path | None, total: int) -> int:
     failed = 0
     used: set[Path] = set()
     if out is not None:
@@ -57,7 +57,7 @@ def _emit(reports: Iterator[tuple[Path, dict[str, Any], CallReport | None]], *, 
     )
     with progress:
         task = progress.add_task("analysing", total=total)
-        for source, data, report in reports:
+        for source, data, _report in reports:
             failed += data.get("status") == "failed"
             if out is not None:
                 target = _out_path(out, source, used)
@@ -125,11 +125,11 @@ def _setup_logging(verbose: bool) -> None:
 @app.command()
 def analyze(
     paths: list[Path] = typer.Argument(..., help="recordings or folders of recordings"),
-    script: Optional[str] = typer.Option(None, "--script", "-s", help="script id or YAML path (default: by language)"),
-    manager_channel: Optional[str] = typer.Option(None, "--manager-channel", help="left or right (stereo)"),
-    language: Optional[str] = typer.Option(None, "--language", "-l", help="ru, en... (default: detected)"),
+    script: str | None = typer.Option(None, "--script", "-s", help="script id or YAML path (default: by language)"),
+    manager_channel: str | None = typer.Option(None, "--manager-channel", help="left or right (stereo)"),
+    language: str | None = typer.Option(None, "--language", "-l", help="ru, en... (default: detected)"),
     as_json: bool = typer.Option(False, "--json", help="JSON report per call (JSON Lines on stdout unless --out)"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="write one JSON report per call into this folder"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="write one JSON report per call into this folder"),
     words: bool = typer.Option(False, "--words", help="include word timings and probabilities"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -162,9 +162,9 @@ def analyze(
 @app.command()
 def score(
     paths: list[Path] = typer.Argument(..., help="transcript JSON files or folders of them"),
-    script: Optional[str] = typer.Option(None, "--script", "-s", help="script id or YAML path (default: by language)"),
+    script: str | None = typer.Option(None, "--script", "-s", help="script id or YAML path (default: by language)"),
     as_json: bool = typer.Option(False, "--json"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o"),
+    out: Path | None = typer.Option(None, "--out", "-o"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Score transcripts without audio: {"language": "ru", "turns": [{"speaker", "text", "start", "end"}]}."""
@@ -198,7 +198,7 @@ def score(
 
 @app.command()
 def scripts(
-    check: Optional[Path] = typer.Option(None, "--check", help="validate a script file and exit"),
+    check: Path | None = typer.Option(None, "--check", help="validate a script file and exit"),
 ) -> None:
     """List the scripts in the library, or check a script file."""
     from analyzer.scripts import list_scripts, load_script_file

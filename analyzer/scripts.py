@@ -178,7 +178,7 @@ class Script(_Model):
         raise KeyError(f"no objection {type_!r}; types: {', '.join(o.type for o in self.objections)}")
 
 
-def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
+def _describe(error: Any, model: type[BaseModel]) -> str:
     loc = ".".join(str(p) for p in error["loc"])
     msg = error["msg"]
     if error["type"] == "extra_forbidden":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,8 +100,13 @@ class Transcriber:
         language: str | None = None,
         manager_channel: str | None = None,
         vocabulary: Iterable[str] = (),
+        role_hint: Callable[[str], float] | None = None,
     ) -> Transcript:
-        """Transcribe a decoded call into a timeline of utterances with speaker roles."""
+        """Transcribe a decoded call into a timeline of utterances with speaker roles.
+
+        ``role_hint(text)`` helps split a mono recording: > 0 for manager-like words, < 0 for
+        client-like, 0 unknown (see :func:`analyzer.roles.split_mono`).
+        """
         vocab = [v for v in vocabulary if v]
         warnings: list[str] = list(audio.warnings)
         if audio.channels == 1:
@@ -110,20 +115,28 @@ class Transcriber:
             warnings += dropped
             from analyzer.roles import split_mono
 
-            utts = split_mono(segs_to_units(segs), audio.channel(0), lang)
-            if not utts:
+            mono = split_mono(segs, audio.channel(0), lang, content=role_hint)
+            if not mono:
                 warnings.append("no speech found in the recording")
-            return Transcript(lang, tuple(utts), audio.duration, True, audio.source, 1, tuple(warnings))
+            return Transcript(lang, tuple(mono), audio.duration, True, audio.source, 1, tuple(warnings))
         m = self._manager_index(audio, manager_channel)
         sides = {m: "manager", 1 - m: "client"}
         lang = language or self.detect_language(audio, manager_channel=manager_channel)
         utts: list[Utterance] = []
+        live = []
         for ch, role in sides.items():
-            x, other = audio.channel(ch), audio.channel(1 - ch)
-            if level_dbfs(x) < -55.0:
+            if level_dbfs(audio.channel(ch)) < -55.0:
                 warnings.append(f"the {role}'s channel is silent")
-                continue
-            segs, dropped = self._channel(x, lang, vocab, other=other)
+            else:
+                live.append(ch)
+        per_channel = (
+            self._channels_batched(audio, live, lang, vocab)
+            if self.settings.batch_size > 0 and live
+            else {ch: self._channel(audio.channel(ch), lang, vocab, other=audio.channel(1 - ch)) for ch in live}
+        )
+        for ch in live:
+            role = sides[ch]
+            segs, dropped = per_channel[ch]
             warnings += [f"{role}: {d}" for d in dropped]
             utts += [
                 Utterance(role, s.text, s.start, s.end, s.words, _confidence(s.words))  # type: ignore[arg-type]
@@ -142,6 +155,97 @@ class Transcriber:
         if side not in ("left", "right"):
             raise ValueError(f"manager channel must be 'left' or 'right', not {side!r}")
         return 0 if side == "left" else 1
+
+    def _channels_batched(
+        self, audio: Audio, channels: list[int], language: str, vocab: list[str]
+    ) -> dict[int, tuple[list[_Seg], list[str]]]:
+        """Both channels in one batched pass: the speech of each channel is cut out with VAD,
+        packed into windows of up to 30 s that never mix channels, and the windows of both
+        channels are decoded together; times are mapped back to each channel's own timeline."""
+        from faster_whisper import BatchedInferencePipeline
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        s = self.settings
+        vad = VadOptions(min_silence_duration_ms=400, speech_pad_ms=200, max_speech_duration_s=29.0)
+        pieces: list[tuple[float, float, int, float]] = []  # packed start, packed end, channel, original start
+        clips: list[dict[str, float]] = []
+        parts: list[np.ndarray] = []
+        pos = 0
+        for ch in channels:
+            x = audio.channel(ch)
+            chunk_start, chunk_len = pos, 0
+            for ts in get_speech_timestamps(x, vad):
+                n = ts["end"] - ts["start"]
+                if chunk_len and chunk_len + n > 29.5 * SAMPLE_RATE:
+                    clips.append({"start": chunk_start / SAMPLE_RATE, "end": pos / SAMPLE_RATE})
+                    chunk_start, chunk_len = pos, 0
+                parts.append(x[ts["start"] : ts["end"]])
+                pieces.append((pos / SAMPLE_RATE, (pos + n) / SAMPLE_RATE, ch, ts["start"] / SAMPLE_RATE))
+                pos += n
+                chunk_len += n
+            if chunk_len:
+                clips.append({"start": chunk_start / SAMPLE_RATE, "end": pos / SAMPLE_RATE})
+        out: dict[int, tuple[list[_Seg], list[str]]] = {ch: ([], []) for ch in channels}
+        if not clips:
+            return out
+        packed = np.concatenate(parts).astype(np.float32)
+        by_channel = {ch: [p for p in pieces if p[2] == ch] for ch in channels}
+        clip_channel = [next(p[2] for p in pieces if p[0] >= c["start"] - 1e-6) for c in clips]
+
+        def channel_of(t: float) -> int:
+            i = max(0, int(np.searchsorted([c["start"] for c in clips], t + 1e-3, side="right")) - 1)
+            return clip_channel[i]
+
+        def where(ch: int, t: float) -> float:
+            own = by_channel[ch]
+            i = max(0, int(np.searchsorted([p[0] for p in own], t + 1e-3, side="right")) - 1)
+            p0, p1, _ch, orig = own[i]
+            return orig + (min(max(t, p0), p1) - p0)
+
+        kwargs: dict = {}
+        if vocab and s.vocabulary_hint == "hotwords":
+            kwargs["hotwords"] = ", ".join(vocab)
+        elif vocab and s.vocabulary_hint == "prompt":
+            kwargs["initial_prompt"] = ", ".join(vocab)
+        pipeline = BatchedInferencePipeline(self.model)
+        segments, _info = pipeline.transcribe(
+            packed,
+            language=language,
+            beam_size=s.beam_size,
+            clip_timestamps=clips,
+            batch_size=s.batch_size,
+            word_timestamps=True,
+            without_timestamps=True,
+            compression_ratio_threshold=2.4,
+            log_prob_threshold=-1.0,
+            no_speech_threshold=0.6,
+            **kwargs,
+        )
+        activity = {ch: _activity(audio.channel(ch)) for ch in channels}
+        for seg in segments:
+            if not seg.words:
+                continue
+            ch = channel_of((float(seg.start) + float(seg.end)) / 2)  # windows never mix channels
+            words = []
+            for w in seg.words:
+                start, end = where(ch, float(w.start)), where(ch, float(w.end))
+                if end < start:
+                    end = start + min(0.5, float(w.end - w.start))
+                words.append(_snap(Word(w.word.strip(), start, end, float(w.probability)), activity[ch]))
+            whole = _Seg(seg.text.strip(), words[0].start, words[-1].end, tuple(words), seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)
+            kept, dropped = out[ch]
+            # a batched window holds many sentences: judge each stretch of speech on its own
+            for unit in segs_to_units([whole]):
+                reason = _hallucination(unit, audio.channel(ch), audio.channel(1 - ch))
+                if reason:
+                    dropped.append(f"dropped {unit.text[:60]!r} at {unit.start:.1f}s: {reason}")
+                    continue
+                unit = _collapse_loops(unit)
+                if unit.text:
+                    kept.append(unit)
+        for ch in channels:
+            out[ch][0].sort(key=lambda x: x.start)
+        return out
 
     def _channel(self, x: np.ndarray, language: str, vocab: list[str], *, other: np.ndarray | None) -> tuple[list[_Seg], list[str]]:
         s = self.settings

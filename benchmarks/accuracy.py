@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     cache: Path | None = None
     if analyzer is not None:
         st = analyzer.settings
-        key = f"{Path(st.model).name}-beam{st.beam_size}-{st.vocabulary_hint}"
+        key = f"{Path(st.model).name}-beam{st.beam_size}-batch{st.batch_size}-{st.vocabulary_hint}"
         cache = args.transcripts or Path("build/transcripts") / key
         cache.mkdir(parents=True, exist_ok=True)
     for d in dialogues:

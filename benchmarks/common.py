@@ -98,7 +98,7 @@ class Evaluation:
         for t in set(want) & set(got):
             lab = [o for o in labels["objections"] if o["type"] == t]
             pred = [o for o in report["objections"] if o["type"] == t]
-            for lo, po in zip(lab, pred):
+            for lo, po in zip(lab, pred, strict=False):
                 self.verdicts += 1
                 h = po["handled"]
                 if po["status"] == "uncertain" or h is None:

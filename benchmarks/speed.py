@@ -4,9 +4,11 @@ and re-scoring stored transcripts.
     python -m benchmarks.speed [--calls 8] [--beam 1]
 
 Bare faster-whisper decodes each file, splits the channels and transcribes each with the same
-model and decoding options (VAD, word timestamps). The analyzer does that plus its guards,
-roles, matching and scoring. Audio seconds per wall second are reported for both, with the peak
-resident memory of the process.
+model and decoding options (VAD, word timestamps), once with ``WhisperModel.transcribe`` and once
+with its ``BatchedInferencePipeline``. The analyzer does that plus its guards, roles, matching and
+scoring (batching both channels together when ``CALLQA_BATCH_SIZE`` > 0). Audio seconds per wall
+second are reported for each, the analyzer's overhead against bare faster-whisper in the same
+mode, and the peak resident memory of the process.
 """
 
 from __future__ import annotations
@@ -44,48 +46,70 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=8)
     ap.add_argument("--beam", type=int, default=None, help="beam size (default: the setting)")
+    ap.add_argument("--batch", type=int, default=None, help="batch size (default: the setting)")
     ap.add_argument("--audio-dir", type=Path, default=ROOT / "build" / "sample_audio")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
     dialogues = [d for d in load_dialogues() if d["language"] == "ru"][: args.calls]
     files = [args.audio_dir / f"{d['id']}.wav" for d in dialogues]
-    missing = [d["id"] for d, f in zip(dialogues, files) if not f.is_file()]
+    missing = [d["id"] for d, f in zip(dialogues, files, strict=True) if not f.is_file()]
     if missing:
         subprocess.run([sys.executable, "-m", "sample_calls.render", *missing, "--out", str(args.audio_dir)], check=True)
-    settings = get_settings(**({"beam_size": args.beam} if args.beam else {}))
+    overrides: dict = {}
+    if args.beam:
+        overrides["beam_size"] = args.beam
+    if args.batch is not None:
+        overrides["batch_size"] = args.batch
+    settings = get_settings(**overrides)
     transcriber = Transcriber(settings)
     model = transcriber.model  # load once, outside the timings
     analyzer = Analyzer(settings, transcriber=transcriber)
 
     from faster_whisper import decode_audio
 
-    def bare(f: Path) -> None:
+    from faster_whisper import BatchedInferencePipeline
+
+    batched = BatchedInferencePipeline(model)
+
+    def bare(f: Path, *, batch: int) -> None:
+        """faster-whisper alone: decode, split the channels, transcribe each with the same options."""
         left, right = decode_audio(str(f), split_stereo=True)
         for ch in (left, right):
-            segments, _ = model.transcribe(
-                ch, language="ru", beam_size=settings.beam_size, vad_filter=True, word_timestamps=True,
-                condition_on_previous_text=False,
-            )
+            if batch:
+                segments, _ = batched.transcribe(
+                    ch, language="ru", beam_size=settings.beam_size, vad_filter=True, word_timestamps=True,
+                    batch_size=batch,
+                )
+            else:
+                segments, _ = model.transcribe(
+                    ch, language="ru", beam_size=settings.beam_size, vad_filter=True, word_timestamps=True,
+                    condition_on_previous_text=False,
+                )
             list(segments)
 
-    # warm up both paths on the first file (lazy initialisation of VAD, spaCy, scripts)
-    bare(files[0])
+    # warm up every path on the first file (lazy initialisation of VAD, spaCy, scripts)
+    bare(files[0], batch=0)
+    bare(files[0], batch=8)
     analyzer.analyze(files[0], language="ru")
 
     audio_seconds = 0.0
-    t_bare = t_ours = 0.0
+    t_seq = t_batch = t_ours = 0.0
     transcripts = []
-    for f in files:
+    for f in files:  # interleaved, so that any drift of the machine hits all three alike
         t0 = time.perf_counter()
-        bare(f)
+        bare(f, batch=0)
         t1 = time.perf_counter()
-        report = analyzer.analyze(f, language="ru")
+        bare(f, batch=8)
         t2 = time.perf_counter()
-        t_bare += t1 - t0
-        t_ours += t2 - t1
+        report = analyzer.analyze(f, language="ru")
+        t3 = time.perf_counter()
+        t_seq += t1 - t0
+        t_batch += t2 - t1
+        t_ours += t3 - t2
         audio_seconds += report.duration or 0.0
         transcripts.append(report.transcript)
+    t_bare = t_batch if settings.batch_size else t_seq
 
     # re-scoring stored transcripts: the sample transcripts from audio plus the labelled texts
     script = default_script("ru")
@@ -101,11 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         "model": settings.model,
         "compute": "int8 cpu",
         "beam_size": settings.beam_size,
+        "batch_size": settings.batch_size,
         "calls": len(files),
         "audio_seconds": round(audio_seconds, 1),
-        "bare_faster_whisper_x_realtime": round(audio_seconds / t_bare, 1),
+        "bare_faster_whisper_x_realtime": round(audio_seconds / t_seq, 1),
+        "bare_faster_whisper_batched_x_realtime": round(audio_seconds / t_batch, 1),
         "analyzer_x_realtime": round(audio_seconds / t_ours, 1),
-        "analyzer_overhead_percent": round(100 * (t_ours - t_bare) / t_bare, 1),
+        "analyzer_overhead_percent_vs_same_mode": round(100 * (t_ours - t_bare) / t_bare, 1),
         "rescoring_calls_per_second": round(rescore, 0),
         "peak_memory_mb": round(peak_mb, 0),
     }

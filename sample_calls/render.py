@@ -107,7 +107,7 @@ def synth(text: str, lang: str, speaker: str, cache_dir: Path = CACHE_DIR) -> np
     cached = cache_dir / key[:2] / f"{key}.wav"
     if not cached.exists():
         cached.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="callqa-tts-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=".tmp-", dir=cache_dir) as tmp:  # same fs for os.replace
             txt, raw, out = Path(tmp, "t.txt"), Path(tmp, "raw.wav"), Path(tmp, "out.wav")
             txt.write_text(text + "\n", encoding="utf-8")
             _run(["text2wave", "-eval", f"(voice_{voice})", str(txt), "-o", str(raw)], "text2wave")

@@ -94,3 +94,13 @@ def test_repetition_loops_are_collapsed() -> None:
     words = tuple(Word(w, i * 0.3, i * 0.3 + 0.2, 0.9) for i, w in enumerate(("спасибо за звонок " * 4).split()))
     seg = _Seg(" ".join(w.text for w in words), 0.0, 4.0, words, -0.3, 0.1, 3.0)
     assert _collapse_loops(seg).text == "спасибо за звонок"
+
+
+def test_english_call_language_detected_and_default_script(analyzer, data_dir: Path) -> None:
+    report = analyzer.analyze(data_dir / "clip_en_ulaw.wav")
+    assert report.language == "en"
+    assert report.script_id == "en_b2b_outbound"
+    stages = {s.id: s.status for s in report.stages}
+    assert stages["time_check"] == "passed" and stages["farewell"] == "passed"
+    [objection] = report.objections
+    assert objection.type == "no_need" and objection.handled is False
