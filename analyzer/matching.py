@@ -202,9 +202,11 @@ class Matcher:
             hits: dict[str, list[tuple[int, float]]] = {}
             for pos, tok in enumerate(span.tokens):
                 best: dict[str, float] = {}
-                for choice, score in self._similar_lemmas(tok.lemma):
-                    if score > best.get(choice, 0.0):
-                        best[choice] = score
+                keys = (tok.lemma, tok.text) if len(tok.text) >= 8 and tok.text != tok.lemma else (tok.lemma,)
+                for key in keys:  # a misheard long word may get a wrong lemma: try its form too
+                    for choice, score in self._similar_lemmas(key):
+                        if score > best.get(choice, 0.0):
+                            best[choice] = score
                 if tok.text != tok.lemma and tok.text in self._vocab:
                     best[tok.text] = 100.0
                 if tok.name:

@@ -139,22 +139,24 @@ class _Call:
     def is_open_question(self, i: int) -> bool:
         """An open question to the other side: '?', a question word and 'you/your' (or a 2nd-person verb)."""
         u = self.utts[i]
-        if "?" not in u.text:
-            return False
         lemmas = {t.lemma for t in self.tokens[i]}
         texts = [t.text for t in self.tokens[i]]
         you = bool(lemmas & self.cs.you) or any(t.endswith(("ете", "ите", "етесь", "итесь")) for t in texts)
-        return bool(lemmas & self.cs.question_words) and you
+        asks = bool(lemmas & self.cs.question_words)
+        # the recogniser often ends a question with a full stop: a question word and "you" will do
+        return asks and you and ("?" in u.text or len(texts) >= 4)
 
     def is_question(self, i: int) -> bool:
         """A question: '?' with a question word or addressed to the other side."""
         u = self.utts[i]
-        if "?" not in u.text:
-            return False
         lemmas = {t.lemma for t in self.tokens[i]}
         texts = [t.text for t in self.tokens[i]]
         you = bool(lemmas & self.cs.you) or any(t.endswith(("ете", "ите", "етесь", "итесь")) for t in texts)
-        return bool(lemmas & self.cs.question_words) or you
+        asks = bool(lemmas & self.cs.question_words)
+        if "?" in u.text:
+            return asks or you
+        # the recogniser often ends a question with a full stop
+        return asks and you and len(texts) >= 4
 
     def evidence(self, span: Span, match: Match) -> Evidence:
         used = sorted({span.owner[p] for p in match.positions}) or list(span.utterances)
