@@ -6,7 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench-text bench-audio bench-speed sample-audio
+.PHONY: setup sysdeps demo test lint bench-text bench-audio bench-speed sample-audio
+
+# Debian packages the sample-call renderer (and its tests) use: festival voices and sox.
+SYSDEPS := festival festvox-ru festvox-kallpc16k festvox-us-slt-hts sox libsox-fmt-all
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,10 +20,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+sysdeps:
+	@command -v text2wave >/dev/null && command -v sox >/dev/null && test -d /usr/share/festival/voices/russian \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSDEPS) >/dev/null; }
+
 demo: $(STAMP)
 	$(BIN)/callqa analyze sample_calls/audio
 
-test: $(STAMP)
+test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -29,7 +36,7 @@ lint: $(STAMP)
 
 # Benchmarks (figures in README.md). The audio ones need Debian's festival, festvox-ru,
 # festvox-kallpc16k, festvox-us-slt-hts and sox to render the sample set.
-sample-audio: $(STAMP)
+sample-audio: $(STAMP) sysdeps
 	$(BIN)/python -m sample_calls.render --out build/sample_audio --jobs 2
 	$(BIN)/python -m sample_calls.render sample_calls/heldout/*.yaml --out build/heldout_audio --jobs 2
 

@@ -109,6 +109,9 @@ class Matcher:
         self._choices: list[str] | None = None
         self._similar: dict[str, tuple[tuple[str, float], ...]] = {}
         self._stems: dict[str, list[str]] = {}
+        self._surfaces: dict[str, str] = {}
+        """Long word forms of the phrasings -> their lemma: a misheard form ("пришелите") is
+        closer to the phrasing's form ("пришлите") than its guessed lemma is to the lemma."""
 
     # -- compiling ---------------------------------------------------------------------------
     def compile(self, texts: Iterable[str], *, strict: bool = False) -> PhraseSet:
@@ -125,6 +128,8 @@ class Matcher:
             back = {w: k for k, w in _PLACEHOLDERS.items()}
             for tok in self.norm.tokens(marked):
                 lemmas.append(back.get(tok.text, tok.lemma))
+                if tok.text != tok.lemma and len(tok.text) >= 8:
+                    self._surfaces[tok.text] = tok.lemma
             if not lemmas:
                 continue
             content = [lem for lem in lemmas if lem not in self._stop and lem not in self.norm.negations]
@@ -197,6 +202,20 @@ class Matcher:
             self._similar[lemma] = result
         return result
 
+    def _similar_forms(self, text: str) -> tuple[tuple[str, float], ...]:
+        key = "\0" + text  # shares the cache with lemmas, apart
+        found = self._similar.get(key)
+        if found is None:
+            forms = list(self._surfaces)
+            found = tuple(
+                (self._surfaces[form], 100.0 * (1 - dist / max(len(form), len(text))))
+                for form, dist, _ in process.extract(text, forms, scorer=Levenshtein.distance, score_cutoff=1, limit=None)
+                if not _negated_form(form, text)
+            )
+            if len(self._similar) < 1_000_000:
+                self._similar[key] = found
+        return found
+
     def _hits(self, span: Span) -> dict[str, list[tuple[int, float]]]:
         if span._hits is None:
             hits: dict[str, list[tuple[int, float]]] = {}
@@ -207,6 +226,10 @@ class Matcher:
                     for choice, score in self._similar_lemmas(key):
                         if score > best.get(choice, 0.0):
                             best[choice] = score
+                if len(tok.text) >= 8 and self._surfaces:
+                    for lemma, sim in self._similar_forms(tok.text):
+                        if sim > best.get(lemma, 0.0):
+                            best[lemma] = sim
                 if tok.text != tok.lemma and tok.text in self._vocab:
                     best[tok.text] = 100.0
                 if tok.name:

@@ -215,10 +215,12 @@ class Transcriber:
             clip_timestamps=clips,
             batch_size=s.batch_size,
             word_timestamps=True,
-            without_timestamps=True,
+            without_timestamps=False,
+            # a batched window packs many stretches of speech: Whisper's per-window "no speech"
+            # verdict would silently drop all of them, so each stretch is judged on its own below
             compression_ratio_threshold=2.4,
-            log_prob_threshold=-1.0,
-            no_speech_threshold=0.6,
+            log_prob_threshold=None,
+            no_speech_threshold=None,
             **kwargs,
         )
         activity = {ch: _activity(audio.channel(ch)) for ch in channels}
@@ -244,8 +246,52 @@ class Transcriber:
                 if unit.text:
                     kept.append(unit)
         for ch in channels:
+            self._fill_gaps(audio.channel(ch), [p for p in pieces if p[2] == ch], out[ch], language, kwargs)
             out[ch][0].sort(key=lambda x: x.start)
         return out
+
+    def _fill_gaps(
+        self,
+        x: np.ndarray,
+        pieces: list[tuple[float, float, int, float]],
+        result: tuple[list[_Seg], list[str]],
+        language: str,
+        kwargs: dict,
+    ) -> None:
+        """Whisper sometimes skips the start of a window and goes on as if nothing was said.
+        Any stretch of speech (by VAD) of 1.5 s or more with no recognised word in it is
+        transcribed again on its own, so no turn of the call is silently lost."""
+        kept, dropped = result
+        covered = [(w.start, w.end) for seg in kept for w in seg.words]
+        activity = _activity(x)
+        for p0, p1, _ch, orig in pieces:
+            start, end = orig, orig + (p1 - p0)
+            if end - start < 1.5:
+                continue
+            inside = sum(max(0.0, min(e, end) - max(s_, start)) for s_, e in covered)
+            if inside > 0.25 * (end - start):
+                continue
+            a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+            segments, _ = self.model.transcribe(
+                x[a:b], language=language, beam_size=self.settings.beam_size, vad_filter=False,
+                word_timestamps=True, condition_on_previous_text=False, **kwargs,
+            )
+            for seg in segments:
+                words = tuple(
+                    _snap(Word(w.word.strip(), start + float(w.start), start + float(w.end), float(w.probability)), activity)
+                    for w in seg.words or ()
+                )
+                if not words:
+                    continue
+                item = _Seg(seg.text.strip(), words[0].start, words[-1].end, words, seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)
+                reason = _hallucination(item, x, None)
+                if reason:
+                    dropped.append(f"dropped {item.text[:60]!r} at {item.start:.1f}s: {reason}")
+                    continue
+                item = _collapse_loops(item)
+                if item.text:
+                    kept.extend(segs_to_units([item]))
+            log.debug("re-transcribed a skipped stretch %.1f-%.1fs", start, end)
 
     def _channel(self, x: np.ndarray, language: str, vocab: list[str], *, other: np.ndarray | None) -> tuple[list[_Seg], list[str]]:
         s = self.settings
@@ -286,6 +332,13 @@ class Transcriber:
             item = _collapse_loops(item)
             if item.text:
                 kept.extend(segs_to_units([item]) if item.words else [item])
+        if s.vad:
+            from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+            vad = VadOptions(min_silence_duration_ms=400, speech_pad_ms=200)
+            pieces = [(t["start"] / SAMPLE_RATE, t["end"] / SAMPLE_RATE, 0, t["start"] / SAMPLE_RATE) for t in get_speech_timestamps(x, vad)]
+            self._fill_gaps(x, pieces, (kept, dropped), language, kwargs)
+            kept.sort(key=lambda seg: seg.start)
         return kept, dropped
 
 

@@ -167,7 +167,7 @@ def render_dialogue(dialogue_path_or_dict, out_dir, *, fmt: str = "wav", mono: b
 
     # timeline: gap 0.25-0.9 s, or in ~10% of speaker changes start 0.3-0.6 s before the previous end
     placed, last_end = [], {"manager": 0.0, "client": 0.0}
-    for i, (turn, clip) in enumerate(zip(d["turns"], clips)):
+    for i, (turn, clip) in enumerate(zip(d["turns"], clips, strict=False)):
         dur = len(clip) / SR
         if i == 0:
             start = lead_in
@@ -189,7 +189,7 @@ def render_dialogue(dialogue_path_or_dict, out_dir, *, fmt: str = "wav", mono: b
     chan["client"] = 1 - chan["manager"]
     gains = {"manager": 10 ** (-rnd.uniform(1, 3) / 20), "client": 10 ** (-rnd.uniform(1, 5) / 20)}
     audio = np.zeros((total, 2), np.float32)
-    for p, clip in zip(placed, clips):
+    for p, clip in zip(placed, clips, strict=False):
         s = int(round(p["start"] * SR))
         audio[s:s + len(clip), chan[p["speaker"]]] += clip * gains[p["speaker"]]
     if ring and lead_in >= 0.5:  # ring-back tone heard on the manager's (caller's) side
@@ -198,7 +198,7 @@ def render_dialogue(dialogue_path_or_dict, out_dir, *, fmt: str = "wav", mono: b
             np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 480 * t)) / 2
         audio[:len(t), chan["manager"]] += 0.1 * tone
 
-    speech = np.concatenate([c * gains[p["speaker"]] for p, c in zip(placed, clips)])
+    speech = np.concatenate([c * gains[p["speaker"]] for p, c in zip(placed, clips, strict=False)])
     noise_rms = np.sqrt(np.mean(speech ** 2)) * 10 ** (-SNR_DB / 20)
     nrng = np.random.default_rng(seed)
     for c in range(2):
