@@ -60,6 +60,8 @@ class Phrase:
     weights: tuple[float, ...]
     negated: bool
     """The phrasing itself contains a negation ("не нужно"), so a negation in the span is expected."""
+    required: frozenset[int] = frozenset()
+    """Positions of words marked with + in the phrasing: they must be found."""
 
     @property
     def total(self) -> float:
@@ -126,6 +128,11 @@ class Matcher:
             for key, word in _PLACEHOLDERS.items():
                 marked = marked.replace(key, f" {word} ")
             back = {w: k for k, w in _PLACEHOLDERS.items()}
+            required: set[int] = set()
+            for raw in marked.split():  # "+до пятницы": a word marked + must be there
+                if raw.startswith("+") and len(raw) > 1:
+                    required.add(len(self.norm.tokens(marked[: marked.index(raw)])))
+            marked = " ".join(w[1:] if w.startswith("+") else w for w in marked.split())
             for tok in self.norm.tokens(marked):
                 lemmas.append(back.get(tok.text, tok.lemma))
                 if tok.text != tok.lemma and len(tok.text) >= 8:
@@ -136,10 +143,12 @@ class Matcher:
             # with one content word, the function words carry the meaning too: "у нас свой"
             light = self.t.stop_word_weight if (len(content) >= 2 or not strict) else 1.0
             weights = tuple(
-                1.0 if (lem in self.norm.negations or lem in _PLACEHOLDERS or lem not in self._stop) else light
-                for lem in lemmas
+                1.0 if (lem in self.norm.negations or lem in _PLACEHOLDERS or lem not in self._stop or i in required) else light
+                for i, lem in enumerate(lemmas)
             )
-            phrase = Phrase(text, tuple(lemmas), weights, any(lem in self.norm.negations for lem in lemmas))
+            phrase = Phrase(
+                text, tuple(lemmas), weights, any(lem in self.norm.negations for lem in lemmas), frozenset(required)
+            )
             for lem in set(lemmas):
                 by_lemma.setdefault(lem, []).append(len(phrases))
             phrases.append(phrase)
@@ -295,6 +304,9 @@ class Matcher:
         content = [
             i for i, w in enumerate(phrase.weights) if w >= 1.0 and phrase.lemmas[i] not in self.norm.negations
         ]
+        for i in phrase.required:
+            if not any(start <= p < start + width for p, _ in per_token[i]):
+                return False
         found = {i for i in content if any(start <= p < start + width for p, _ in per_token[i])}
         allowed_missing = len(content) // 4
         if len(content) - len(found) > allowed_missing:
