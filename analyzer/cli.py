@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -81,7 +82,7 @@ def _render(data: dict[str, Any]) -> Any:
 
     source = data.get("source") or "transcript"
     if data.get("status") == "failed":
-        return Panel(f"[red]{data['error']['message']}[/red]", title=f"{source}: failed", border_style="red")
+        return Panel(f"[red]{escape(data['error']['message'])}[/red]", title=escape(f"{source}: failed"), border_style="red")
     score = data["score"]
     title = f"{source}  score {score if score is not None else '-'}  {data['language']}  {data['duration'] or 0:.0f}s  script {data['script']['id']} v{data['script']['version']}"
     stages = Table(show_header=True, header_style="bold", expand=True)
@@ -91,8 +92,8 @@ def _render(data: dict[str, Any]) -> Any:
     for s in data["stages"]:
         ev = s["evidence"]
         where = f"[{ev['start']:.1f}s] " if ev and ev.get("start") is not None else ""
-        text = f"{where}{ev['text'][:90]}" if ev else (s.get("note") or "")
-        stages.add_row(s["title"], f"[{_STATUS_STYLE[s['status']]}]{_STATUS_MARK[s['status']]}[/]", text)
+        text = f"{where}{escape(ev['text'][:90])} [dim]≈ {escape(ev['phrase'])}[/dim]" if ev else escape(s.get("note") or "")
+        stages.add_row(escape(s["title"]), f"[{_STATUS_STYLE[s['status']]}]{_STATUS_MARK[s['status']]}[/]", text)
     parts: list[Any] = [stages]
     if data["objections"]:
         obj = Table(show_header=True, header_style="bold", expand=True)
@@ -102,7 +103,7 @@ def _render(data: dict[str, Any]) -> Any:
         obj.add_column("manager's answer")
         for o in data["objections"]:
             resp = o["response"]["text"][:70] if o["response"] else (o.get("note") or "none")
-            obj.add_row(o["title"], f"[{_STATUS_STYLE[o['status']]}]{_STATUS_MARK[o['status']]}[/]", o["client"]["text"][:60], resp)
+            obj.add_row(escape(o["title"]), f"[{_STATUS_STYLE[o['status']]}]{_STATUS_MARK[o['status']]}[/]", escape(o["client"]["text"][:60]), escape(resp))
         parts.append(obj)
     m = data["metrics"]
     share = m["manager_talk_share"]
@@ -111,11 +112,11 @@ def _render(data: dict[str, Any]) -> Any:
     if m["silence_share"] is not None:
         line += f" · silence {m['silence_share']:.0%}"
     if data["fillers"]:
-        line += " · fillers " + ", ".join(f"{f['phrase']}×{f['count']} ({f['speaker']})" for f in data["fillers"][:5])
+        line += " · fillers " + escape(", ".join(f"{f['phrase']}×{f['count']} ({f['speaker']})" for f in data["fillers"][:5]))
     parts.append(line)
     for w in data.get("warnings") or []:
-        parts.append(f"[yellow]! {w}[/yellow]")
-    return Panel(Group(*parts), title=title, border_style="cyan")
+        parts.append(f"[yellow]! {escape(w)}[/yellow]")
+    return Panel(Group(*parts), title=escape(title), border_style="cyan")
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -214,7 +215,7 @@ def scripts(
             table.add_row(s.id, s.version, s.language, s.title, str(len(s.stages)), str(len(s.objections)))
         out_console.print(table)
     except AnalyzerError as exc:
-        err_console.print(f"[red]{exc}[/red]")
+        err_console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
 
 
@@ -228,7 +229,7 @@ def model() -> None:
     try:
         where = resolve_model(s.model, cache_dir=s.model_cache_dir, allow_download=s.allow_download)
     except AnalyzerError as exc:
-        err_console.print(f"[red]{exc}[/red]")
+        err_console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
     out_console.print(f"model {s.model!r}: {where} (device {s.device}, compute {s.compute_type}, beam {s.beam_size})")
 

@@ -21,6 +21,11 @@ from analyzer.results import Transcript, Utterance
 if TYPE_CHECKING:
     from analyzer.transcription import _Seg
 
+_PITCH_GAP = 4.0
+"""How far apart (in pooled standard deviations) the two pitch clusters must be to be trusted as
+two voices; closer than this, the words decide (see benchmarks/mono.py)."""
+
+
 def _two_means(feats: np.ndarray) -> np.ndarray:
     z = (feats - feats.mean(axis=0)) / (feats.std(axis=0) + 1e-6)
     d0 = np.linalg.norm(z - z.mean(axis=0), axis=1)
@@ -102,7 +107,7 @@ def split_mono(
         a, b = p[known][lab == 0], p[known][lab == 1]
         if a.size >= 2 and b.size >= 2:
             gap = abs(a.mean() - b.mean()) / (np.sqrt((a.var() + b.var()) / 2) + 1e-6)
-            separated = gap >= 2.5
+            separated = gap >= _PITCH_GAP
         if separated:
             labels[known] = lab
     if not separated and content is not None:

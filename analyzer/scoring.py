@@ -549,8 +549,9 @@ def role_hint(script: Script, *, thresholds: Thresholds = DEFAULT) -> Callable[[
             return -1.0
         for st in cs.stages:
             sets = [ps for ps in (st.any_of, *(p for _, p in st.parts)) if ps is not None]
-            if any(m.best(span, ps, floor=thresholds.passed) for ps in sets) and len(call.tokens[0]) > 2:
-                return 1.0
+            if any(m.best(span, ps, floor=thresholds.passed) for ps in sets):
+                # "добрый день" alone is said by both sides: not a clue either way
+                return 1.0 if len(call.tokens[0]) > 2 else 0.0
         if call.is_open_question(0):
             return 1.0
         if len(call.tokens[0]) <= 3:

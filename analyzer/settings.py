@@ -31,7 +31,7 @@ class AnalyzerSettings(BaseSettings):
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compute_type: str = Field("default", description="int8 on CPU, float16 on CUDA unless set")
     cpu_threads: int = Field(0, ge=0, description="0: one per core")
-    beam_size: int = Field(1, ge=1, le=10)
+    beam_size: int = Field(5, ge=1, le=10)
     batch_size: int = Field(8, ge=0, le=64, description="0: each channel on its own; N: both channels batched N windows at a time")
     vad: bool = True
     vocabulary_hint: Literal["off", "hotwords", "prompt"] = Field(

@@ -66,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     model = transcriber.model  # load once, outside the timings
     analyzer = Analyzer(settings, transcriber=transcriber)
 
-    from faster_whisper import decode_audio
-
-    from faster_whisper import BatchedInferencePipeline
+    from faster_whisper import BatchedInferencePipeline, decode_audio
 
     batched = BatchedInferencePipeline(model)
 
