@@ -135,7 +135,7 @@ class Matcher:
             marked = " ".join(w[1:] if w.startswith("+") else w for w in marked.split())
             for tok in self.norm.tokens(marked):
                 lemmas.append(back.get(tok.text, tok.lemma))
-                if tok.text != tok.lemma and len(tok.text) >= 8:
+                if len(tok.text) >= 8:
                     self._surfaces[tok.text] = tok.lemma
             if not lemmas:
                 continue
@@ -301,8 +301,10 @@ class Matcher:
         A negation in the phrasing must come right before the word it negates ("не надо", not
         "надо ... не могу").
         """
+        # content words by what they are, not by weight: strict phrasings weigh function words fully
         content = [
-            i for i, w in enumerate(phrase.weights) if w >= 1.0 and phrase.lemmas[i] not in self.norm.negations
+            i for i, lem in enumerate(phrase.lemmas)
+            if (lem not in self._stop and lem not in self.norm.negations) or lem in _PLACEHOLDERS
         ]
         for i in phrase.required:
             if not any(start <= p < start + width for p, _ in per_token[i]):
