@@ -27,14 +27,31 @@ _STATUS_STYLE = {"passed": "green", "missed": "red", "uncertain": "yellow"}
 _STATUS_MARK = {"passed": "✔", "missed": "✘", "uncertain": "?"}
 
 
-def _expand(paths: list[Path], extensions: set[str]) -> list[Path]:
+def _expand(paths: list[Path], extensions: set[str], *, skip: Path | None = None) -> list[Path]:
+    """Files named and files in folders named; the reports folder itself is never read back."""
+    skip_dir = skip.resolve() if skip is not None else None
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in extensions)
+            for f in sorted(p.rglob("*")):
+                if not f.is_file() or f.suffix.lower() not in extensions:
+                    continue
+                if skip_dir is not None and skip_dir in f.resolve().parents:
+                    continue
+                files.append(f)
         else:
             files.append(p)  # a missing or odd file gets its own error report
     return files
+
+
+def _check_out(out: Path | None, files: list[Path]) -> None:
+    if out is None:
+        return
+    sources = {f.resolve() for f in files}
+    used: set[Path] = set()
+    for f in files:
+        if _out_path(out, f, used).resolve() in sources:
+            raise typer.BadParameter(f"a report would overwrite the input {f}; choose another folder", param_hint="--out")
 
 
 def _out_path(out: Path, source: Path, used: set[Path]) -> Path:
@@ -119,6 +136,16 @@ def _render(data: dict[str, Any]) -> Any:
     return Panel(Group(*parts), title=escape(title), border_style="cyan")
 
 
+def _check_language(language: str) -> None:
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    if language not in _LANGUAGE_CODES:
+        raise typer.BadParameter(
+            f"{language!r} is not a language Whisper knows; use a code such as ru, en, de, uk, kk",
+            param_hint="--language",
+        )
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
@@ -140,10 +167,13 @@ def analyze(
         raise typer.BadParameter("use left or right", param_hint="--manager-channel")
     from analyzer.pipeline import Analyzer
 
-    files = _expand(paths, AUDIO_EXTENSIONS)
+    if language is not None:
+        _check_language(language)
+    files = _expand(paths, AUDIO_EXTENSIONS, skip=out)
     if not files:
         err_console.print("no recordings found")
         raise typer.Exit(2)
+    _check_out(out, files)
     analyzer = Analyzer()
 
     def run() -> Iterator[tuple[Path, dict[str, Any], CallReport | None]]:
@@ -173,7 +203,11 @@ def score(
     from analyzer.pipeline import Analyzer
     from analyzer.settings import get_settings
 
-    files = _expand(paths, {".json"})
+    files = _expand(paths, {".json"}, skip=out)
+    if not files:
+        err_console.print("no transcripts found")
+        raise typer.Exit(2)
+    _check_out(out, files)
     analyzer = Analyzer(get_settings())
 
     def run() -> Iterator[tuple[Path, dict[str, Any], CallReport | None]]:
@@ -192,6 +226,9 @@ def score(
                 report = analyzer.score(transcript, script=script)
                 yield f, report.to_dict(), report
             except AnalyzerError as exc:
+                yield f, error_report(str(f), exc), None
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+                logging.getLogger("callqa").exception("unexpected error on %s", f)
                 yield f, error_report(str(f), exc), None
 
     raise typer.Exit(_emit(run(), as_json=as_json or out is not None, out=out, total=len(files)))

@@ -330,11 +330,12 @@ class Matcher:
         lo, hi = min(positions), max(positions)
         used = set(positions)
         for p in range(lo, hi + 1):
-            if p not in used and tokens[p].lemma in self.norm.negations:
+            if p not in used and tokens[p].lemma in _PREFIX_NEGATIONS:
                 return True
         j = lo - 1
         while j >= max(0, lo - 3) and not tokens[j + 1].boundary_before:
-            if tokens[j].lemma in self.norm.negations or tokens[j].text in self.norm.negations:
+            # "не дорого" negates; "нет это дорого" (an answer particle, comma lost) does not
+            if tokens[j].lemma in _PREFIX_NEGATIONS or tokens[j].text in _PREFIX_NEGATIONS:
                 return True
             j -= 1
         return False

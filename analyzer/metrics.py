@@ -9,6 +9,8 @@ from analyzer.results import CallMetrics, FillerCount, Transcript
 
 _OVERLAP_MIN = 0.3
 """Seconds of overlapping speech that count as an interruption (shorter is a backchannel)."""
+_BACKCHANNEL_WORDS = 2
+_MONOLOGUE_PAUSE = 2.0
 
 
 def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -34,6 +36,8 @@ def call_metrics(
 ) -> CallMetrics:
     utts = transcript.utterances
     timed = all(u.start is not None and u.end is not None for u in utts) and bool(utts)
+    if not utts and transcript.duration:
+        timed = True  # no speech at all: the whole call is silence
     manager_fillers = sum(f.count for f in fillers if f.speaker == "manager")
     client_fillers = sum(f.count for f in fillers if f.speaker == "client")
     questions = 0
@@ -69,30 +73,34 @@ def call_metrics(
     all_speech = _merge(spans["manager"] + spans["client"])
     speech_total = talk["manager"] + talk["client"]
     duration = transcript.duration or (max(e for _, e in all_speech) if all_speech else 0.0)
-    silence = max(0.0, duration - _length(all_speech)) / duration if duration else None
+    silence = min(1.0, max(0.0, duration - _length(all_speech)) / duration) if duration else None
 
-    # monologue: manager speech until the client says something substantial
+    # monologue: manager speech with pauses under 2 s, until the client says something substantial
     longest = 0.0
     run_start: float | None = None
     run_end = 0.0
     for u in sorted(utts, key=lambda x: x.start or 0.0):
+        start, end = float(u.start), float(u.end)  # type: ignore[arg-type]
         if u.speaker == "manager":
-            if run_start is None:
-                run_start = float(u.start)  # type: ignore[arg-type]
-            run_end = max(run_end, float(u.end))  # type: ignore[arg-type]
+            if run_start is None or start - run_end > _MONOLOGUE_PAUSE:
+                run_start, run_end = start, end
+            run_end = max(run_end, end)
             longest = max(longest, run_end - run_start)
-        elif len(u.text.split()) > 2:
+        elif len(u.text.split()) > _BACKCHANNEL_WORDS:
             run_start, run_end = None, 0.0
 
     interruptions = by_manager = 0
     if transcript.channels != 1:
         ordered = sorted(utts, key=lambda x: x.start or 0.0)
         for n, u in enumerate(ordered):
+            if len(u.text.split()) <= _BACKCHANNEL_WORDS:
+                continue  # "угу", "да-да" while the other talks is listening, not interrupting
             for prev in reversed(ordered[:n]):
                 if prev.speaker == u.speaker:
                     continue
-                overlap = float(prev.end) - float(u.start)  # type: ignore[arg-type]
-                if overlap >= _OVERLAP_MIN and float(prev.start) < float(u.start):  # type: ignore[arg-type]
+                s0, e0 = float(prev.start), float(prev.end)  # type: ignore[arg-type]
+                s1, e1 = float(u.start), float(u.end)  # type: ignore[arg-type]
+                if s0 < s1 and min(e0, e1) - s1 >= _OVERLAP_MIN:
                     interruptions += 1
                     by_manager += u.speaker == "manager"
                 break

@@ -101,7 +101,8 @@ class Normalizer:
         boundary = False
         sentence_start = True
         quoted = False
-        for t in self.nlp.tokenizer(text.replace("ё", "е").replace("Ё", "Е")):
+        text = text.replace("ё", "е").replace("Ё", "Е").replace("\u2019", "'").replace("\u02bc", "'")
+        for t in self.nlp.tokenizer(text):
             raw = t.text
             if t.is_space:
                 continue

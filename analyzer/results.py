@@ -7,6 +7,7 @@ call can be re-scored without transcribing again.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -15,6 +16,11 @@ from analyzer.errors import TranscriptFormatError
 Speaker = Literal["manager", "client"]
 Status = Literal["passed", "missed", "uncertain"]
 SPEAKERS: tuple[str, ...] = ("manager", "client")
+
+
+def _clean(text: str) -> str:
+    """Drop what cannot be written as UTF-8 (lone surrogates from broken exports)."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _r(value: float | None, digits: int = 2) -> float | None:
@@ -95,9 +101,21 @@ class Transcript:
         if not isinstance(language, str) or not language:
             raise TranscriptFormatError("'language' is required: a language code such as 'ru' or 'en'")
         turns = data.get("turns", data.get("utterances"))
+        if turns is None and isinstance(data.get("transcript"), list):
+            turns = data["transcript"]  # a callqa report: re-score its transcript
         if not isinstance(turns, list):
             raise TranscriptFormatError("'turns' is required: a list of {speaker, text, start?, end?}")
         utterances: list[Utterance] = []
+
+        def number(value: Any, where: str, *, lo: float | None = None, hi: float | None = None) -> float | None:
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise TranscriptFormatError(f"{where}: expected a finite number, got {value!r}")
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                raise TranscriptFormatError(f"{where}: {value} is out of range {lo}..{hi}")
+            return float(value)
+
         for i, turn in enumerate(turns):
             where = f"turns[{i}]"
             if not isinstance(turn, dict):
@@ -110,42 +128,58 @@ class Transcript:
             text = turn.get("text")
             if not isinstance(text, str):
                 raise TranscriptFormatError(f"{where}.text: expected a string")
-            start, end = turn.get("start"), turn.get("end")
-            for name, value in (("start", start), ("end", end)):
-                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                    raise TranscriptFormatError(f"{where}.{name}: expected seconds as a number, got {value!r}")
-                if value is not None and value < 0:
-                    raise TranscriptFormatError(f"{where}.{name}: must not be negative")
+            start = number(turn.get("start"), f"{where}.start", lo=0)
+            end = number(turn.get("end"), f"{where}.end", lo=0)
             if start is not None and end is not None and end < start:
                 raise TranscriptFormatError(f"{where}.end: {end} is before start {start}")
-            words = tuple(
-                Word(str(w["text"]), float(w["start"]), float(w["end"]), float(w.get("probability", 1.0)))
-                for w in turn.get("words") or ()
-                if isinstance(w, dict) and {"text", "start", "end"} <= w.keys()
-            )
-            conf = turn.get("confidence")
+            words: list[Word] = []
+            raw_words = turn.get("words") or []
+            if not isinstance(raw_words, list):
+                raise TranscriptFormatError(f"{where}.words: expected a list of {{text, start, end, probability}}")
+            for j, w in enumerate(raw_words):
+                wwhere = f"{where}.words[{j}]"
+                if not isinstance(w, dict) or not isinstance(w.get("text"), str):
+                    raise TranscriptFormatError(f"{wwhere}: expected {{text, start, end, probability}}")
+                words.append(
+                    Word(
+                        _clean(w["text"]),
+                        number(w.get("start"), f"{wwhere}.start", lo=0) or 0.0,
+                        number(w.get("end"), f"{wwhere}.end", lo=0) or 0.0,
+                        number(w.get("probability", 1.0), f"{wwhere}.probability", lo=0, hi=1) or 0.0,
+                    )
+                )
             utterances.append(
                 Utterance(
                     speaker=speaker,
-                    text=text.strip(),
-                    start=None if start is None else float(start),
-                    end=None if end is None else float(end),
-                    words=words,
-                    confidence=None if conf is None else float(conf),
+                    text=_clean(text).strip(),
+                    start=start,
+                    end=end,
+                    words=tuple(words),
+                    confidence=number(turn.get("confidence"), f"{where}.confidence", lo=0, hi=1),
                 )
             )
-        duration = data.get("duration")
+        if utterances and all(u.start is not None for u in utterances):
+            # per-channel exports list one side, then the other: put them on one timeline
+            utterances.sort(key=lambda u: u.start)  # type: ignore[arg-type,return-value]
+        duration = number(data.get("duration"), "duration", lo=0)
         if duration is None:
             ends = [u.end for u in utterances if u.end is not None]
             duration = max(ends) if ends else None
+        warnings = data.get("warnings") or []
+        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+            raise TranscriptFormatError("warnings: expected a list of strings")
+        channels = data.get("channels")
+        if channels is not None and channels not in (1, 2):
+            raise TranscriptFormatError(f"channels: expected 1 or 2, got {channels!r}")
+        src = data.get("source")
         return cls(
             language=language,
             utterances=tuple(utterances),
-            duration=None if duration is None else float(duration),
+            duration=duration,
             roles_inferred=bool(data.get("roles_inferred", False)),
-            source=source if source is not None else data.get("source"),
-            channels=data.get("channels"),
-            warnings=tuple(data.get("warnings") or ()),
+            source=source if source is not None else (src if isinstance(src, str) else None),
+            channels=channels,
+            warnings=tuple(warnings),
         )
 
 

@@ -208,14 +208,17 @@ def _in_position(call: _Call, stage: Stage, span: Span) -> bool:
     pos = stage.position
     if pos is None:
         return True
-    u = call.utts[span.utterances[0]]
+    # a phrase split over two utterances must be in position as a whole: judge by the later one
+    u = call.utts[span.utterances[-1]]
     duration = call.tr.duration
+    # the clock starts when someone first speaks: ringing before pick-up is not the call
+    origin = next((x.start for x in call.utts if x.start is not None), 0.0) or 0.0
     if pos.first_turns is not None:
         own = [i for i, x in enumerate(call.utts) if x.speaker == stage.speaker]
-        if span.utterances[0] not in own[: pos.first_turns]:
+        if span.utterances[-1] not in own[: pos.first_turns]:
             return False
     if u.start is not None:
-        if pos.first_seconds is not None and u.start > pos.first_seconds:
+        if pos.first_seconds is not None and u.start - origin > pos.first_seconds:
             return False
         if duration:
             end = call.utts[span.utterances[-1]].end or u.start
@@ -231,22 +234,24 @@ def _in_position(call: _Call, stage: Stage, span: Span) -> bool:
     return True
 
 
-def _match_stage(call: _Call, cs: _CompiledStage) -> tuple[Span, Match] | None:
+def _match_stage(call: _Call, cs: _CompiledStage, *, anywhere: bool = False) -> tuple[Span, Match] | None:
     best: tuple[Span, Match] | None = None
     for span in call.spans(cs.stage.speaker):
-        if not _in_position(call, cs.stage, span):
+        if not anywhere and not _in_position(call, cs.stage, span):
             continue
         if cs.parts:
             found = [call.cs.matcher.best(span, ps) for _, ps in cs.parts]
-            if any(f is None for f in found):
-                continue
-            weakest = min(found, key=lambda f: f.similarity)  # type: ignore[union-attr]
-            positions = tuple(sorted({p for f in found for p in f.positions}))  # type: ignore[union-attr]
-            m = Match(weakest.phrase, weakest.similarity, positions)  # type: ignore[union-attr]
-            if cs.any_of is not None:
+            m: Match | None = None
+            if all(f is not None for f in found):
+                weakest = min(found, key=lambda f: f.similarity)  # type: ignore[union-attr]
+                positions = tuple(sorted({p for f in found for p in f.positions}))  # type: ignore[union-attr]
+                m = Match(weakest.phrase, weakest.similarity, positions)  # type: ignore[union-attr]
+            if cs.any_of is not None:  # any one phrasing also does
                 alt = call.cs.matcher.best(span, cs.any_of)
-                if alt is not None and alt.similarity > m.similarity:
+                if alt is not None and (m is None or alt.similarity > m.similarity):
                     m = alt
+            if m is None:
+                continue
         else:
             assert cs.any_of is not None
             found_any = call.cs.matcher.best(span, cs.any_of)
@@ -258,10 +263,10 @@ def _match_stage(call: _Call, cs: _CompiledStage) -> tuple[Span, Match] | None:
     return best
 
 
-def _stage_results(call: _Call) -> list[StageResult]:
+def _stage_results(call: _Call, *, claimed: set[int] | None = None) -> list[StageResult]:
     out: list[StageResult] = []
     t = call.cs.t
-    claimed: set[int] = set()
+    claimed = set(claimed or ())
     results: list[tuple[_CompiledStage, tuple[Span, Match] | None]] = []
     for cs in call.cs.stages:
         found = _match_stage(call, cs) if (cs.any_of or cs.parts) else None
@@ -280,7 +285,12 @@ def _stage_results(call: _Call) -> list[StageResult]:
         evidence = call.evidence(*found) if found else None
         status = _status(found[1] if found else None, evidence.confidence if evidence else None, t)
         note = None
-        if status == "missed" and evidence is not None:
+        if status == "missed" and cs.stage.position is not None:
+            anywhere = _match_stage(call, cs, anywhere=True) if (cs.any_of or cs.parts) else None
+            if anywhere is not None and anywhere[1].similarity >= t.passed:
+                at = call.utts[anywhere[0].utterances[0]].start
+                note = "said, but not where the script requires" + (f" (at {at:.0f} s)" if at is not None else "")
+        if status == "missed" and evidence is not None and note is None:
             note = f"closest phrasing only {evidence.similarity:.0f}% similar"
         elif status == "uncertain" and evidence is not None:
             if evidence.similarity < t.passed:
@@ -344,8 +354,11 @@ def _detect_objections(call: _Call) -> list[_Raised]:
     for r in raised:
         prev = next((p for p in reversed(merged) if p.co is r.co), None)
         if prev is not None:
-            manager_between = [k for k in range(prev.utterance + 1, r.utterance) if call.utts[k].speaker == "manager"]
-            if not manager_between:
+            manager_between = [
+                k for k in range(prev.utterance + 1, r.utterance)
+                if call.utts[k].speaker == "manager" and len(call.tokens[k]) > call.cs.t.backchannel_words
+            ]
+            if not manager_between:  # "угу" from the manager does not end the objection
                 if r.match.similarity > prev.match.similarity:
                     merged[merged.index(prev)] = r
                 continue
@@ -377,12 +390,11 @@ def _response(call: _Call, raised: _Raised) -> tuple[bool | None, Evidence | Non
     m = call.cs.matcher
     partial: tuple[Span, Match] | None = None
     acknowledged: tuple[Span, Match] | None = None
-    for n, k in enumerate(answers):
+    for k in answers:
         span = call.single(k)
-        if n == 0:
-            quit_ = m.best(span, cs.give_up, floor=t.passed)
-            if quit_ is not None:
-                return False, call.evidence(span, quit_), "the manager gave up instead of answering", "missed"
+        quit_ = m.best(span, cs.give_up, floor=t.passed)
+        if quit_ is not None:
+            return False, call.evidence(span, quit_), "the manager gave up instead of answering", "missed"
         specific = m.best(span, raised.co.handling) if raised.co.handling is not None else None
         if specific is not None and specific.similarity >= t.passed:
             ev = call.evidence(span, specific)
@@ -506,15 +518,21 @@ def score_transcript(
     """Score one transcript against a script. Pure and fast: no audio, no I/O."""
     cs = compile_script(script, thresholds=thresholds)
     call = _Call(transcript, cs)
-    stages = _stage_results(call)
     objections = _objection_results(call)
+    # an utterance that answers an objection is handling, not needs discovery
+    answered = {o.response.turn for o in objections if o.response is not None}
+    stages = _stage_results(call, claimed=answered)
     fillers = _fillers(call)
     score, breakdown = _score(stages, objections, script)
+    if not any(call.tokens):
+        score = None  # nothing was heard: no grounds to score the manager
     metrics = call_metrics(transcript, fillers=fillers, question_words=cs.question_words, tokens=call.tokens)
     warnings: list[str] = []
     if transcript.roles_inferred:
         warnings.append("mono recording: speaker roles were inferred, check them before acting on the verdicts")
-    if not any(u.speaker == "manager" for u in transcript.utterances):
+    if not any(call.tokens):
+        warnings.append("no speech: the call is not scored")
+    elif not any(u.speaker == "manager" for u in transcript.utterances):
         warnings.append("no manager speech found")
     return CallReport(
         source=transcript.source,

@@ -106,3 +106,46 @@ def test_analyze_batch_with_a_bad_file(tmp_path: Path, data_dir: Path, report_sc
     good = reports["good.wav"]
     assert {s["id"]: s["status"] for s in good["stages"]}["greeting"] == "passed"
     assert good["transcript"] and good["duration"] > 10
+
+
+def test_reports_never_overwrite_inputs_and_are_not_read_back(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    src = _transcript(calls, "call.json")
+    before = src.read_bytes()
+    res = run("score", str(src), "--out", str(calls))
+    assert res.returncode == 2 and "overwrite" in res.stderr
+    assert src.read_bytes() == before
+    for _ in range(2):  # the second run must not pick up the first run's reports
+        res = run("score", str(calls), "--out", str(calls / "reports"))
+        assert res.returncode == 0, res.stderr
+    assert [p.name for p in (calls / "reports").iterdir()] == ["call.json"]
+
+
+def test_a_report_can_be_rescored(tmp_path: Path) -> None:
+    first = run("score", str(_transcript(tmp_path)), "--json")
+    report = tmp_path / "report.json"
+    report.write_text(first.stdout, encoding="utf-8")
+    again = run("score", str(report), "--json")
+    assert again.returncode == 0, again.stderr
+    a, b = json.loads(first.stdout), json.loads(again.stdout)
+    assert [s["status"] for s in a["stages"]] == [s["status"] for s in b["stages"]]
+    assert a["score"] == b["score"]
+
+
+def test_bad_values_fail_one_file_and_the_batch_goes_on(tmp_path: Path) -> None:
+    bad = tmp_path / "a_bad.json"
+    bad.write_text('{"language": "ru", "turns": [{"speaker": "client", "text": "x", "start": 1, "end": 2, "confidence": "high"}]}')
+    good = _transcript(tmp_path, "b_good.json")
+    res = run("score", str(bad), str(good), "--json")
+    assert res.returncode == 1
+    out = [json.loads(line) for line in res.stdout.splitlines()]
+    assert out[0]["status"] == "failed" and "turns[0].confidence" in out[0]["error"]["message"]
+    assert out[1]["status"] == "ok"
+
+
+def test_empty_folder_and_unknown_language(tmp_path: Path) -> None:
+    res = run("score", str(tmp_path))
+    assert res.returncode == 2 and "no transcripts found" in res.stderr
+    res = run("analyze", str(tmp_path), "--language", "qq")
+    assert res.returncode == 2 and "not a language" in res.stderr

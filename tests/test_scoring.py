@@ -114,3 +114,60 @@ def test_metrics_from_timeline() -> None:
     assert m.silence_share == pytest.approx(10 / 20)
     assert m.manager_questions == 1
     assert m.longest_manager_monologue == pytest.approx(6.0)
+
+
+def test_turns_exported_per_channel_are_put_on_one_timeline() -> None:
+    turns = [
+        {"speaker": "manager", "text": "Добрый день, это Ольга, компания Вектор.", "start": 0.0, "end": 3.0},
+        {"speaker": "manager", "text": "Понимаю. А с чем сравниваете?", "start": 7.0, "end": 9.0},
+        {"speaker": "client", "text": "Это слишком дорого для нас.", "start": 4.0, "end": 6.0},
+    ]
+    report = score_transcript(Transcript.from_dict({"language": "ru", "turns": turns}), default_script("ru"))
+    [price] = report.objections
+    assert price.handled is True and price.response is not None and price.response.start == 7.0
+
+
+def test_a_call_without_speech_is_not_scored() -> None:
+    report = score_transcript(Transcript.from_dict({"language": "ru", "turns": [], "duration": 30.0}), default_script("ru"))
+    assert report.score is None
+    assert any("not scored" in w for w in report.warnings)
+    assert report.metrics.silence_share == 1.0
+
+
+def test_backchannels_are_not_interruptions() -> None:
+    tr = Transcript.from_dict(
+        {
+            "language": "ru",
+            "turns": [
+                {"speaker": "client", "text": "Мы работаем с двумя поставщиками, и оба часто срывают сроки поставки.", "start": 0.0, "end": 20.0},
+                {"speaker": "manager", "text": "Угу.", "start": 5.0, "end": 5.2},
+                {"speaker": "manager", "text": "Да-да.", "start": 12.0, "end": 12.2},
+            ],
+        }
+    )
+    m = score_transcript(tr, default_script("ru")).metrics
+    assert m.interruptions == 0
+    assert m.longest_manager_monologue == pytest.approx(0.2)
+
+
+def test_greeting_position_counts_from_the_first_words_not_the_ringing() -> None:
+    tr = Transcript.from_dict(
+        {"language": "ru", "turns": [
+            {"speaker": "manager", "text": "Добрый день!", "start": 42.0, "end": 43.0},
+            {"speaker": "client", "text": "Да.", "start": 44.0, "end": 44.5},
+        ]}
+    )
+    stages = {s.id: s for s in score_transcript(tr, default_script("ru")).stages}
+    assert stages["greeting"].status == "passed"
+    late = Transcript.from_dict(
+        {"language": "ru", "turns": [
+            {"speaker": "manager", "text": "Так.", "start": 1.0, "end": 1.5},
+            {"speaker": "client", "text": "Слушаю.", "start": 2.0, "end": 2.5},
+            {"speaker": "manager", "text": "Ну вот.", "start": 3.0, "end": 3.5},
+            {"speaker": "client", "text": "Да.", "start": 4.0, "end": 4.5},
+            {"speaker": "manager", "text": "Итак.", "start": 5.0, "end": 5.5},
+            {"speaker": "manager", "text": "Добрый день!", "start": 70.0, "end": 71.0},
+        ]}
+    )
+    greeting = next(s for s in score_transcript(late, default_script("ru")).stages if s.id == "greeting")
+    assert greeting.status == "missed" and "not where the script requires" in (greeting.note or "")
