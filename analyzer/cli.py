@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,21 @@ def _render(data: dict[str, Any]) -> Any:
     return Panel(Group(*parts), title=escape(title), border_style="cyan")
 
 
+def _each(
+    files: list[Path], one: Callable[[Path], CallReport], *, words: bool = False
+) -> Iterator[tuple[Path, dict[str, Any], CallReport | None]]:
+    """Run ``one`` on every file; a file that fails gets an error report and the batch goes on."""
+    for f in files:
+        try:
+            report = one(f)
+            yield f, report.to_dict(words=words), report
+        except AnalyzerError as exc:
+            yield f, error_report(str(f), exc), None
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+            logging.getLogger("callqa").exception("unexpected error on %s", f)
+            yield f, error_report(str(f), exc), None
+
+
 def _check_language(language: str) -> None:
     from faster_whisper.tokenizer import _LANGUAGE_CODES
 
@@ -176,18 +191,10 @@ def analyze(
     _check_out(out, files)
     analyzer = Analyzer()
 
-    def run() -> Iterator[tuple[Path, dict[str, Any], CallReport | None]]:
-        for f in files:
-            try:
-                report = analyzer.analyze(f, script=script, language=language, manager_channel=manager_channel)
-                yield f, report.to_dict(words=words), report
-            except AnalyzerError as exc:
-                yield f, error_report(str(f), exc), None
-            except Exception as exc:  # noqa: BLE001 - one bad call must not stop the batch
-                logging.getLogger("callqa").exception("unexpected error on %s", f)
-                yield f, error_report(str(f), exc), None
+    def one(f: Path) -> CallReport:
+        return analyzer.analyze(f, script=script, language=language, manager_channel=manager_channel)
 
-    raise typer.Exit(_emit(run(), as_json=as_json or out is not None, out=out, total=len(files)))
+    raise typer.Exit(_emit(_each(files, one, words=words), as_json=as_json or out is not None, out=out, total=len(files)))
 
 
 @app.command()
@@ -210,28 +217,20 @@ def score(
     _check_out(out, files)
     analyzer = Analyzer(get_settings())
 
-    def run() -> Iterator[tuple[Path, dict[str, Any], CallReport | None]]:
-        for f in files:
-            try:
-                try:
-                    data = json.loads(f.read_text(encoding="utf-8"))
-                except FileNotFoundError:
-                    raise TranscriptFormatError(f"{f}: no such file") from None
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise TranscriptFormatError(f"{f}: not valid JSON ({exc})") from None
-                try:
-                    transcript = Transcript.from_dict(data, source=str(f))
-                except TranscriptFormatError as exc:
-                    raise TranscriptFormatError(f"{f}: {exc}") from None
-                report = analyzer.score(transcript, script=script)
-                yield f, report.to_dict(), report
-            except AnalyzerError as exc:
-                yield f, error_report(str(f), exc), None
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-                logging.getLogger("callqa").exception("unexpected error on %s", f)
-                yield f, error_report(str(f), exc), None
+    def one(f: Path) -> CallReport:
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise TranscriptFormatError(f"{f}: no such file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise TranscriptFormatError(f"{f}: not valid JSON ({exc})") from None
+        try:
+            transcript = Transcript.from_dict(data, source=str(f))
+        except TranscriptFormatError as exc:
+            raise TranscriptFormatError(f"{f}: {exc}") from None
+        return analyzer.score(transcript, script=script)
 
-    raise typer.Exit(_emit(run(), as_json=as_json or out is not None, out=out, total=len(files)))
+    raise typer.Exit(_emit(_each(files, one), as_json=as_json or out is not None, out=out, total=len(files)))
 
 
 @app.command()

@@ -202,11 +202,7 @@ class Transcriber:
             p0, p1, _ch, orig = own[i]
             return orig + (min(max(t, p0), p1) - p0)
 
-        kwargs: dict = {}
-        if vocab and s.vocabulary_hint == "hotwords":
-            kwargs["hotwords"] = ", ".join(vocab)
-        elif vocab and s.vocabulary_hint == "prompt":
-            kwargs["initial_prompt"] = ", ".join(vocab)
+        kwargs = self._hint(vocab)
         pipeline = BatchedInferencePipeline(self.model)
         segments, _info = pipeline.transcribe(
             packed,
@@ -235,16 +231,9 @@ class Transcriber:
                     end = start + min(0.5, float(w.end - w.start))
                 words.append(_snap(Word(w.word.strip(), start, end, float(w.probability)), activity[ch]))
             whole = _Seg(seg.text.strip(), words[0].start, words[-1].end, tuple(words), seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)
-            kept, dropped = out[ch]
             # a batched window holds many sentences: judge each stretch of speech on its own
             for unit in segs_to_units([whole]):
-                reason = _hallucination(unit, audio.channel(ch), audio.channel(1 - ch))
-                if reason:
-                    dropped.append(f"dropped {unit.text[:60]!r} at {unit.start:.1f}s: {reason}")
-                    continue
-                unit = _collapse_loops(unit)
-                if unit.text:
-                    kept.append(unit)
+                _keep(unit, audio.channel(ch), audio.channel(1 - ch), *out[ch])
         for ch in channels:
             self._fill_gaps(audio.channel(ch), [p for p in pieces if p[2] == ch], out[ch], language, kwargs)
             out[ch][0].sort(key=lambda x: x.start)
@@ -284,22 +273,20 @@ class Transcriber:
                 if not words:
                     continue
                 item = _Seg(seg.text.strip(), words[0].start, words[-1].end, words, seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)
-                reason = _hallucination(item, x, None)
-                if reason:
-                    dropped.append(f"dropped {item.text[:60]!r} at {item.start:.1f}s: {reason}")
-                    continue
-                item = _collapse_loops(item)
-                if item.text:
-                    kept.extend(segs_to_units([item]))
+                _keep(item, x, None, kept, dropped)
             log.debug("re-transcribed a skipped stretch %.1f-%.1fs", start, end)
+
+    def _hint(self, vocab: list[str]) -> dict[str, str]:
+        """The script's vocabulary for Whisper, as the setting says (off by default: see README)."""
+        if vocab and self.settings.vocabulary_hint == "hotwords":
+            return {"hotwords": ", ".join(vocab)}
+        if vocab and self.settings.vocabulary_hint == "prompt":
+            return {"initial_prompt": ", ".join(vocab)}
+        return {}
 
     def _channel(self, x: np.ndarray, language: str, vocab: list[str], *, other: np.ndarray | None) -> tuple[list[_Seg], list[str]]:
         s = self.settings
-        kwargs: dict = {}
-        if vocab and s.vocabulary_hint == "hotwords":
-            kwargs["hotwords"] = ", ".join(vocab)
-        elif vocab and s.vocabulary_hint == "prompt":
-            kwargs["initial_prompt"] = ", ".join(vocab)
+        kwargs = self._hint(vocab)
         segments, _info = self.model.transcribe(
             x,
             language=language,
@@ -325,13 +312,7 @@ class Transcriber:
             start = words[0].start if words else float(seg.start)
             end = words[-1].end if words else float(seg.end)
             item = _Seg(seg.text.strip(), start, end, words, seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)
-            reason = _hallucination(item, x, other)
-            if reason:
-                dropped.append(f"dropped {item.text[:60]!r} at {item.start:.1f}s: {reason}")
-                continue
-            item = _collapse_loops(item)
-            if item.text:
-                kept.extend(segs_to_units([item]) if item.words else [item])
+            _keep(item, x, other, kept, dropped)
         if s.vad:
             from faster_whisper.vad import VadOptions, get_speech_timestamps
 
@@ -373,6 +354,17 @@ def _snap(word: Word, active: np.ndarray) -> Word:
     runs = edges.reshape(-1, 2)
     s, e = max(runs, key=lambda r: r[1] - r[0])
     return Word(word.text, float(a + s) / 50, float(a + e) / 50, word.probability)
+
+
+def _keep(item: _Seg, x: np.ndarray, other: np.ndarray | None, kept: list[_Seg], dropped: list[str]) -> None:
+    """Guard one recognised stretch: drop it with a reason, or keep it cut into units at pauses."""
+    reason = _hallucination(item, x, other)
+    if reason:
+        dropped.append(f"dropped {item.text[:60]!r} at {item.start:.1f}s: {reason}")
+        return
+    item = _collapse_loops(item)
+    if item.text:
+        kept.extend(segs_to_units([item]) if item.words else [item])
 
 
 def _confidence(words: tuple[Word, ...]) -> float | None:
