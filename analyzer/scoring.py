@@ -143,8 +143,10 @@ class _Call:
         texts = [t.text for t in self.tokens[i]]
         you = bool(lemmas & self.cs.you) or any(t.endswith(("ете", "ите", "етесь", "итесь")) for t in texts)
         asks = bool(lemmas & self.cs.question_words)
+        if "?" in u.text:
+            return asks and you
         # the recogniser often ends a question with a full stop: a question word and "you" will do
-        return asks and you and ("?" in u.text or len(texts) >= 4)
+        return asks and you and len(texts) >= 4
 
     def is_question(self, i: int) -> bool:
         """A question: '?' with a question word or addressed to the other side."""
@@ -156,7 +158,16 @@ class _Call:
         if "?" in u.text:
             return asks or you
         # the recogniser often ends a question with a full stop
-        return asks and you and len(texts) >= 4
+        return you and len(texts) >= 4 and self._opens_with_question(i)
+
+    def _opens_with_question(self, i: int) -> bool:
+        """A sentence of the utterance opens with a question word (after a particle or two)."""
+        starts = [0] + [n for n, t in enumerate(self.tokens[i]) if t.boundary_before]
+        for n in starts:
+            head = [t.lemma for t in self.tokens[i][n : n + 3]]
+            if any(h in self.cs.question_words for h in head):
+                return True
+        return False
 
     def evidence(self, span: Span, match: Match) -> Evidence:
         used = sorted({span.owner[p] for p in match.positions}) or list(span.utterances)
