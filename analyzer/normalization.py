@@ -66,7 +66,7 @@ class Normalizer:
                 self._morph = pymorphy3.MorphAnalyzer(lang="ru")
             except Exception:  # noqa: BLE001 - names are an improvement, not a requirement
                 self._morph = None
-        self._kind: dict[str, tuple[bool, bool]] = {}
+        self._kind: dict[str, tuple] = {}
 
     def _proper(self, word: str) -> tuple[bool, bool]:
         """(is a personal name, is an unknown word) for a capitalised word."""
@@ -122,9 +122,34 @@ class Normalizer:
                 org = (not is_name) and (camel or quoted or (unknown and not sentence_start)) if self._morph else False
                 if self._morph is None:
                     name = not sentence_start
-            out.append(Token(s, self.lemma(s), boundary, name, org))
+            glued = self._unglue(s) if not (name or org) else None
+            if glued is not None:  # "вызагнули" -> "вы" "загнули": the recogniser ran words together
+                out.append(Token(glued[0], self.lemma(glued[0]), boundary))
+                out.append(Token(glued[1], self.lemma(glued[1]), False))
+            else:
+                out.append(Token(s, self.lemma(s), boundary, name, org))
             boundary = sentence_start = quoted = False
         return out
+
+    _GLUE = ("не", "вы", "мы", "я", "на", "по", "за", "а", "и", "в")
+
+    def _unglue(self, word: str) -> tuple[str, str] | None:
+        """Split a word the dictionary does not know into a short function word and a known word."""
+        if self._morph is None or len(word) < 6 or not word.isalpha():
+            return None
+        found = self._kind.get("\0" + word)
+        if found is None:
+            split = None
+            if not self._morph.word_is_known(word):
+                for head in self._GLUE:
+                    rest = word[len(head) :]
+                    if word.startswith(head) and len(rest) >= 4 and self._morph.word_is_known(rest):
+                        split = (head, rest)
+                        break
+            found = split or ("", "")  # type: ignore[assignment]
+            if len(self._kind) < 200_000:
+                self._kind["\0" + word] = found  # type: ignore[assignment]
+        return found if found[0] else None  # type: ignore[return-value]
 
     def lemmas(self, text: str) -> list[str]:
         return [t.lemma for t in self.tokens(text)]
