@@ -83,6 +83,8 @@ class CompiledScript:
         self.clarify = m.compile(h.clarify)
         self.argue = m.compile(h.argue)
         self.give_up = m.compile(h.give_up)
+        farewell = next((st for st in script.stages if st.id == "farewell"), None)
+        self.farewell = m.compile(farewell.phrasings) if farewell is not None and farewell.phrasings else None
         self.fillers = tuple((f, tuple(m.norm.lemmas(f))) for f in (*script.fillers, *script.stop_words))
         self.question_words = _QUESTION_WORDS.get(script.language, frozenset())
         self.you = _YOU.get(script.language, frozenset())
@@ -403,14 +405,16 @@ def _response(call: _Call, raised: _Raised) -> tuple[bool | None, Evidence | Non
     acknowledged: tuple[Span, Match] | None = None
     for k in answers:
         span = call.single(k)
-        quit_ = m.best(span, cs.give_up, floor=t.passed)
-        if quit_ is not None:
-            return False, call.evidence(span, quit_), "the manager gave up instead of answering", "missed"
         specific = m.best(span, raised.co.handling) if raised.co.handling is not None else None
         if specific is not None and specific.similarity >= t.passed:
             ev = call.evidence(span, specific)
             status = _status(specific, ev.confidence, t)
             return (True if status == "passed" else None), ev, None, status
+        quit_ = m.best(span, cs.give_up, floor=t.passed)
+        if quit_ is None and cs.farewell is not None:
+            quit_ = m.best(span, cs.farewell, floor=t.passed)  # agreed and said goodbye
+        if quit_ is not None:
+            return False, call.evidence(span, quit_), "the manager gave up instead of answering", "missed"
         ack = m.best(span, cs.acknowledge, floor=t.passed)
         acknowledged = acknowledged or ((span, ack) if ack is not None else None)
         if call.is_question(k):
