@@ -340,8 +340,6 @@ class Matcher:
             j -= 1
         return False
 
-    def contains_any(self, span: Span, lemmas: frozenset[str]) -> bool:
-        return any(t.lemma in lemmas for t in span.tokens)
 
 
 def _common_prefix(a: str, b: str) -> str:

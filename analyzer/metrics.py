@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 from analyzer.normalization import Token
 from analyzer.results import CallMetrics, FillerCount, Transcript
+from analyzer.thresholds import DEFAULT
 
 _OVERLAP_MIN = 0.3
 """Seconds of overlapping speech that count as an interruption (shorter is a backchannel)."""
-_BACKCHANNEL_WORDS = 2
 _MONOLOGUE_PAUSE = 2.0
 
 
@@ -33,6 +33,7 @@ def call_metrics(
     fillers: Sequence[FillerCount] = (),
     question_words: frozenset[str] = frozenset(),
     tokens: Sequence[list[Token]] | None = None,
+    backchannel_words: int = DEFAULT.backchannel_words,
 ) -> CallMetrics:
     utts = transcript.utterances
     timed = all(u.start is not None and u.end is not None for u in utts) and bool(utts)
@@ -86,14 +87,14 @@ def call_metrics(
                 run_start, run_end = start, end
             run_end = max(run_end, end)
             longest = max(longest, run_end - run_start)
-        elif len(u.text.split()) > _BACKCHANNEL_WORDS:
+        elif len(u.text.split()) > backchannel_words:
             run_start, run_end = None, 0.0
 
     interruptions = by_manager = 0
     if transcript.channels != 1:
         ordered = sorted(utts, key=lambda x: x.start or 0.0)
         for n, u in enumerate(ordered):
-            if len(u.text.split()) <= _BACKCHANNEL_WORDS:
+            if len(u.text.split()) <= backchannel_words:
                 continue  # "угу", "да-да" while the other talks is listening, not interrupting
             for prev in reversed(ordered[:n]):
                 if prev.speaker == u.speaker:

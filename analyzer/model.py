@@ -37,14 +37,6 @@ HOW_TO = (
 )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _part_dir(package: str) -> Path:
     try:
         return Path(str(importlib.resources.files(package) / "data"))

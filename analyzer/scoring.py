@@ -138,29 +138,26 @@ class _Call:
         self._spans[speaker] = out
         return out
 
-    def is_open_question(self, i: int) -> bool:
-        """An open question to the other side: '?', a question word and 'you/your' (or a 2nd-person verb)."""
-        u = self.utts[i]
+    def _question_cues(self, i: int) -> tuple[bool, bool, bool, int]:
+        """(ends with '?', has a question word, addresses the other side, number of words)."""
         lemmas = {t.lemma for t in self.tokens[i]}
         texts = [t.text for t in self.tokens[i]]
         you = bool(lemmas & self.cs.you) or any(t.endswith(("ете", "ите", "етесь", "итесь")) for t in texts)
-        asks = bool(lemmas & self.cs.question_words)
-        if "?" in u.text:
-            return asks and you
-        # the recogniser often ends a question with a full stop: a question word and "you" will do
-        return asks and you and len(texts) >= 4
+        return "?" in self.utts[i].text, bool(lemmas & self.cs.question_words), you, len(texts)
+
+    def is_open_question(self, i: int) -> bool:
+        """An open question to the other side: a question word and 'you/your' (or a 2nd-person
+        verb); the recogniser often ends a question with a full stop, so '?' is not required."""
+        mark, asks, you, n = self._question_cues(i)
+        return asks and you and (mark or n >= 4)
 
     def is_question(self, i: int) -> bool:
-        """A question: '?' with a question word or addressed to the other side."""
-        u = self.utts[i]
-        lemmas = {t.lemma for t in self.tokens[i]}
-        texts = [t.text for t in self.tokens[i]]
-        you = bool(lemmas & self.cs.you) or any(t.endswith(("ете", "ите", "етесь", "итесь")) for t in texts)
-        asks = bool(lemmas & self.cs.question_words)
-        if "?" in u.text:
+        """Any question: with '?', a question word or 'you'; without it, one that opens with a
+        question word and addresses the other side."""
+        mark, asks, you, n = self._question_cues(i)
+        if mark:
             return asks or you
-        # the recogniser often ends a question with a full stop
-        return you and len(texts) >= 4 and self._opens_with_question(i)
+        return you and n >= 4 and self._opens_with_question(i)
 
     def _opens_with_question(self, i: int) -> bool:
         """A sentence of the utterance opens with a question word (after a particle or two)."""
@@ -541,7 +538,10 @@ def score_transcript(
     score, breakdown = _score(stages, objections, script)
     if not any(call.tokens):
         score = None  # nothing was heard: no grounds to score the manager
-    metrics = call_metrics(transcript, fillers=fillers, question_words=cs.question_words, tokens=call.tokens)
+    metrics = call_metrics(
+        transcript, fillers=fillers, question_words=cs.question_words, tokens=call.tokens,
+        backchannel_words=cs.t.backchannel_words,
+    )
     warnings: list[str] = []
     if transcript.roles_inferred:
         warnings.append("mono recording: speaker roles were inferred, check them before acting on the verdicts")
