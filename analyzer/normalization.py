@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 
 NEGATIONS = {"ru": frozenset({"не", "ни", "нет"}), "en": frozenset({"not", "n't", "never", "no", "nt"})}
 _PUNCT = re.compile(r"^[\W_]+$", re.UNICODE)
+_FIXED_LEMMAS = {
+    # the recogniser writes "we're" or "we are", "I'll" or "I will" as it pleases: a contraction
+    # has the lemma of the full word (spaCy's lookup leaves "'re" as it is, and makes "does" "doe")
+    "en": {"'re": "be", "'m": "be", "'s": "be", "'ve": "have", "'ll": "will", "'d": "would", "ca": "can", "wo": "will", "does": "do"},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,7 @@ class Normalizer:
                 log.warning("no lemmatizer for %r (%s); matching on word forms", language, exc)
                 self._lemmatizer = None
         self.negations = NEGATIONS.get(language, frozenset())
+        self._fixed = _FIXED_LEMMAS.get(language, {})
         self._cache: dict[str, str] = {}
         self._morph = None
         if language == "ru":
@@ -88,13 +94,39 @@ class Normalizer:
         if cached is not None:
             return cached
         lemma = word
-        if self._lemmatizer is not None and word.isalpha():
+        if word in self._fixed:
+            lemma = self._fixed[word]
+        elif self._morph is not None and word.isalpha():
+            lemma = self._russian_lemma(word)
+        elif self._lemmatizer is not None and word.isalpha():
             with self._lock:
                 doc = self._lemmatizer(Doc(self.nlp.vocab, words=[word]))
             lemma = (doc[0].lemma_ or word).lower().replace("ё", "е")
         if len(self._cache) < 500_000:
             self._cache[word] = lemma
         return lemma
+
+    def _russian_lemma(self, word: str) -> str:
+        """The normal form most readings of a word share (weighted by their likelihood).
+
+        spaCy's lookup keeps an ambiguous word as it is, so "готов" (готовый / гот) and "занят"
+        (занятый / занять) would not meet "готова" and "занята"; the likeliest reading joins all
+        forms of a word. Words the dictionary does not know keep spaCy's behaviour: a guessed
+        normal form only when every guess agrees.
+        """
+        assert self._morph is not None
+        with self._lock:
+            parses = self._morph.parse(word)
+        forms = {p.normal_form for p in parses}
+        if len(forms) == 1:
+            lemma = forms.pop()
+        else:
+            weight: dict[str, float] = {}  # in order of likelihood, so a tie goes to the likelier
+            for p in parses:
+                if p.is_known:
+                    weight[p.normal_form] = weight.get(p.normal_form, 0.0) + p.score
+            lemma = max(weight, key=lambda f: weight[f]) if weight else word
+        return lemma.lower().replace("ё", "е")
 
     def tokens(self, text: str) -> list[Token]:
         out: list[Token] = []

@@ -376,17 +376,21 @@ def _detect_objections(call: _Call) -> list[_Raised]:
     return merged
 
 
-def _response(call: _Call, raised: _Raised) -> tuple[bool | None, Evidence | None, str | None, Status]:
+def _response(
+    call: _Call, raised: _Raised, *, until: int | None = None
+) -> tuple[bool | None, Evidence | None, str | None, Status]:
     """Did the manager answer the objection in the next turns?
 
     Handled: a handling phrasing of this objection, a clarifying question, or an acknowledgement
     followed by an argument or offer. Not handled: giving up, going on with the pitch, silence.
+    ``until``: the utterance where the client raises the next objection; what the manager says
+    after it answers that one.
     """
     t = call.cs.t
     cs = call.cs
     obj_time = call.utts[raised.utterance].end
     answers: list[int] = []
-    for k in range(raised.utterance + 1, len(call.utts)):
+    for k in range(raised.utterance + 1, len(call.utts) if until is None else until):
         u = call.utts[k]
         if u.speaker != "manager" or not call.tokens[k]:
             continue
@@ -439,10 +443,12 @@ def _response(call: _Call, raised: _Raised) -> tuple[bool | None, Evidence | Non
 def _objection_results(call: _Call) -> list[ObjectionResult]:
     out: list[ObjectionResult] = []
     t = call.cs.t
-    for raised in _detect_objections(call):
+    found = _detect_objections(call)
+    for raised in found:
         client = call.evidence(raised.span, raised.match)
         detect_status = _status(raised.match, client.confidence, t)
-        handled, response, note, status = _response(call, raised)
+        later = [r.utterance for r in found if r.utterance > raised.utterance]
+        handled, response, note, status = _response(call, raised, until=min(later, default=None))
         if detect_status == "uncertain":
             status = "uncertain"
             note = "the objection itself is uncertain: a person should listen" + (f"; {note}" if note else "")
