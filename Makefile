@@ -1,15 +1,16 @@
 # Two commands that work on a fresh machine (see README.md):
-#   make demo   set up, then analyse the bundled sample calls with the embedded model
+#   make demo   set up, then queue, transcribe and score the sample calls (SQLite, local worker, embedded model)
 #   make test   set up, then run the whole test suite (what .ci/run runs)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup sysdeps demo test lint bench-text bench-audio bench-speed sample-audio
+.PHONY: setup sysdeps services demo serve test lint bench-text bench-audio bench-speed sample-audio
 
-# Debian packages the sample-call renderer (and its tests) use: festival voices and sox.
-SYSDEPS := festival festvox-ru festvox-kallpc16k festvox-us-slt-hts sox libsox-fmt-all
+# Debian packages the sample-call renderer (and its tests) use: festival voices, sox, and ffmpeg
+# for the MP3, OGG/Opus and M4A encodings.
+SYSDEPS := festival festvox-ru festvox-kallpc16k festvox-us-slt-hts sox libsox-fmt-all ffmpeg
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,17 +22,28 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 sysdeps:
-	@command -v text2wave >/dev/null && command -v sox >/dev/null && test -d /usr/share/festival/voices/russian \
+	@command -v text2wave >/dev/null && command -v sox >/dev/null && command -v ffmpeg >/dev/null && test -d /usr/share/festival/voices/russian \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSDEPS) >/dev/null; }
 
-demo: $(STAMP)
-	$(BIN)/callqa analyze sample_calls/audio
+# PostgreSQL, Redis and RabbitMQ on loopback for the service tests (started, or installed, when missing).
+services:
+	.ci/services.sh
 
-test: $(STAMP) sysdeps
+# The main job on the embedded default: SQLite, a local worker, the bundled model, the sample calls.
+demo: $(STAMP)
+	$(BIN)/callqa import sample_calls/audio
+	$(BIN)/callqa worker --drain
+	$(BIN)/callqa calls
+
+# The service on one machine: SQLite, a local worker, the sample calls queued at start.
+serve: $(STAMP)
+	$(BIN)/callqa serve --import sample_calls/audio
+
+test: $(STAMP) sysdeps services
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check analyzer benchmarks tests sample_calls
+	$(BIN)/ruff check analyzer api benchmarks tests sample_calls
 	$(BIN)/mypy
 
 # Benchmarks (figures in README.md). The audio ones need Debian's festival, festvox-ru,

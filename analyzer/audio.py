@@ -121,3 +121,49 @@ def load_audio(src: str | Path | BinaryIO | bytes | np.ndarray, *, max_duration:
 def _reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
     return str(text).lower()
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a quick look at a recording tells, without decoding all of it."""
+
+    duration: float | None
+    channels: int
+    sample_rate: int
+    codec: str
+
+
+def probe_audio(src: str | Path, *, seconds: float = 5.0) -> AudioInfo:
+    """Check that a file is readable audio by decoding its first ``seconds``; cheap enough for an
+    upload handler. Raises :class:`AudioDecodeError` like :func:`load_audio`."""
+    p = Path(src)
+    if not p.is_file():
+        raise AudioDecodeError(f"{p}: no such file")
+    if p.stat().st_size == 0:
+        raise AudioDecodeError(f"{p.name}: the file is empty (0 bytes)")
+    try:
+        container = av.open(str(p), mode="r", metadata_errors="ignore")
+    except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise AudioDecodeError(f"{p.name}: not a readable audio file ({_reason(exc)})") from None
+    with container:
+        if not container.streams.audio:
+            raise AudioDecodeError(f"{p.name}: the file has no audio stream")
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate or 0
+        decoded = 0
+        try:
+            for frame in container.decode(stream):
+                decoded += frame.samples
+                if rate and decoded >= seconds * rate:
+                    break
+        except (av.error.FFmpegError, ValueError) as exc:
+            if not decoded:
+                raise AudioDecodeError(f"{p.name}: cannot decode the audio ({_reason(exc)})") from None
+        if not decoded:
+            raise AudioDecodeError(f"{p.name}: the audio stream holds no samples")
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        return AudioInfo(duration, stream.codec_context.channels or 1, rate, stream.codec_context.name)

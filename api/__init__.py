@@ -1,0 +1,13 @@
+"""callqa service: HTTP API, database and ingestion worker over the ``analyzer`` library.
+
+Layout, one domain per folder::
+
+    core/        settings, database, errors, storage of recordings, security (passwords, tokens)
+    models.py    the tables (SQLAlchemy 2.0); migrations in migrations/ (Alembic)
+    auth/        users, tokens, teams, managers
+    calls/       ingestion (upload, folder import, PBX webhook), listing, detail, recordings, re-scoring
+    reviews/     quality-controller overrides, manager disputes, audit log, agreement
+    scripts/     script versions stored in the database
+    processing/  the queue: leases, the per-call pipeline, local and Celery executors
+    app.py       the FastAPI application
+"""

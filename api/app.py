@@ -1,0 +1,177 @@
+"""The FastAPI application: ``create_app()`` wires settings, database, store and executor.
+
+Errors are mapped to JSON here and only here: ``{"error": {"code", "message", "details"?}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from analyzer.errors import AnalyzerError
+from api.core.config import ServiceSettings, get_service_settings
+from api.core.db import Database
+from api.core.errors import ServiceError
+from api.core.storage import RecordingStore
+from api.models import Call
+
+log = logging.getLogger("callqa.api")
+JSON_LIMIT = 10 * 1024 * 1024
+
+_HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
+               413: "payload_too_large", 415: "unsupported_media_type", 416: "range_not_satisfiable"}
+
+
+def _error(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit while they stream in, before anything is buffered."""
+
+    def __init__(self, app: ASGIApp, *, upload_limit: int):
+        self.app = app
+        self.upload_limit = upload_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        ctype = headers.get(b"content-type", b"").decode("latin-1").lower()
+        limit = self.upload_limit if ctype.startswith("multipart/") else JSON_LIMIT
+        declared = headers.get(b"content-length")
+        too_big = _error(413, "payload_too_large", f"the request body is over the limit of {limit / 1048576:g} MB")
+        try:
+            if declared is not None and int(declared) > limit:
+                await too_big(scope, receive, send)
+                return
+        except ValueError:
+            await _error(400, "bad_request", "Content-Length is not a number")(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking_send)
+        except _TooLarge:
+            if not started:
+                await too_big(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: ServiceSettings | None = None, *, db: Database | None = None, executor: Any = None) -> FastAPI:
+    settings = settings or get_service_settings()
+    app = FastAPI(
+        title="callqa",
+        version="1.0",
+        summary="Call quality and script compliance for sales calls",
+        description="Recordings in (upload, folder import, PBX webhook); transcripts, script-stage and objection "
+        "verdicts with evidence, scores, reviews and disputes out. Sign in at POST /api/v1/auth/token and send "
+        "`Authorization: Bearer <token>`. Every error is `{\"error\": {\"code\", \"message\"}}`.",
+    )
+    app.state.settings = settings
+    app.state.db = db or Database(settings)
+    app.state.store = RecordingStore(settings.recordings_dir, max_bytes=settings.max_upload_bytes)
+    if executor is None:
+        if settings.executor == "celery":
+            from api.processing.celery_app import CeleryExecutor
+
+            executor = CeleryExecutor(settings, db=app.state.db)
+        else:
+            from api.processing.local import LocalExecutor
+
+            executor = LocalExecutor(settings)
+    app.state.executor = executor
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _error(exc.status, exc.code, exc.message, exc.details, headers)
+
+    @app.exception_handler(AnalyzerError)
+    async def analyzer_error(_: Request, exc: AnalyzerError) -> JSONResponse:
+        return _error(422, exc.code, str(exc), getattr(exc, "errors", None) or None)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()]
+        first = details[0] if details else {"field": "", "message": "invalid request"}
+        return _error(422, "validation_error", f"{first['field']}: {first['message']}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return _error(500, "internal_error", "an unexpected error happened; it is in the server log")
+
+    from api.auth.routes import router as auth_router
+    from api.calls.routes import router as calls_router
+    from api.reviews.routes import router as reviews_router
+    from api.scripts.routes import router as scripts_router
+
+    app.include_router(auth_router)
+    app.include_router(calls_router)
+    app.include_router(reviews_router)
+    app.include_router(scripts_router)
+
+    @app.get("/healthz", tags=["service"], summary="Liveness and the queue, without sign-in")
+    def health() -> dict[str, Any]:
+        with app.state.db.sessions() as s:
+            counts = dict(s.execute(select(Call.status, func.count()).group_by(Call.status)).all())
+        return {"status": "ok", "calls": {k.value if hasattr(k, "value") else k: v for k, v in counts.items()}}
+
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(BodyLimit, upload_limit=int(settings.max_request_mb * 1024 * 1024))
+    return app
+
+
+def bootstrap(settings: ServiceSettings) -> str | None:
+    """Migrate the database, seed the bundled scripts, create the first admin. Returns a generated
+    admin password to show once (None when an admin existed or the password was set)."""
+    from api.auth.service import ensure_admin
+    from api.core.db import upgrade
+    from api.scripts.service import seed_builtin_scripts
+
+    upgrade(settings.db_url)
+    db = Database(settings)
+    try:
+        with db.sessions() as session:
+            seed_builtin_scripts(session)
+            return ensure_admin(session, username=settings.admin_username, password=settings.admin_password)
+    finally:
+        db.dispose()

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+
+from api.auth import service
+from api.auth.schemas import (
+    ManagerCreate,
+    ManagerPublic,
+    ManagerUpdate,
+    TeamCreate,
+    TeamPublic,
+    TeamUpdate,
+    Token,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+)
+from api.core.errors import Forbidden, NotFound
+from api.deps import ANY_ROLE, STAFF, SessionDep, SettingsDep, UserDep, require, visible_manager_ids
+from api.models import Manager, Role, Team, User
+
+router = APIRouter(prefix="/api/v1", tags=["auth, users, teams, managers"])
+_admin = Depends(require(Role.admin))
+
+
+@router.post("/auth/token", response_model=Token, summary="Sign in: username and password for a bearer token")
+def sign_in(
+    session: SessionDep,
+    settings: SettingsDep,
+    username: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=200)],
+) -> Token:
+    token, row, user = service.sign_in(session, username=username, password=password, hours=settings.token_hours)
+    return Token(access_token=token, expires_at=row.expires_at, role=user.role)
+
+
+@router.post("/auth/logout", status_code=204, summary="Revoke the token of this request")
+def sign_out(
+    session: SessionDep, user: UserDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
+) -> None:
+    if credentials is not None:
+        service.sign_out(session, token=credentials.credentials)
+
+
+@router.get("/auth/me", response_model=UserPublic)
+def me(session: SessionDep, user: Annotated[User, Depends(require(*ANY_ROLE))]) -> dict:
+    return service.user_public(session, user)
+
+
+@router.get("/users", response_model=list[UserPublic], dependencies=[_admin])
+def list_users(session: SessionDep) -> list[dict]:
+    return [service.user_public(session, u) for u in session.scalars(select(User).order_by(User.id))]
+
+
+@router.post("/users", response_model=UserPublic, status_code=201)
+def create_user(session: SessionDep, body: UserCreate, actor: Annotated[User, Depends(require(Role.admin))]) -> dict:
+    user = service.create_user(session, actor=actor, **body.model_dump())
+    return service.user_public(session, user)
+
+
+@router.patch("/users/{user_id}", response_model=UserPublic)
+def update_user(session: SessionDep, user_id: int, body: UserUpdate, actor: Annotated[User, Depends(require(Role.admin))]) -> dict:
+    user = service.update_user(session, actor=actor, user_id=user_id, changes=body.model_dump(exclude_unset=True))
+    return service.user_public(session, user)
+
+
+@router.get("/teams", response_model=list[TeamPublic], dependencies=[Depends(require(*STAFF))])
+def list_teams(session: SessionDep) -> list[Team]:
+    return list(session.scalars(select(Team).order_by(Team.name)))
+
+
+@router.post("/teams", response_model=TeamPublic, status_code=201)
+def create_team(session: SessionDep, body: TeamCreate, actor: Annotated[User, Depends(require(Role.admin))]) -> Team:
+    return service.create_team(session, actor=actor, name=body.name, head_user_id=body.head_user_id)
+
+
+@router.patch("/teams/{team_id}", response_model=TeamPublic)
+def update_team(session: SessionDep, team_id: int, body: TeamUpdate, actor: Annotated[User, Depends(require(Role.admin))]) -> Team:
+    return service.update_team(session, actor=actor, team_id=team_id, changes=body.model_dump(exclude_unset=True))
+
+
+@router.get("/managers", response_model=list[ManagerPublic], summary="Managers the caller may see")
+def list_managers(session: SessionDep, user: UserDep, team_id: int | None = None) -> list[Manager]:
+    query = select(Manager).order_by(Manager.name, Manager.id)
+    visible = visible_manager_ids(session, user)
+    if visible is not None:
+        query = query.where(Manager.id.in_(visible))
+    if team_id is not None:
+        query = query.where(Manager.team_id == team_id)
+    return list(session.scalars(query))
+
+
+@router.get("/managers/{manager_id}", response_model=ManagerPublic)
+def get_manager(session: SessionDep, user: UserDep, manager_id: int) -> Manager:
+    visible = visible_manager_ids(session, user)
+    manager = session.get(Manager, manager_id)
+    if manager is None:
+        raise NotFound(f"no manager {manager_id}", code="manager_not_found")
+    if visible is not None and manager_id not in visible:
+        raise Forbidden("you can see only your own (or your teams') managers")
+    return manager
+
+
+@router.post("/managers", response_model=ManagerPublic, status_code=201)
+def create_manager(
+    session: SessionDep, body: ManagerCreate, actor: Annotated[User, Depends(require(Role.admin, Role.head_of_sales))]
+) -> Manager:
+    return service.create_manager(session, actor=actor, data=body.model_dump())
+
+
+@router.patch("/managers/{manager_id}", response_model=ManagerPublic)
+def update_manager(
+    session: SessionDep, manager_id: int, body: ManagerUpdate, actor: Annotated[User, Depends(require(Role.admin, Role.head_of_sales))]
+) -> Manager:
+    return service.update_manager(session, actor=actor, manager_id=manager_id, changes=body.model_dump(exclude_unset=True))

@@ -1,0 +1,186 @@
+"""Users, tokens, teams and managers."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.core.audit import audit
+from api.core.errors import BadRequest, Conflict, NotFound, Unauthorized
+from api.core.security import hash_password, new_token, token_digest, verify_password
+from api.models import ApiToken, Manager, Role, Team, User
+
+
+def sign_in(session: Session, *, username: str, password: str, hours: float) -> tuple[str, ApiToken, User]:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not verify_password(password, user.password_hash) or not user.active:
+        raise Unauthorized("wrong username or password", code="bad_credentials")
+    token = new_token()
+    row = ApiToken(user_id=user.id, token_hash=token_digest(token), expires_at=datetime.now(UTC) + timedelta(hours=hours))
+    session.add(row)
+    session.commit()
+    return token, row, user
+
+
+def sign_out(session: Session, *, token: str) -> None:
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(token)))
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
+        session.commit()
+
+
+def manager_of(session: Session, user: User) -> Manager | None:
+    return session.scalar(select(Manager).where(Manager.user_id == user.id))
+
+
+def user_public(session: Session, user: User) -> dict[str, Any]:
+    m = manager_of(session, user)
+    return {
+        "id": user.id,
+        "username": user.username,
+        "full_name": user.full_name,
+        "role": user.role,
+        "active": user.active,
+        "manager_id": m.id if m else None,
+    }
+
+
+def _commit(session: Session, what: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError as e:
+        session.rollback()
+        raise Conflict(f"{what} already exists or refers to something that does not", code="conflict") from e
+
+
+def create_user(
+    session: Session, *, actor: User | None, username: str, password: str, role: Role, full_name: str = "", manager_id: int | None = None
+) -> User:
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"a user named {username!r} already exists", code="username_taken")
+    user = User(username=username, password_hash=hash_password(password), role=role, full_name=full_name)
+    session.add(user)
+    session.flush()
+    if manager_id is not None:
+        manager = session.get(Manager, manager_id)
+        if manager is None:
+            raise NotFound(f"no manager {manager_id}", code="manager_not_found")
+        if manager.user_id is not None:
+            raise Conflict(f"manager {manager_id} already has a login", code="manager_has_login")
+        manager.user_id = user.id
+    audit(session, user=actor, action="user.create", entity="user", entity_id=user.id, after={"username": username, "role": role.value})
+    _commit(session, f"user {username!r}")
+    return user
+
+
+def update_user(session: Session, *, actor: User, user_id: int, changes: dict[str, Any]) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}", code="user_not_found")
+    before = {"role": user.role.value, "active": user.active, "full_name": user.full_name}
+    if "password" in changes and changes["password"] is not None:
+        user.password_hash = hash_password(changes.pop("password"))
+        before["password"] = "***"
+    changes.pop("password", None)
+    for key, value in changes.items():
+        if value is not None:
+            setattr(user, key, value)
+    if user.id == actor.id and (not user.active or user.role != Role.admin) and actor.role == Role.admin:
+        raise BadRequest("an administrator cannot demote or deactivate themselves", code="self_demotion")
+    audit(session, user=actor, action="user.update", entity="user", entity_id=user.id, before=before,
+          after={k: (v.value if isinstance(v, Role) else v) for k, v in changes.items() if v is not None})
+    _commit(session, "user")
+    return user
+
+
+def ensure_admin(session: Session, *, username: str, password: str | None) -> str | None:
+    """Create the first administrator when there are no users; returns a generated password to show once."""
+    if session.scalar(select(User.id).limit(1)) is not None:
+        return None
+    generated = password is None
+    password = password or secrets.token_urlsafe(12)
+    create_user(session, actor=None, username=username, password=password, role=Role.admin, full_name="Administrator")
+    return password if generated else None
+
+
+def create_team(session: Session, *, actor: User, name: str, head_user_id: int | None) -> Team:
+    _check_head(session, head_user_id)
+    team = Team(name=name, head_user_id=head_user_id)
+    session.add(team)
+    session.flush()
+    audit(session, user=actor, action="team.create", entity="team", entity_id=team.id, after={"name": name, "head_user_id": head_user_id})
+    _commit(session, f"team {name!r}")
+    return team
+
+
+def update_team(session: Session, *, actor: User, team_id: int, changes: dict[str, Any]) -> Team:
+    team = session.get(Team, team_id)
+    if team is None:
+        raise NotFound(f"no team {team_id}", code="team_not_found")
+    if "head_user_id" in changes:
+        _check_head(session, changes["head_user_id"])
+    before = {"name": team.name, "head_user_id": team.head_user_id}
+    for key, value in changes.items():
+        setattr(team, key, value)
+    audit(session, user=actor, action="team.update", entity="team", entity_id=team.id, before=before, after=changes)
+    _commit(session, "team")
+    return team
+
+
+def _check_head(session: Session, user_id: int | None) -> None:
+    if user_id is None:
+        return
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}", code="user_not_found")
+    if user.role not in (Role.head_of_sales, Role.admin):
+        raise BadRequest(f"user {user_id} is a {user.role.value}; a team is headed by a head_of_sales", code="not_a_head")
+
+
+def create_manager(session: Session, *, actor: User, data: dict[str, Any]) -> Manager:
+    _check_refs(session, data)
+    manager = Manager(**data)
+    session.add(manager)
+    session.flush()
+    audit(session, user=actor, action="manager.create", entity="manager", entity_id=manager.id, after=data)
+    _commit(session, "a manager with this external id or login")
+    return manager
+
+
+def update_manager(session: Session, *, actor: User, manager_id: int, changes: dict[str, Any]) -> Manager:
+    manager = session.get(Manager, manager_id)
+    if manager is None:
+        raise NotFound(f"no manager {manager_id}", code="manager_not_found")
+    _check_refs(session, changes)
+    before = {k: getattr(manager, k) for k in changes}
+    for key, value in changes.items():
+        setattr(manager, key, value)
+    audit(session, user=actor, action="manager.update", entity="manager", entity_id=manager.id, before=before, after=changes)
+    _commit(session, "a manager with this external id or login")
+    return manager
+
+
+def _check_refs(session: Session, data: dict[str, Any]) -> None:
+    if data.get("team_id") is not None and session.get(Team, data["team_id"]) is None:
+        raise NotFound(f"no team {data['team_id']}", code="team_not_found")
+    if data.get("user_id") is not None:
+        user = session.get(User, data["user_id"])
+        if user is None:
+            raise NotFound(f"no user {data['user_id']}", code="user_not_found")
+        if user.role != Role.manager:
+            raise BadRequest(f"user {user.id} is a {user.role.value}; only a manager login can own calls", code="not_a_manager")
+
+
+def manager_by_external_id(session: Session, external_id: str, *, create: bool = True) -> Manager | None:
+    """The manager a PBX or import names by extension/CRM id; created on first sight."""
+    manager = session.scalar(select(Manager).where(Manager.external_id == external_id))
+    if manager is None and create:
+        manager = Manager(name=external_id, external_id=external_id)
+        session.add(manager)
+        session.flush()
+    return manager

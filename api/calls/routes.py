@@ -1,0 +1,228 @@
+from __future__ import annotations
+
+import json
+import mimetypes
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from api.calls import service
+from api.calls.schemas import (
+    CallDetail,
+    CallMetadata,
+    CallPage,
+    CallSummary,
+    ErrorInfo,
+    RescoreRequest,
+    RescoreResult,
+    UploadItem,
+    UploadResult,
+    WebhookCall,
+)
+from api.core.errors import BadRequest, NotFound, ServiceError, Unauthorized
+from api.deps import REVIEWERS, SessionDep, SettingsDep, StoreDep, UserDep, current_user, require, visible_manager_ids
+from api.models import CallStatus, Role, User
+
+router = APIRouter(prefix="/api/v1", tags=["calls"])
+_Uploader = Annotated[User, Depends(require(Role.admin, Role.head_of_sales, Role.quality_controller))]
+
+
+def _metadata(raw: str | None, fields: dict[str, Any]) -> list[dict] | dict:
+    common = {k: v for k, v in fields.items() if v not in (None, "")}
+    if raw is None or not raw.strip():
+        return common
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise BadRequest(f"'metadata' is not valid JSON: {e}", code="bad_metadata") from None
+    if isinstance(parsed, dict):
+        return {**common, **parsed}
+    if isinstance(parsed, list) and all(isinstance(x, dict) for x in parsed):
+        return [{**common, **x} for x in parsed]
+    raise BadRequest("'metadata' must be a JSON object (for every file) or a list of objects (one per file)", code="bad_metadata")
+
+
+@router.post(
+    "/calls",
+    response_model=UploadResult,
+    status_code=201,
+    summary="Upload one or many recordings with metadata",
+    description="Multipart: one or more `files`; metadata as form fields (applied to every file) and/or "
+    "`metadata`, a JSON object or a list with one object per file in order. The same recording "
+    "uploaded again is the same call (outcome `duplicate`). A file that is not usable audio is "
+    "rejected with its reason and the others go on; when every file is rejected the answer is an error.",
+    responses={413: {"description": "a file is over the size limit"}, 422: {"description": "no file is usable audio"}},
+)
+def upload_calls(
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    actor: _Uploader,
+    files: Annotated[list[UploadFile], File(description="recordings")],
+    metadata: Annotated[str | None, Form(max_length=1_000_000)] = None,
+    manager_id: Annotated[int | None, Form()] = None,
+    manager_external_id: Annotated[str | None, Form(max_length=200)] = None,
+    client_phone: Annotated[str | None, Form(max_length=40)] = None,
+    direction: Annotated[Literal["inbound", "outbound"] | None, Form()] = None,
+    started_at: Annotated[datetime | None, Form()] = None,
+    duration: Annotated[float | None, Form(ge=0, le=86400)] = None,
+    crm_lead_id: Annotated[str | None, Form(max_length=100)] = None,
+    crm_deal_id: Annotated[str | None, Form(max_length=100)] = None,
+    external_id: Annotated[str | None, Form(max_length=200)] = None,
+    language: Annotated[str | None, Form(pattern=r"^[a-z]{2,3}$")] = None,
+    manager_channel: Annotated[Literal["left", "right"] | None, Form()] = None,
+) -> JSONResponse:
+    fields: dict[str, Any] = dict(manager_id=manager_id, manager_external_id=manager_external_id, client_phone=client_phone, direction=direction,
+                  started_at=started_at, duration=duration, crm_lead_id=crm_lead_id, crm_deal_id=crm_deal_id,
+                  external_id=external_id, language=language, manager_channel=manager_channel)
+    meta = _metadata(metadata, fields)
+    if isinstance(meta, list) and len(meta) != len(files):
+        raise BadRequest(f"'metadata' has {len(meta)} entries for {len(files)} files", code="bad_metadata")
+    if len(files) > 1 and isinstance(meta, dict) and meta.get("external_id"):
+        raise BadRequest("one external_id cannot name several files; give per-file metadata", code="bad_metadata")
+    items: list[UploadItem] = []
+    first_error: ServiceError | None = None
+    for i, f in enumerate(files):
+        name = service.display_name(f.filename)
+        try:
+            try:
+                m = CallMetadata.model_validate(meta[i] if isinstance(meta, list) else meta)
+            except ValidationError as e:
+                raise BadRequest(f"{name}: bad metadata: {e.errors(include_url=False)[0]['msg']}", code="bad_metadata",
+                                 details=json.loads(e.json(include_url=False))) from None
+            ingested = service.ingest_stream(session, store, stream=f.file, filename=f.filename, content_type=f.content_type,
+                                             meta=m, actor=actor)
+            items.append(UploadItem(filename=name, outcome="created" if ingested.created else "duplicate", call_id=ingested.call.id))
+            if ingested.created:
+                request.app.state.executor.submit(ingested.call.id)
+        except ServiceError as e:
+            session.rollback()
+            first_error = first_error or e
+            items.append(UploadItem(filename=name, outcome="rejected", error=ErrorInfo(code=e.code, message=e.message)))
+    if first_error is not None and all(i.outcome == "rejected" for i in items):
+        first_error.details = [i.model_dump() for i in items]
+        raise first_error
+    result = UploadResult.of(items)
+    return JSONResponse(result.model_dump(mode="json"), status_code=201 if result.created else 200)
+
+
+class ImportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    folder: str = Field(min_length=1, max_length=4096, description="a folder inside one of CALLQA_IMPORT_DIRS")
+    metadata: CallMetadata = Field(default_factory=CallMetadata)
+
+
+@router.post("/calls/import", response_model=UploadResult, summary="Import every recording in a server folder")
+def import_calls(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, body: ImportRequest,
+                 actor: Annotated[User, Depends(require(Role.admin))]) -> UploadResult:
+    folder = service.import_root_allowed(Path(body.folder), settings.import_dirs)
+    items = []
+    for path, r in service.import_folder(session, store, folder=folder, meta=body.metadata, actor=actor):
+        rel = str(path.relative_to(folder))
+        if isinstance(r, ServiceError):
+            items.append(UploadItem(filename=rel, outcome="rejected", error=ErrorInfo(code=r.code, message=r.message)))
+        else:
+            items.append(UploadItem(filename=rel, outcome="created" if r.created else "duplicate", call_id=r.call.id))
+            if r.created:
+                request.app.state.executor.submit(r.call.id)
+    return UploadResult.of(items)
+
+
+def _webhook_caller(
+    request: Request, session: SessionDep, settings: SettingsDep,
+    x_callqa_secret: Annotated[str | None, Header(description="the shared secret CALLQA_WEBHOOK_SECRET")] = None,
+) -> User | None:
+    import hmac
+
+    if x_callqa_secret is not None:
+        if settings.webhook_secret and hmac.compare_digest(x_callqa_secret, settings.webhook_secret):
+            return None
+        raise Unauthorized("the webhook secret is wrong", code="bad_webhook_secret")
+    from fastapi.security.utils import get_authorization_scheme_param
+
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    from fastapi.security import HTTPAuthorizationCredentials
+
+    user = current_user(session, HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if token else None)
+    return require(Role.admin)(user)
+
+
+@router.post("/webhooks/pbx", response_model=CallSummary, status_code=202,
+             summary="A PBX reports a finished call with the URL of its recording",
+             description="Authenticate with an admin token or the header X-Callqa-Secret. The worker downloads the "
+             "recording (with retries and the size limit). A repeated `external_id` returns the same call.")
+def pbx_webhook(request: Request, session: SessionDep, body: WebhookCall,
+                actor: Annotated[User | None, Depends(_webhook_caller)]) -> JSONResponse:
+    meta = CallMetadata.model_validate(body.model_dump(exclude={"recording_url"}, exclude_unset=True))
+    result = service.ingest_webhook(session, url=str(body.recording_url), meta=meta, actor=actor)
+    if result.created:
+        request.app.state.executor.submit(result.call.id)
+    session.refresh(result.call)
+    return JSONResponse(CallSummary.model_validate(service.summary(result.call)).model_dump(mode="json"),
+                        status_code=202 if result.created else 200)
+
+
+@router.get("/calls", response_model=CallPage, summary="Calls, filtered and paged (a manager sees own calls only)")
+def list_calls(
+    session: SessionDep,
+    user: UserDep,
+    manager_id: int | None = None,
+    team_id: int | None = None,
+    date_from: Annotated[datetime | None, Query(description="started at or after")] = None,
+    date_to: Annotated[datetime | None, Query(description="started before")] = None,
+    status: CallStatus | None = None,
+    score_min: Annotated[float | None, Query(ge=0, le=100)] = None,
+    score_max: Annotated[float | None, Query(ge=0, le=100)] = None,
+    stage_missed: Annotated[str | None, Query(max_length=100, description="calls where this stage was missed")] = None,
+    objection_unhandled: Annotated[str | None, Query(max_length=100, description="calls with this objection type not handled")] = None,
+    uncertain: Annotated[bool | None, Query(description="calls with (true) or without (false) uncertain verdicts")] = None,
+    external_id: Annotated[str | None, Query(max_length=200)] = None,
+    order: Literal["-started_at", "started_at", "-score", "score", "-created_at", "created_at"] = "-started_at",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> CallPage:
+    filters = service.CallFilters(manager_id=manager_id, team_id=team_id, date_from=date_from, date_to=date_to, status=status,
+                                  score_min=score_min, score_max=score_max, stage_missed=stage_missed,
+                                  objection_unhandled=objection_unhandled, uncertain=uncertain, external_id=external_id)
+    calls, total = service.list_calls(session, filters=filters, visible=visible_manager_ids(session, user), limit=limit,
+                                      offset=offset, order=order)
+    return CallPage(items=[CallSummary.model_validate(service.summary(c)) for c in calls], total=total, limit=limit, offset=offset)
+
+
+@router.get("/calls/{call_id}", response_model=CallDetail, summary="A call: transcript, stages with evidence, objections, metrics")
+def get_call(session: SessionDep, user: UserDep, call_id: int) -> CallDetail:
+    call = service.get_call(session, call_id, visible=visible_manager_ids(session, user))
+    return CallDetail.model_validate(service.detail(call))
+
+
+@router.get("/calls/{call_id}/recording", summary="The recording (HTTP Range supported)",
+            response_class=FileResponse, responses={200: {"content": {"audio/*": {}}}, 206: {"description": "a byte range"}})
+def get_recording(session: SessionDep, store: StoreDep, user: UserDep, call_id: int) -> FileResponse:
+    call = service.get_call(session, call_id, visible=visible_manager_ids(session, user))
+    if not call.recording_sha256 or not store.exists(call.recording_sha256):
+        raise NotFound(f"call {call_id} has no stored recording (yet)", code="recording_not_found")
+    rec = call.recording
+    name = rec.original_name if rec else f"call-{call_id}"
+    media = (rec.content_type if rec and rec.content_type != "application/octet-stream" else None) or \
+        mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return FileResponse(store.path(call.recording_sha256), media_type=media, filename=name, content_disposition_type="inline")
+
+
+@router.post("/calls/{call_id}/retry", response_model=CallSummary, summary="Queue a failed call again")
+def retry(request: Request, session: SessionDep, call_id: int, actor: Annotated[User, Depends(require(*REVIEWERS))]) -> CallSummary:
+    call = service.retry_call(session, call_id=call_id, actor=actor)
+    request.app.state.executor.submit(call.id)
+    return CallSummary.model_validate(service.summary(service.get_call(session, call_id, visible=None)))
+
+
+@router.post("/calls/rescore", response_model=RescoreResult,
+             summary="Re-score stored transcripts against the active script versions, without transcribing",
+             description="`dry_run` shows what would change. Reviewers' verdicts are kept.")
+def rescore(session: SessionDep, body: RescoreRequest, actor: Annotated[User, Depends(require(Role.admin, Role.quality_controller, Role.head_of_sales))]) -> RescoreResult:
+    return service.rescore(session, actor=actor, script_id=body.script_id, call_ids=body.call_ids, dry_run=body.dry_run)
+
+

@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+from api.models import CallStatus, Direction
+
+_PHONE_KEEP = re.compile(r"[^\d+]")
+
+
+def normalise_phone(value: str | None) -> str | None:
+    """'+7 (912) 345-67-89', '8 912 345 67 89' -> '+79123456789' (Russian 8-prefix read as +7)."""
+    if value is None or not value.strip():
+        return None
+    digits = _PHONE_KEEP.sub("", value.strip())
+    plus = digits.startswith("+")
+    digits = digits.replace("+", "")
+    if not digits or len(digits) > 20:
+        raise ValueError(f"{value!r} is not a phone number")
+    if not plus and len(digits) == 11 and digits[0] == "8":
+        digits = "7" + digits[1:]
+    return "+" + digits if (plus or len(digits) >= 11) else digits
+
+
+class CallMetadata(BaseModel):
+    """What the PBX or the uploader knows about a call. Every field is optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    manager_id: int | None = Field(None, description="a manager of this service")
+    manager_external_id: str | None = Field(
+        None, max_length=200, description="the PBX extension or CRM user id; a manager is created on first sight"
+    )
+    client_phone: str | None = Field(None, max_length=40)
+    direction: Direction | None = None
+    started_at: datetime | None = None
+    duration: float | None = Field(None, ge=0, le=24 * 3600)
+    crm_lead_id: str | None = Field(None, max_length=100)
+    crm_deal_id: str | None = Field(None, max_length=100)
+    external_id: str | None = Field(None, max_length=200, description="the PBX's id of the call; a repeated id is the same call")
+    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$")
+    manager_channel: Literal["left", "right"] | None = None
+
+    @field_validator("client_phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        return normalise_phone(v)
+
+
+class WebhookCall(CallMetadata):
+    recording_url: HttpUrl = Field(description="where to download the recording (http or https)")
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class ManagerRef(BaseModel):
+    id: int
+    name: str
+
+
+class ScriptRef(BaseModel):
+    id: str
+    version: str
+
+
+class CallSummary(BaseModel):
+    id: int
+    status: CallStatus
+    error: ErrorInfo | None
+    manager: ManagerRef | None
+    client_phone: str | None
+    direction: Direction | None
+    started_at: datetime | None
+    duration: float | None
+    language: str | None
+    external_id: str | None
+    crm_lead_id: str | None
+    crm_deal_id: str | None
+    source: str
+    score: float | None
+    machine_score: float | None
+    uncertain: int
+    script: ScriptRef | None
+    attempts: int
+    created_at: datetime
+    processed_at: datetime | None
+
+
+class CallPage(BaseModel):
+    items: list[CallSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class StageVerdict(BaseModel):
+    id: str
+    title: str
+    status: str
+    machine_status: str
+    reviewed: bool
+    required: bool
+    weight: float
+    evidence: dict[str, Any] | None
+    note: str | None = None
+    violations: list[dict[str, Any]] = []
+
+
+class ObjectionVerdict(BaseModel):
+    position: int
+    type: str
+    title: str
+    status: str
+    machine_status: str
+    handled: bool | None
+    reviewed: bool
+    client: dict[str, Any]
+    response: dict[str, Any] | None
+    recommended: list[str]
+    note: str | None = None
+
+
+class CallDetail(CallSummary):
+    stages: list[StageVerdict]
+    objections: list[ObjectionVerdict]
+    fillers: list[dict[str, Any]]
+    metrics: dict[str, Any] | None
+    score_breakdown: list[dict[str, Any]]
+    transcript: list[dict[str, Any]]
+    roles_inferred: bool
+    warnings: list[str]
+    recording_url: str | None = Field(None, description="this API's address of the audio, with Range support")
+
+
+class UploadItem(BaseModel):
+    filename: str
+    outcome: Literal["created", "duplicate", "rejected"]
+    call_id: int | None = None
+    error: ErrorInfo | None = None
+
+
+class UploadResult(BaseModel):
+    items: list[UploadItem]
+    created: int
+    duplicates: int
+    rejected: int
+
+    @classmethod
+    def of(cls, items: list[UploadItem]) -> UploadResult:
+        return cls(items=items, created=sum(i.outcome == "created" for i in items),
+                   duplicates=sum(i.outcome == "duplicate" for i in items), rejected=sum(i.outcome == "rejected" for i in items))
+
+
+class RescoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    script_id: str | None = Field(None, description="score against this script's active version; default: each call's own script id")
+    call_ids: list[int] | None = Field(None, max_length=100_000)
+    dry_run: bool = Field(False, description="show what would change without saving")
+
+
+class RescoreChange(BaseModel):
+    call_id: int
+    score_before: float | None
+    score_after: float | None
+    stages_changed: dict[str, list[str]] = Field(description="stage id -> [before, after]")
+    objections_before: list[str]
+    objections_after: list[str]
+
+
+class RescoreResult(BaseModel):
+    rescored: int
+    changed: int
+    dry_run: bool
+    script: ScriptRef | None
+    stage_flips: dict[str, dict[str, int]] = Field(description="stage id -> 'missed->passed': number of calls")
+    changes: list[RescoreChange] = Field(description="the calls that changed (first 500)")

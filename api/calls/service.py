@@ -1,0 +1,384 @@
+"""Calls: ingestion (upload, folder import, PBX webhook), listing with filters, detail, retry, re-scoring."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import Select, and_, exists, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload
+
+from analyzer.audio import probe_audio
+from analyzer.errors import AnalyzerError
+from analyzer.results import Transcript
+from analyzer.scoring import score_transcript
+from api.auth.service import manager_by_external_id
+from api.calls.results import result_values
+from api.calls.schemas import CallMetadata, RescoreChange, RescoreResult, ScriptRef
+from api.core.audit import audit
+from api.core.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, UnprocessableRecording
+from api.core.storage import RecordingStore
+from api.models import Call, CallObjection, CallStage, CallStatus, Manager, Recording, ScriptVersion, User, utcnow
+from api.scripts.service import active_version, script_of
+
+AUDIO_EXTENSIONS = {".wav", ".mp3", ".ogg", ".opus", ".oga", ".flac", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".amr", ".gsm"}
+
+
+@dataclass(frozen=True)
+class Ingested:
+    call: Call
+    created: bool
+
+
+def display_name(name: str | None) -> str:
+    """Only the last part of a client-given file name is kept, for display; it never becomes a path."""
+    base = (name or "recording").replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable())[:200]
+    return base if base not in ("", ".", "..") else "recording"
+
+
+def _apply_metadata(session: Session, call: Call, meta: CallMetadata) -> None:
+    data = meta.model_dump(exclude_unset=True, exclude_none=True)
+    manager_ext = data.pop("manager_external_id", None)
+    manager_id = data.pop("manager_id", None)
+    if manager_id is not None:
+        if session.get(Manager, manager_id) is None:
+            raise BadRequest(f"no manager {manager_id}", code="manager_not_found")
+        call.manager_id = manager_id
+    elif manager_ext:
+        manager = manager_by_external_id(session, manager_ext)
+        call.manager_id = manager.id if manager else None
+    for key, value in data.items():
+        setattr(call, key, value)
+
+
+def ingest_stream(
+    session: Session, store: RecordingStore, *, stream: BinaryIO, filename: str | None, content_type: str | None,
+    meta: CallMetadata, source: str = "upload", actor: User | None = None,
+) -> Ingested:
+    """Store a recording and queue its call. The same bytes again are the same call (its metadata is
+    not overwritten); a file that is not usable audio is rejected before anything is stored."""
+    name = display_name(filename)
+    try:
+        stored = store.put_stream(stream)
+    except ServiceError as e:
+        e.message = f"{name}: {e.message}"
+        raise
+    try:
+        info = probe_audio(stored.path)
+    except AnalyzerError as e:
+        if session.get(Recording, stored.sha256) is None:
+            stored.path.unlink(missing_ok=True)
+        raise UnprocessableRecording(str(e).replace(stored.sha256, name), code=e.code) from None
+    existing = session.scalar(select(Call).where(Call.recording_sha256 == stored.sha256))
+    if existing is not None:
+        return Ingested(existing, False)
+    if meta.external_id:
+        same = session.scalar(select(Call).where(Call.external_id == meta.external_id))
+        if same is not None:
+            raise Conflict(
+                f"the PBX call {meta.external_id!r} is already call {same.id} with a different recording",
+                code="external_id_taken",
+            )
+    if session.get(Recording, stored.sha256) is None:
+        session.add(Recording(sha256=stored.sha256, size=stored.size, original_name=display_name(filename),
+                              content_type=(content_type or "application/octet-stream")[:100]))
+    call = Call(recording_sha256=stored.sha256, source=source, duration=info.duration)
+    _apply_metadata(session, call, meta)
+    session.add(call)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()  # the same recording arrived at the same moment from elsewhere
+        existing = session.scalar(select(Call).where(Call.recording_sha256 == stored.sha256))
+        if existing is None:
+            raise
+        return Ingested(existing, False)
+    audit(session, user=actor, action="call.ingest", entity="call", entity_id=call.id,
+          after={"source": source, "recording": stored.sha256, "file": display_name(filename)})
+    session.commit()
+    return Ingested(call, True)
+
+
+def ingest_webhook(session: Session, *, url: str, meta: CallMetadata, actor: User | None) -> Ingested:
+    """Queue a call whose recording the worker will download; a repeated PBX call id is the same call."""
+    if meta.external_id:
+        same = session.scalar(select(Call).where(Call.external_id == meta.external_id))
+        if same is not None:
+            return Ingested(same, False)
+    call = Call(recording_url=url, source="webhook")
+    _apply_metadata(session, call, meta)
+    session.add(call)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        same = session.scalar(select(Call).where(Call.external_id == meta.external_id))
+        if same is None:
+            raise
+        return Ingested(same, False)
+    audit(session, user=actor, action="call.webhook", entity="call", entity_id=call.id, after={"url": url})
+    session.commit()
+    return Ingested(call, True)
+
+
+def import_folder(
+    session: Session, store: RecordingStore, *, folder: Path, meta: CallMetadata, actor: User | None = None
+) -> list[tuple[Path, Ingested | ServiceError]]:
+    """Every audio file under a folder; a bad file is reported and the rest go on."""
+    results: list[tuple[Path, Ingested | ServiceError]] = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.suffix.lower() not in AUDIO_EXTENSIONS or path.is_symlink():
+            continue
+        try:
+            with path.open("rb") as f:
+                results.append((path, ingest_stream(session, store, stream=f, filename=path.name, content_type=None,
+                                                    meta=meta, source="import", actor=actor)))
+        except ServiceError as e:
+            session.rollback()
+            results.append((path, e))
+    return results
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+@dataclass
+class CallFilters:
+    manager_id: int | None = None
+    team_id: int | None = None
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    status: CallStatus | None = None
+    score_min: float | None = None
+    score_max: float | None = None
+    stage_missed: str | None = None
+    objection_unhandled: str | None = None
+    uncertain: bool | None = None
+    external_id: str | None = None
+
+
+def _filtered(query: Select[Any], f: CallFilters, visible: set[int] | None) -> Select[Any]:
+    if visible is not None:
+        query = query.where(Call.manager_id.in_(visible))
+    if f.manager_id is not None:
+        query = query.where(Call.manager_id == f.manager_id)
+    if f.team_id is not None:
+        query = query.where(Call.manager_id.in_(select(Manager.id).where(Manager.team_id == f.team_id)))
+    if f.date_from is not None:
+        query = query.where(Call.started_at >= f.date_from)
+    if f.date_to is not None:
+        query = query.where(Call.started_at < f.date_to)
+    if f.status is not None:
+        query = query.where(Call.status == f.status)
+    if f.score_min is not None:
+        query = query.where(Call.score >= f.score_min)
+    if f.score_max is not None:
+        query = query.where(Call.score <= f.score_max)
+    if f.stage_missed:
+        query = query.where(
+            exists().where(and_(CallStage.call_id == Call.id, CallStage.stage_id == f.stage_missed, CallStage.status == "missed"))
+        )
+    if f.objection_unhandled:
+        query = query.where(
+            exists().where(
+                and_(CallObjection.call_id == Call.id, CallObjection.type == f.objection_unhandled, CallObjection.status == "missed")
+            )
+        )
+    if f.uncertain is True:
+        query = query.where(Call.uncertain > 0)
+    elif f.uncertain is False:
+        query = query.where(Call.uncertain == 0)
+    if f.external_id is not None:
+        query = query.where(Call.external_id == f.external_id)
+    return query
+
+
+def list_calls(
+    session: Session, *, filters: CallFilters, visible: set[int] | None, limit: int, offset: int, order: str
+) -> tuple[list[Call], int]:
+    base = _filtered(select(Call.id), filters, visible)
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    sort: tuple[Any, ...] = {
+        "-started_at": (Call.started_at.desc(), Call.id.desc()),
+        "started_at": (Call.started_at.asc(), Call.id.asc()),
+        "-score": (Call.score.desc(), Call.id.desc()),
+        "score": (Call.score.asc(), Call.id.asc()),
+        "-created_at": (Call.id.desc(),),
+        "created_at": (Call.id.asc(),),
+    }[order]
+    rows = session.scalars(
+        _filtered(select(Call).options(joinedload(Call.manager)), filters, visible).order_by(*sort).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def get_call(session: Session, call_id: int, *, visible: set[int] | None) -> Call:
+    call = session.get(Call, call_id, options=[joinedload(Call.manager)])
+    if call is None:
+        raise NotFound(f"no call {call_id}", code="call_not_found")
+    if visible is not None and call.manager_id not in visible:
+        raise Forbidden("this call belongs to another manager", code="not_your_call")
+    return call
+
+
+def summary(call: Call) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "status": call.status,
+        "error": {"code": call.error_code, "message": call.error_message or ""}
+        if call.error_code and call.status in (CallStatus.failed, CallStatus.queued) else None,
+        "manager": {"id": call.manager.id, "name": call.manager.name} if call.manager else None,
+        "client_phone": call.client_phone,
+        "direction": call.direction,
+        "started_at": call.started_at,
+        "duration": call.duration,
+        "language": call.language,
+        "external_id": call.external_id,
+        "crm_lead_id": call.crm_lead_id,
+        "crm_deal_id": call.crm_deal_id,
+        "source": call.source,
+        "score": call.score,
+        "machine_score": call.machine_score,
+        "uncertain": call.uncertain,
+        "script": {"id": call.script_id, "version": call.script_version} if call.script_id else None,
+        "attempts": call.attempts,
+        "created_at": call.created_at,
+        "processed_at": call.processed_at,
+    }
+
+
+def detail(call: Call) -> dict[str, Any]:
+    report = call.report or {}
+    rows = {s.stage_id: s for s in call.stages}
+    stages = []
+    for s in report.get("stages", []):
+        row = rows.get(s["id"])
+        stages.append({**s, "machine_status": s["status"], "status": row.status if row else s["status"],
+                       "reviewed": bool(row and row.reviewed)})
+    orows = {o.position: o for o in call.objections}
+    objections = []
+    for i, o in enumerate(report.get("objections", [])):
+        orow = orows.get(i)
+        status = orow.status if orow else o["status"]
+        handled = o.get("handled") if not (orow and orow.reviewed) else (status == "passed" if status != "not_objection" else None)
+        objections.append({**o, "position": i, "machine_status": o["status"], "status": status, "handled": handled,
+                           "reviewed": bool(orow and orow.reviewed)})
+    transcript = report.get("transcript")
+    if transcript is None and call.transcript:
+        transcript = [{k: v for k, v in u.items() if k != "words"} for u in call.transcript.get("utterances", [])]
+    return {
+        **summary(call),
+        "stages": stages,
+        "objections": objections,
+        "fillers": report.get("fillers", []),
+        "metrics": report.get("metrics"),
+        "score_breakdown": report.get("score_breakdown", []),
+        "transcript": transcript or [],
+        "roles_inferred": bool(report.get("roles_inferred")),
+        "warnings": report.get("warnings", []),
+        "recording_url": f"/api/v1/calls/{call.id}/recording" if call.recording_sha256 else None,
+    }
+
+
+def retry_call(session: Session, *, call_id: int, actor: User) -> Call:
+    call = session.get(Call, call_id)
+    if call is None:
+        raise NotFound(f"no call {call_id}", code="call_not_found")
+    if call.status != CallStatus.failed:
+        raise Conflict(f"call {call_id} is {call.status.value}; only a failed call can be retried", code="not_failed")
+    before = {"status": call.status.value, "error": call.error_code}
+    session.execute(
+        update(Call).where(Call.id == call_id, Call.status == CallStatus.failed)
+        .values(status=CallStatus.queued, attempts=0, next_attempt_at=utcnow(), error_code=None, error_message=None,
+                enqueued_at=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    audit(session, user=actor, action="call.retry", entity="call", entity_id=call_id, before=before, after={"status": "queued"})
+    session.commit()
+    session.refresh(call)
+    return call
+
+
+# -- re-scoring --------------------------------------------------------------------------------
+
+
+def rescore(
+    session: Session, *, actor: User | None, script_id: str | None, call_ids: list[int] | None, dry_run: bool, batch: int = 500
+) -> RescoreResult:
+    """Score stored transcripts again against the active script versions, without transcribing.
+
+    Reviews are kept (a reviewer's verdict still wins). Returns what changed: per call, the score and
+    the stages and objections whose verdict moved, and per stage how many calls flipped which way.
+    """
+    query = select(Call.id).where(Call.status == CallStatus.done, Call.transcript.is_not(None)).order_by(Call.id)
+    if call_ids is not None:
+        query = query.where(Call.id.in_(call_ids))
+    ids = list(session.scalars(query))
+    versions: dict[str, ScriptVersion] = {}
+    chosen_ref: ScriptRef | None = None
+    if script_id is not None:
+        v = active_version(session, script_id=script_id)
+        chosen_ref = ScriptRef(id=v.script_id, version=v.version)
+    changes: list[RescoreChange] = []
+    flips: dict[str, dict[str, int]] = {}
+    changed = 0
+    for start in range(0, len(ids), batch):
+        calls = session.scalars(select(Call).where(Call.id.in_(ids[start : start + batch])).order_by(Call.id)).all()
+        for call in calls:
+            assert call.transcript is not None
+            transcript = Transcript.from_dict(call.transcript, source=f"call {call.id}")
+            key = script_id or call.script_id or f"lang:{transcript.language}"
+            if key not in versions:
+                versions[key] = (active_version(session, script_id=script_id or call.script_id)
+                                 if (script_id or call.script_id) else active_version(session, language=transcript.language))
+            version = versions[key]
+            script = script_of(version)
+            report = score_transcript(transcript, script).to_dict()
+            report["source"] = f"call {call.id}"
+            before_stages = {s["id"]: s["status"] for s in (call.report or {}).get("stages", [])}
+            before_obj = [f"{o['type']}:{o['status']}" for o in (call.report or {}).get("objections", [])]
+            before_score = call.score
+            values = result_values(session, call.id, report, script)
+            after_stages = {s["id"]: s["status"] for s in report.get("stages", [])}
+            after_obj = [f"{o['type']}:{o['status']}" for o in report.get("objections", [])]
+            moved = {k: [before_stages.get(k, "-"), after_stages.get(k, "-")]
+                     for k in sorted(set(before_stages) | set(after_stages)) if before_stages.get(k) != after_stages.get(k)}
+            for k, (a, b) in moved.items():
+                flips.setdefault(k, {}).setdefault(f"{a}->{b}", 0)
+                flips[k][f"{a}->{b}"] += 1
+            if moved or before_obj != after_obj or before_score != values["score"] or call.script_version != version.version:
+                changed += 1
+                if len(changes) < 500:
+                    changes.append(RescoreChange(call_id=call.id, score_before=before_score, score_after=values["score"],
+                                                 stages_changed=moved, objections_before=before_obj, objections_after=after_obj))
+            if not dry_run:
+                values.pop("duration", None)
+                for k, v in values.items():
+                    setattr(call, k, v)
+                call.report = report
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    if not dry_run and ids:
+        audit(session, user=actor, action="calls.rescore", entity="script", entity_id=script_id or "*",
+              after={"rescored": len(ids), "changed": changed})
+        session.commit()
+    return RescoreResult(rescored=len(ids), changed=changed, dry_run=dry_run, script=chosen_ref, stage_flips=flips, changes=changes)
+
+
+def import_root_allowed(folder: Path, roots: list[Path]) -> Path:
+    """A folder to import must lie inside one of the configured import roots (no ../ escapes)."""
+    real = Path(os.path.realpath(folder))
+    for root in roots:
+        r = Path(os.path.realpath(root))
+        if real == r or r in real.parents:
+            if not real.is_dir():
+                raise NotFound(f"no folder {folder}", code="folder_not_found")
+            return real
+    raise Forbidden(f"{folder} is outside the import folders (CALLQA_IMPORT_DIRS)", code="folder_not_allowed")

@@ -1,0 +1,289 @@
+"""Service commands of ``callqa``, added to the analyzer's command line::
+
+    callqa serve     the API and a local worker together (one machine)
+    callqa worker    process calls: --executor local (processes here) or celery (a broker, many machines)
+    callqa import    queue every recording under folders, with shared metadata
+    callqa calls     the calls in the database
+    callqa rescore   score stored transcripts again after a script change
+    callqa db        migrate the database (SQLite file or PostgreSQL)
+    callqa user      create a user (admin, head_of_sales, quality_controller, manager)
+
+Settings come from CALLQA_* variables (see README); options here override them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from analyzer.cli import app
+
+console = Console(stderr=True)
+
+
+def _settings(**overrides: Any):  # noqa: ANN202
+    from api.core.config import get_service_settings
+
+    return get_service_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("faster_whisper", "spacy", "pymorphy3", "alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _bootstrap(settings) -> None:  # noqa: ANN001
+    from api.app import bootstrap
+
+    password = bootstrap(settings)
+    if password:
+        console.print(
+            f"[bold]First start: created the administrator '{settings.admin_username}' with password [green]{password}[/green]"
+            " (shown once; set CALLQA_ADMIN_PASSWORD to choose it).[/bold]"
+        )
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8000),
+    workers: int = typer.Option(None, help="local worker processes (CALLQA_WORKERS, default 1; 0: API only)"),
+    api_processes: int = typer.Option(1, help="API server processes"),
+    import_dir: list[Path] = typer.Option([], "--import", help="queue the recordings in this folder at start"),
+) -> None:
+    """Run the API (docs at /docs) and, with the local executor, worker processes beside it."""
+    import uvicorn
+
+    from api.processing.local import LocalExecutor
+
+    settings = _settings(workers=workers)
+    _logging()
+    _bootstrap(settings)
+    for folder in import_dir:
+        _import(settings, folder, None)
+    executor = None
+    if settings.executor == "local" and settings.workers > 0:
+        executor = LocalExecutor(settings, processes=settings.workers)
+        executor.start()
+        console.print(f"{settings.workers} local worker process(es) started")
+    console.print(f"API on http://{host}:{port}  (OpenAPI docs: http://{host}:{port}/docs)  database: {_safe_url(settings.db_url)}")
+
+    def _stop(signum: int, _frame: object) -> None:
+        # uvicorn shuts down gracefully, then re-raises the signal it caught: here, so the workers
+        # are stopped too and the exit is clean
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        uvicorn.run("api.main:app", host=host, port=port, workers=api_processes, log_level="info")
+    finally:
+        if executor is not None:
+            executor.stop()
+
+
+@app.command()
+def worker(
+    executor: str = typer.Option(None, help="local or celery (CALLQA_EXECUTOR)"),
+    processes: int = typer.Option(None, help="worker processes (default CALLQA_WORKERS)"),
+    drain: bool = typer.Option(False, help="stop when no call is due (local executor)"),
+) -> None:
+    """Process queued calls until stopped (Ctrl-C or SIGTERM finish the calls in progress first)."""
+    settings = _settings(executor=executor)
+    n = processes or settings.workers or 1
+    _logging()
+    _bootstrap(settings)
+    if settings.executor == "celery":
+        from api.processing.celery_app import CeleryExecutor
+
+        console.print(f"celery worker, broker {_safe_url(settings.broker_url)}, {n} process(es)")
+        CeleryExecutor(settings).run(concurrency=n)
+        return
+    from api.processing.local import LocalExecutor
+
+    console.print(f"local worker, {n} process(es), database {_safe_url(settings.db_url)}")
+    LocalExecutor(settings, processes=n, drain=drain).run()
+
+
+@app.command("import")
+def import_(
+    folders: list[Path] = typer.Argument(..., help="folders of recordings (searched recursively)"),
+    manager: str = typer.Option(None, help="PBX extension / CRM id of the manager of these calls"),
+    language: str = typer.Option(None),
+    manager_channel: str = typer.Option(None, help="left or right"),
+) -> None:
+    """Queue every recording under the folders (a recording already stored is not added twice)."""
+    settings = _settings()
+    _bootstrap(settings)
+    meta: dict[str, Any] = {"manager_external_id": manager, "language": language, "manager_channel": manager_channel}
+    failed = 0
+    for folder in folders:
+        failed += _import(settings, folder, {k: v for k, v in meta.items() if v})
+    raise typer.Exit(1 if failed else 0)
+
+
+def _import(settings, folder: Path, meta: dict[str, Any] | None) -> int:  # noqa: ANN001
+    from api.calls.schemas import CallMetadata
+    from api.calls.service import import_folder
+    from api.core.db import Database
+    from api.core.errors import ServiceError
+    from api.core.storage import RecordingStore
+
+    if not folder.is_dir():
+        console.print(f"[red]{folder}: not a folder[/red]")
+        return 1
+    db = Database(settings)
+    store = RecordingStore(settings.recordings_dir, max_bytes=settings.max_upload_bytes)
+    failed = created = dup = 0
+    try:
+        with db.sessions() as session:
+            for path, r in import_folder(session, store, folder=folder, meta=CallMetadata.model_validate(meta or {})):
+                if isinstance(r, ServiceError):
+                    failed += 1
+                    console.print(f"[red]{path}: {r.message}[/red]")
+                elif r.created:
+                    created += 1
+                else:
+                    dup += 1
+    finally:
+        db.dispose()
+    console.print(f"{folder}: {created} queued, {dup} already stored, {failed} rejected")
+    return failed
+
+
+@app.command()
+def calls(
+    status: str = typer.Option(None, help="queued, transcribing, scoring, done or failed"),
+    limit: int = typer.Option(50, min=1, max=10000),
+    as_json: bool = typer.Option(False, "--json", help="one JSON summary per line"),
+) -> None:
+    """The calls in the database, newest first: status, score, stages missed, objections not handled."""
+    import json
+
+    from rich.table import Table
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    from api.core.db import Database
+    from api.models import Call, CallStatus
+
+    settings = _settings()
+    _bootstrap(settings)
+    database = Database(settings)
+    try:
+        with database.sessions() as session:
+            query = select(Call).options(selectinload(Call.stages), selectinload(Call.objections), selectinload(Call.manager),
+                                         selectinload(Call.recording)).order_by(Call.id.desc()).limit(limit)
+            if status:
+                query = query.where(Call.status == CallStatus(status))
+            rows = session.scalars(query).all()
+            table = Table(title=f"calls in {_safe_url(settings.db_url)}")
+            for col in ("id", "recording", "manager", "duration", "status", "score", "stages missed", "objections not handled"):
+                table.add_column(col, overflow="fold")
+            for c in rows:
+                missed = [s.stage_id for s in c.stages if s.status == "missed"]
+                unhandled = [o.type for o in c.objections if o.status == "missed"]
+                uncertain = c.uncertain
+                item = {"id": c.id, "recording": c.recording.original_name if c.recording else c.recording_url,
+                        "manager": c.manager.name if c.manager else None, "duration": c.duration, "status": c.status.value,
+                        "score": c.score, "stages_missed": missed, "objections_unhandled": unhandled, "uncertain": uncertain,
+                        "error": c.error_message if c.status == CallStatus.failed else None}
+                if as_json:
+                    print(json.dumps(item, ensure_ascii=False))
+                    continue
+                score = "-" if c.score is None else f"{c.score:.0f}" + (f" ({uncertain} uncertain)" if uncertain else "")
+                state = c.status.value if c.status != CallStatus.failed else f"failed: {c.error_message}"
+                table.add_row(str(c.id), str(item["recording"] or ""), str(item["manager"] or ""), f"{c.duration or 0:.0f} s", state, score,
+                              ", ".join(missed), ", ".join(unhandled))
+            if not as_json:
+                Console().print(table)
+    finally:
+        database.dispose()
+
+
+@app.command()
+def rescore(
+    script: str = typer.Option(None, help="score against this script's active version (default: each call's own script)"),
+    dry_run: bool = typer.Option(False, help="show what would change without saving"),
+) -> None:
+    """Score every stored transcript again against the active script versions, without transcribing."""
+    from api.calls.service import rescore as rescore_calls
+    from api.core.db import Database
+
+    settings = _settings()
+    _bootstrap(settings)
+    database = Database(settings)
+    try:
+        with database.sessions() as session:
+            result = rescore_calls(session, actor=None, script_id=script, call_ids=None, dry_run=dry_run)
+    finally:
+        database.dispose()
+    verb = "would change" if dry_run else "changed"
+    console.print(f"re-scored {result.rescored} calls; {result.changed} {verb}")
+    for stage, flips in sorted(result.stage_flips.items()):
+        console.print(f"  {stage}: " + ", ".join(f"{k} x{v}" for k, v in sorted(flips.items())))
+    for c in result.changes[:20]:
+        console.print(f"  call {c.call_id}: score {c.score_before} -> {c.score_after}")
+
+
+@app.command()
+def db(action: str = typer.Argument("upgrade", help="upgrade: create or migrate the schema")) -> None:
+    """Create or migrate the database schema, seed the bundled scripts and the first administrator."""
+    if action != "upgrade":
+        raise typer.BadParameter("only 'upgrade' is supported", param_hint="ACTION")
+    settings = _settings()
+    _bootstrap(settings)
+    console.print(f"database {_safe_url(settings.db_url)} is at the newest schema")
+
+
+@app.command()
+def user(
+    username: str = typer.Argument(...),
+    role: str = typer.Option(..., help="admin, head_of_sales, quality_controller or manager"),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+    manager_id: int = typer.Option(None, help="for a manager login: the manager whose calls it owns"),
+) -> None:
+    """Create a user."""
+    from api.auth.service import create_user
+    from api.core.db import Database
+    from api.core.errors import ServiceError
+    from api.models import Role
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        raise typer.BadParameter(f"one of {', '.join(r.value for r in Role)}", param_hint="--role") from None
+    if len(password) < 8:
+        raise typer.BadParameter("at least 8 characters", param_hint="--password")
+    settings = _settings()
+    _bootstrap(settings)
+    database = Database(settings)
+    try:
+        with database.sessions() as session:
+            u = create_user(session, actor=None, username=username, password=password, role=role_value, manager_id=manager_id)
+            console.print(f"user {u.username} ({u.role.value}) created, id {u.id}")
+    except ServiceError as e:
+        console.print(f"[red]{e.message}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        database.dispose()
+
+
+def _safe_url(url: str) -> str:
+    """A URL for logs, without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,111 @@
+"""The local executor: N worker processes on this machine, each with its own model, polling the
+database for due calls. No other services needed. A crashed process is started again."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import signal
+import time
+from multiprocessing.synchronize import Event as EventType
+from typing import Any
+
+from api.core.config import ServiceSettings
+
+log = logging.getLogger("callqa.worker")
+
+
+def _worker_main(settings_data: dict[str, Any], stop: EventType, drain: bool, index: int) -> None:
+    """One worker process: claim, process, repeat; with ``drain`` stop when the queue is empty."""
+    from api.processing.pipeline import CallProcessor
+
+    stopping: list[int] = []
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which decides
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))  # finish the call in hand, then stop
+    settings = ServiceSettings(**settings_data)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker-{index} %(levelname)s %(message)s")
+    for noisy in ("faster_whisper", "spacy", "pymorphy3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    processor = CallProcessor(settings)
+    try:
+        while not stop.is_set() and not stopping:
+            if processor.process_next() is None:
+                if drain:
+                    return
+                stop.wait(settings.poll_seconds)
+    finally:
+        processor.db.dispose()
+
+
+class LocalExecutor:
+    """Runs ``processes`` worker processes until stopped (SIGTERM/SIGINT) or, with ``drain``, until idle."""
+
+    def __init__(self, settings: ServiceSettings, *, processes: int = 1, drain: bool = False):
+        self.settings = settings
+        self.processes = max(1, processes)
+        self.drain = drain
+        self._ctx = mp.get_context("spawn")
+        self.stop_event = self._ctx.Event()
+        self._procs: dict[int, Any] = {}
+
+    def submit(self, call_id: int) -> None:
+        """Local workers poll the database; nothing to send."""
+
+    def _spawn(self, index: int) -> None:
+        p = self._ctx.Process(
+            target=_worker_main, args=(self.settings.model_dump(), self.stop_event, self.drain, index),
+            name=f"callqa-worker-{index}", daemon=False,
+        )
+        p.start()
+        self._procs[index] = p
+
+    def start(self) -> None:
+        for i in range(self.processes):
+            self._spawn(i)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for p in self._procs.values():
+            p.join(max(0.1, deadline - time.monotonic()))
+            if p.is_alive():
+                p.terminate()
+                p.join(5)
+            if p.is_alive():  # its call's lease will expire and another worker takes the call over
+                p.kill()
+                p.join(5)
+
+    def run(self) -> None:
+        """Block, restarting crashed workers, until stopped or (drain) all workers are done."""
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+        stopping: list[int] = []
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            # only a flag here: setting the multiprocessing event inside a handler can deadlock
+            # with the main thread waiting on the same event's lock
+            stopping.append(signum)
+
+        for s in previous:
+            signal.signal(s, on_signal)
+        try:
+            self.start()
+            while True:
+                alive = False
+                for i, p in list(self._procs.items()):
+                    if p.is_alive():
+                        alive = True
+                    elif not self.stop_event.is_set() and not (self.drain and p.exitcode == 0):
+                        log.warning("worker %s exited with %s; starting it again", i, p.exitcode)
+                        self._spawn(i)
+                        alive = True
+                if not alive:
+                    return
+                time.sleep(0.5)
+                if stopping:
+                    log.info("stopping workers (signal %s); calls in progress finish first", stopping[0])
+                    self.stop()
+                    return
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)

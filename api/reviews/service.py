@@ -1,0 +1,364 @@
+"""Reviews, disputes, the audit log and agreement between reviewers and the machine.
+
+A review is a quality controller's verdict on one item of a scored call: a stage (passed or
+missed), an objection addressed by its position in the report (passed = handled, missed = not
+handled, not_objection = the client raised none) or the score itself. Reviews are appended, never
+edited; the latest one per (call, kind, item) wins over the machine's verdict, and the call's
+verdict rows and effective score are recomputed in the same transaction as the review and its
+audit entry (:func:`api.calls.results.result_values`).
+
+A dispute is a manager's disagreement with a verdict on own call; accepting it creates a review.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, case, func, select, true
+from sqlalchemy.orm import Session, selectinload
+
+from analyzer.verdicts import OBJECTION_VERDICTS, STAGE_VERDICTS
+from api.calls.results import result_values
+from api.core.audit import audit
+from api.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from api.models import (
+    AuditEntry,
+    Call,
+    CallObjection,
+    CallStage,
+    CallStatus,
+    Dispute,
+    DisputeStatus,
+    Review,
+    User,
+    utcnow,
+)
+from api.scripts.service import get_version, script_of
+
+KINDS = ("stage", "objection", "score")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The item of a call a review or dispute addresses, with its verdicts now."""
+
+    kind: str
+    item: str
+    objection_type: str | None
+    machine_value: str | None
+    current_value: str | None
+    """The verdict in force: the latest reviewer's, else the machine's."""
+    reviewed: bool
+
+
+# -- calls and items ---------------------------------------------------------------------------
+
+
+def scored_call(session: Session, call_id: int, *, visible: set[int] | None = None, lock: bool = False) -> Call:
+    """A done call the user may see; ``lock`` serialises reviews of the same call (PostgreSQL)."""
+    call = session.get(Call, call_id, with_for_update=lock or None)
+    if call is None:
+        raise NotFound(f"no call {call_id}", code="call_not_found")
+    if visible is not None and call.manager_id not in visible:
+        raise Forbidden("this call belongs to another manager", code="not_your_call")
+    if call.status != CallStatus.done or call.report is None:
+        raise Conflict(
+            f"call {call_id} is {call.status.value}; only a scored (done) call has verdicts to review or dispute",
+            code="call_not_done",
+        )
+    return call
+
+
+def _score_text(value: float | None) -> str | None:
+    return None if value is None else f"{round(value, 1):g}"
+
+
+def resolve_item(session: Session, call: Call, *, kind: str, item: str | int | None) -> Target:
+    """The addressed item; NotFound/BadRequest name the valid stage ids or objection positions."""
+    report = call.report or {}
+    if kind == "stage":
+        ids = [s["id"] for s in report.get("stages", [])]
+        stage = next((s for s in report.get("stages", []) if s["id"] == item), None)
+        if stage is None:
+            raise NotFound(f"call {call.id} has no stage {item!r}; its stages: {', '.join(ids) or 'none'}",
+                           code="stage_not_found", details={"stages": ids})
+        row = session.execute(
+            select(CallStage.status, CallStage.reviewed).where(CallStage.call_id == call.id, CallStage.stage_id == stage["id"])
+        ).first()
+        return Target("stage", stage["id"], None, stage["status"], row.status if row else stage["status"],
+                      bool(row and row.reviewed))
+    if kind == "objection":
+        objections = report.get("objections", [])
+        valid = [{"position": i, "type": o["type"]} for i, o in enumerate(objections)]
+        names = ", ".join(f"{i} ({o['type']})" for i, o in enumerate(objections)) or "none, the call has no objections"
+        position = _position(item)
+        if position is None:
+            raise BadRequest(f"'item' must be an objection's position in the call; positions: {names}",
+                             code="bad_objection_position", details={"objections": valid})
+        if not 0 <= position < len(objections):
+            raise NotFound(f"call {call.id} has no objection at position {position}; positions: {names}",
+                           code="objection_not_found", details={"objections": valid})
+        o = objections[position]
+        orow = session.execute(
+            select(CallObjection.status, CallObjection.reviewed)
+            .where(CallObjection.call_id == call.id, CallObjection.position == position)
+        ).first()
+        return Target("objection", str(position), o["type"], o["status"], orow.status if orow else o["status"],
+                      bool(orow and orow.reviewed))
+    if kind == "score":
+        if item not in (None, "", "score"):
+            raise BadRequest("a score review addresses the call's score: leave 'item' out", code="bad_item")
+        reviewed = session.scalar(select(Review.id).where(Review.call_id == call.id, Review.kind == "score").limit(1))
+        return Target("score", "score", None, _score_text(call.machine_score), _score_text(call.score), reviewed is not None)
+    raise BadRequest(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}", code="bad_kind")
+
+
+def _position(item: str | int | None) -> int | None:
+    if isinstance(item, bool):
+        return None
+    if isinstance(item, int):
+        return item
+    if isinstance(item, str) and item.strip().lstrip("-").isdigit():
+        return int(item.strip())
+    return None
+
+
+def verdict(kind: str, value: str | float | None) -> str:
+    """A person's verdict in its stored form; BadRequest lists the allowed values."""
+    if kind == "score":
+        try:
+            number = float(value) if value is not None and not isinstance(value, bool) else math.nan
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and 0 <= number <= 100):
+            raise BadRequest(f"a score must be a number from 0 to 100, not {value!r}", code="bad_verdict")
+        text = _score_text(number)
+        assert text is not None
+        return text
+    allowed = STAGE_VERDICTS if kind == "stage" else OBJECTION_VERDICTS
+    if value not in allowed:
+        hint = "; 'uncertain' is the machine's doubt, a person decides" if value == "uncertain" else ""
+        raise BadRequest(f"{value!r} is not a {kind} verdict; use one of: {', '.join(allowed)}{hint}",
+                         code="bad_verdict", details={"allowed": list(allowed)})
+    return str(value)
+
+
+def _opposite(target: Target) -> str | None:
+    if target.kind in ("stage", "objection"):
+        return {"passed": "missed", "missed": "passed"}.get(target.current_value or "")
+    return None
+
+
+# -- reviews -----------------------------------------------------------------------------------
+
+
+def _recompute(session: Session, call: Call) -> None:
+    """The call's verdict rows and effective score from its report and (latest) reviews."""
+    assert call.report is not None and call.script_id and call.script_version
+    try:
+        version = get_version(session, script_id=call.script_id, version=call.script_version)
+    except NotFound:
+        raise Conflict(f"call {call.id} was scored with script {call.script_id}@{call.script_version}, which is not "
+                       "stored; re-score the call first (POST /api/v1/calls/rescore)", code="script_version_missing") from None
+    values = result_values(session, call.id, call.report, script_of(version))
+    values.pop("duration", None)
+    for key, value in values.items():
+        setattr(call, key, value)
+
+
+def _add_review(session: Session, *, actor: User, call: Call, target: Target, value: str, comment: str) -> Review:
+    before = {"kind": target.kind, "item": target.item, "machine": target.machine_value, "value": target.current_value,
+              "reviewed": target.reviewed, "score": call.score}
+    review = Review(call_id=call.id, kind=target.kind, item=target.item, objection_type=target.objection_type,
+                    machine_value=target.machine_value, human_value=value, comment=comment, user_id=actor.id)
+    session.add(review)
+    session.flush()
+    _recompute(session, call)
+    after = {"kind": target.kind, "item": target.item, "machine": target.machine_value, "value": value,
+             "reviewed": True, "score": call.score, "comment": comment, "review_id": review.id}
+    audit(session, user=actor, action=f"review.{target.kind}", entity="call", entity_id=call.id, before=before, after=after)
+    return review
+
+
+def create_review(
+    session: Session, *, actor: User, call_id: int, kind: str, item: str | int | None, value: str | float, comment: str
+) -> tuple[Review, Call]:
+    """Record a reviewer's verdict, recompute the call, audit it; one transaction."""
+    call = scored_call(session, call_id, lock=True)
+    target = resolve_item(session, call, kind=kind, item=item)
+    review = _add_review(session, actor=actor, call=call, target=target, value=verdict(kind, value), comment=comment.strip())
+    session.commit()
+    return review, call
+
+
+def list_reviews(session: Session, *, call_id: int, visible: set[int] | None) -> list[Review]:
+    call = session.get(Call, call_id)
+    if call is None:
+        raise NotFound(f"no call {call_id}", code="call_not_found")
+    if visible is not None and call.manager_id not in visible:
+        raise Forbidden("this call belongs to another manager", code="not_your_call")
+    return list(session.scalars(select(Review).options(selectinload(Review.user)).where(Review.call_id == call_id)
+                                .order_by(Review.id)))
+
+
+# -- disputes ----------------------------------------------------------------------------------
+
+
+def open_dispute(
+    session: Session, *, actor: User, visible: set[int] | None, call_id: int, kind: str, item: str | int | None,
+    reason: str, proposed_value: str | float | None,
+) -> Dispute:
+    """A manager disputes a verdict on own call (``visible``: the managers the user is)."""
+    call = scored_call(session, call_id, visible=visible)
+    target = resolve_item(session, call, kind=kind, item=item)
+    proposed = verdict(kind, proposed_value) if proposed_value is not None else None
+    if proposed is not None and proposed == target.current_value:
+        raise BadRequest(f"the {kind} {target.item} already is {proposed}; nothing to dispute", code="nothing_to_dispute")
+    already = session.scalar(select(Dispute.id).where(Dispute.call_id == call.id, Dispute.kind == target.kind,
+                                                      Dispute.item == target.item, Dispute.status == DisputeStatus.open))
+    if already is not None:
+        raise Conflict(f"dispute {already} about this {kind} is still open", code="dispute_open", details={"dispute_id": already})
+    dispute = Dispute(call_id=call.id, kind=target.kind, item=target.item, disputed_value=target.current_value,
+                      proposed_value=proposed, reason=reason.strip(), opened_by=actor.id)
+    session.add(dispute)
+    session.flush()
+    audit(session, user=actor, action="dispute.open", entity="dispute", entity_id=dispute.id,
+          after={"call_id": call.id, "kind": target.kind, "item": target.item, "disputed_value": target.current_value,
+                 "proposed_value": proposed, "reason": dispute.reason})
+    session.commit()
+    return get_dispute(session, dispute_id=dispute.id, visible=None)
+
+
+def resolve_dispute(
+    session: Session, *, actor: User, dispute_id: int, decision: str, comment: str, value: str | float | None
+) -> Dispute:
+    """Accept (a review with the proposed, given or opposite verdict) or reject (with a comment)."""
+    dispute = session.get(Dispute, dispute_id, with_for_update=True)
+    if dispute is None:
+        raise NotFound(f"no dispute {dispute_id}", code="dispute_not_found")
+    if dispute.status != DisputeStatus.open:
+        raise Conflict(f"dispute {dispute_id} is already {dispute.status.value}", code="dispute_resolved")
+    comment = comment.strip()
+    after: dict[str, Any] = {"status": decision, "resolution": comment}
+    if decision == "reject":
+        if not comment:
+            raise BadRequest("say why the dispute is rejected in 'comment': the manager reads it", code="comment_required")
+        dispute.status = DisputeStatus.rejected
+    else:
+        call = scored_call(session, dispute.call_id, lock=True)
+        target = resolve_item(session, call, kind=dispute.kind, item=dispute.item)
+        chosen = value if value is not None else dispute.proposed_value or _opposite(target)
+        if chosen is None:
+            raise BadRequest(f"the dispute proposes no verdict and {target.current_value!r} has no opposite; give 'value'",
+                             code="verdict_required")
+        human = verdict(dispute.kind, chosen)
+        review = _add_review(session, actor=actor, call=call, target=target, value=human,
+                             comment=comment or f"dispute {dispute.id} accepted: {dispute.reason}")
+        dispute.status = DisputeStatus.accepted
+        dispute.review_id = review.id
+        after.update(value=human, review_id=review.id)
+    dispute.resolution = comment
+    dispute.resolved_by = actor.id
+    dispute.resolved_at = utcnow()
+    audit(session, user=actor, action=f"dispute.{decision}", entity="dispute", entity_id=dispute.id,
+          before={"status": "open", "call_id": dispute.call_id, "kind": dispute.kind, "item": dispute.item}, after=after)
+    session.commit()
+    return get_dispute(session, dispute_id=dispute.id, visible=None)
+
+
+def _disputes(visible: set[int] | None) -> Select[Any]:
+    query = select(Dispute).options(selectinload(Dispute.opener), selectinload(Dispute.resolver))
+    if visible is not None:
+        query = query.join(Call, Call.id == Dispute.call_id).where(Call.manager_id.in_(visible))
+    return query
+
+
+def get_dispute(session: Session, *, dispute_id: int, visible: set[int] | None) -> Dispute:
+    dispute: Dispute | None = session.scalar(_disputes(None).where(Dispute.id == dispute_id).execution_options(populate_existing=True))
+    if dispute is None:
+        raise NotFound(f"no dispute {dispute_id}", code="dispute_not_found")
+    manager_id = session.scalar(select(Call.manager_id).where(Call.id == dispute.call_id))
+    if visible is not None and manager_id not in visible:
+        raise Forbidden("this dispute is about another manager's call", code="not_your_call")
+    return dispute
+
+
+def list_disputes(
+    session: Session, *, visible: set[int] | None, status: DisputeStatus | None, call_id: int | None, limit: int, offset: int
+) -> tuple[list[Dispute], int]:
+    query = _disputes(visible)
+    if status is not None:
+        query = query.where(Dispute.status == status)
+    if call_id is not None:
+        query = query.where(Dispute.call_id == call_id)
+    total = session.scalar(select(func.count()).select_from(query.with_only_columns(Dispute.id).subquery())) or 0
+    rows = session.scalars(query.order_by(Dispute.id.desc()).limit(limit).offset(offset)).all()
+    return list(rows), total
+
+
+# -- audit log ---------------------------------------------------------------------------------
+
+
+def list_audit(
+    session: Session, *, entity: str | None, entity_id: str | None, user_id: int | None, action: str | None,
+    date_from: datetime | None, date_to: datetime | None, limit: int, offset: int,
+) -> tuple[list[AuditEntry], int]:
+    conditions = []
+    if entity is not None:
+        conditions.append(AuditEntry.entity == entity)
+    if entity_id is not None:
+        conditions.append(AuditEntry.entity_id == entity_id)
+    if user_id is not None:
+        conditions.append(AuditEntry.user_id == user_id)
+    if action is not None:
+        conditions.append(AuditEntry.action == action)
+    if date_from is not None:
+        conditions.append(AuditEntry.at >= date_from)
+    if date_to is not None:
+        conditions.append(AuditEntry.at < date_to)
+    where = and_(true(), *conditions)
+    total = session.scalar(select(func.count(AuditEntry.id)).where(where)) or 0
+    rows = session.scalars(select(AuditEntry).options(selectinload(AuditEntry.user)).where(where)
+                           .order_by(AuditEntry.id.desc()).limit(limit).offset(offset)).all()
+    return list(rows), total
+
+
+# -- agreement ---------------------------------------------------------------------------------
+
+
+def agreement(session: Session, *, date_from: datetime | None, date_to: datetime | None) -> dict[str, Any]:
+    """How often reviewers agreed with the machine, per stage id and per objection type.
+
+    Only the latest review of each (call, kind, item) counts (a reviewer who changed their mind is
+    counted once, with the final verdict); the period filters on that review's time.
+    """
+    latest = (select(func.max(Review.id)).where(Review.kind.in_(("stage", "objection")))
+              .group_by(Review.call_id, Review.kind, Review.item))
+    subject = case((Review.kind == "stage", Review.item), else_=func.coalesce(Review.objection_type, "unknown"))
+    query = (select(Review.kind, subject, Review.machine_value, Review.human_value, func.count())
+             .where(Review.id.in_(latest)).group_by(Review.kind, subject, Review.machine_value, Review.human_value))
+    if date_from is not None:
+        query = query.where(Review.created_at >= date_from)
+    if date_to is not None:
+        query = query.where(Review.created_at < date_to)
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind, key, machine, human, count in session.execute(query):
+        g = groups.setdefault((kind, key), {"id": key, "reviews": 0, "agreed": 0, "confusion": {}})
+        g["reviews"] += count
+        g["agreed"] += count if machine == human else 0
+        pair = f"{machine or '-'}->{human}"
+        g["confusion"][pair] = g["confusion"].get(pair, 0) + count
+    for g in groups.values():
+        g["agreement"] = round(g["agreed"] / g["reviews"], 4)
+        g["confusion"] = dict(sorted(g["confusion"].items()))
+    reviews = sum(g["reviews"] for g in groups.values())
+    agreed = sum(g["agreed"] for g in groups.values())
+    return {
+        "date_from": date_from, "date_to": date_to, "reviews": reviews, "agreed": agreed,
+        "agreement": round(agreed / reviews, 4) if reviews else None,
+        "stages": [g for (k, _), g in sorted(groups.items()) if k == "stage"],
+        "objections": [g for (k, _), g in sorted(groups.items()) if k == "objection"],
+    }

@@ -1,0 +1,159 @@
+"""Service tests run against every database in ``DATABASES``: a SQLite file and the PostgreSQL on
+loopback (``CALLQA_TEST_POSTGRES_URL``; ``make test`` starts the server when it is not running).
+
+Each test gets an empty database: the schema is built once per session by the real Alembic
+migrations, then SQLite tests copy that file and PostgreSQL tests truncate every table after use.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from api.app import create_app
+from api.auth.service import create_user, sign_in
+from api.core.config import ServiceSettings, get_service_settings
+from api.core.db import Base, Database, upgrade
+from api.models import Manager, Role, Team
+from api.scripts.service import seed_builtin_scripts
+
+PG_URL = os.environ.get("CALLQA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/callqa_test")
+DATABASES = ["sqlite", "postgresql"]
+
+
+def _ensure_pg_database(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        if not c.scalar(text("select 1 from pg_database where datname = :n"), {"n": u.database}):
+            c.execute(text(f'create database "{u.database}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("db") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_migrated() -> str:
+    _ensure_pg_database(PG_URL)
+    engine = create_engine(PG_URL)
+    with engine.begin() as c:  # start from nothing, then migrate: the migrations themselves are tested
+        c.execute(text("drop schema public cascade"))
+        c.execute(text("create schema public"))
+    engine.dispose()
+    upgrade(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture(params=DATABASES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "callqa.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("pg_migrated")
+    yield url
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as c:
+        c.execute(text(f"truncate {tables} restart identity cascade"))
+    engine.dispose()
+
+
+class NoExecutor:
+    """The API's executor when a test drives the worker itself: submitting is recorded, nothing runs."""
+
+    def __init__(self) -> None:
+        self.submitted: list[int] = []
+
+    def submit(self, call_id: int) -> None:
+        self.submitted.append(call_id)
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> ServiceSettings:
+    return get_service_settings(
+        data_dir=tmp_path / "data", database_url=db_url, lease_seconds=30, retry_backoff_seconds=0, max_upload_mb=5,
+        max_request_mb=20, import_dirs=[tmp_path / "imports"], webhook_secret="pbx-secret",
+    )
+
+
+@pytest.fixture
+def db(settings: ServiceSettings) -> Iterator[Database]:
+    database = Database(settings)
+    with database.sessions() as s:
+        seed_builtin_scripts(s)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def app(settings: ServiceSettings, db: Database):
+    return create_app(settings, db=db, executor=NoExecutor())
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
+
+
+@dataclass
+class People:
+    """One signed-in user per role, and two managers (one with the manager login, one without)."""
+
+    tokens: dict[str, str]
+    manager_id: int
+    other_manager_id: int
+    team_id: int
+
+    def h(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+
+@pytest.fixture
+def people(db: Database) -> People:
+    tokens = {}
+    with db.sessions() as s:
+        users = {}
+        for role in Role:
+            users[role.value] = create_user(s, actor=None, username=role.value, password=f"{role.value}-password", role=role)
+        team = Team(name="Moscow", head_user_id=users["head_of_sales"].id)
+        s.add(team)
+        s.flush()
+        own = Manager(name="Anna", external_id="101", team_id=team.id, user_id=users["manager"].id)
+        other = Manager(name="Boris", external_id="102", team_id=team.id)
+        s.add_all([own, other])
+        s.commit()
+        for role in Role:
+            tokens[role.value] = sign_in(s, username=role.value, password=f"{role.value}-password", hours=1)[0]
+        return People(tokens, own.id, other.id, team.id)
+
+
+@pytest.fixture(scope="session")
+def shared_analyzer():
+    """The real analyzer with the embedded model, loaded once for every test that processes calls."""
+    from analyzer import Analyzer
+
+    return Analyzer()
+
+
+@pytest.fixture
+def processor(settings: ServiceSettings, db: Database, shared_analyzer):
+    from api.processing.pipeline import CallProcessor
+
+    return CallProcessor(settings, db=db, analyzer=shared_analyzer)

@@ -1,0 +1,155 @@
+"""The queue never loses a call and never reports one twice: leases, fencing, kill -9, retries.
+
+These tests run real worker processes (``callqa worker``) with the real model against both
+databases, and kill them the way an operating system does."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from api.calls.schemas import CallMetadata
+from api.calls.service import ingest_stream
+from api.models import Call, CallRun, CallStage, CallStatus
+from api.processing import queue
+
+ROOT = Path(__file__).resolve().parents[2]
+LONG_CALL = ROOT / "sample_calls" / "audio" / "ru_21_printing_have_supplier_handled.mp3"
+CLIP = ROOT / "tests" / "data" / "clip_ru.wav"
+
+
+def _ingest(db, settings, path: Path, **meta) -> int:
+    from api.core.storage import RecordingStore
+
+    store = RecordingStore(settings.recordings_dir, max_bytes=settings.max_upload_bytes)
+    with db.sessions() as s, path.open("rb") as f:
+        return ingest_stream(s, store, stream=f, filename=path.name, content_type=None, meta=CallMetadata(**meta)).call.id
+
+
+def _worker(settings, log: Path, *args: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "CALLQA_DATABASE_URL": settings.db_url,
+        "CALLQA_DATA_DIR": str(settings.data_dir),
+        "CALLQA_LEASE_SECONDS": str(settings.lease_seconds),
+        "CALLQA_POLL_SECONDS": "0.2",
+        "CALLQA_RETRY_BACKOFF_SECONDS": "0",
+        "CALLQA_ADMIN_PASSWORD": "not-used-here",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "api", "worker", *args], env=env, cwd=ROOT, start_new_session=True,
+        stdout=log.open("a"), stderr=subprocess.STDOUT,
+    )
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _status(db, call_id: int) -> CallStatus:
+    with db.sessions() as s:
+        return s.get(Call, call_id).status
+
+
+@pytest.mark.model
+def test_kill_9_mid_call_and_the_call_still_completes_exactly_once(db, settings, tmp_path):
+    settings.lease_seconds = 3
+    call_id = _ingest(db, settings, LONG_CALL)
+    log = tmp_path / "worker.log"
+    first = _worker(settings, log, "--processes", "1")
+    try:
+        _wait(lambda: _status(db, call_id) == CallStatus.transcribing, 60, "the first worker to claim the call")
+        time.sleep(1.5)  # in the middle of loading the model / transcribing
+        assert _status(db, call_id) in (CallStatus.transcribing, CallStatus.scoring)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+
+    second = _worker(settings, log, "--processes", "1")
+    try:
+        _wait(lambda: _status(db, call_id) == CallStatus.done, 180, "the second worker to finish the call")
+    finally:
+        second.send_signal(signal.SIGTERM)  # a graceful stop
+        second.wait(timeout=60)
+    assert second.returncode == 0, log.read_text()
+
+    with db.sessions() as s:
+        call = s.get(Call, call_id)
+        runs = s.scalars(select(CallRun).where(CallRun.call_id == call_id).order_by(CallRun.id)).all()
+        stage_rows = s.scalar(select(func.count()).select_from(CallStage).where(CallStage.call_id == call_id))
+    assert [r.outcome for r in runs] == ["lost", "done"]
+    assert call.attempts == 2 and call.report is not None
+    assert stage_rows == len(call.report["stages"])  # written once, not twice
+    assert {s["id"]: s["status"] for s in call.report["stages"]}["greeting"] == "passed"
+
+
+def test_a_worker_that_lost_its_lease_cannot_write(db, settings):
+    call_id = _ingest(db, settings, CLIP)
+    slow = queue.claim(db.sessions, worker="slow", lease_seconds=0.01)
+    time.sleep(0.05)
+    fast = queue.claim(db.sessions, worker="fast", lease_seconds=30)
+    assert slow is not None and fast is not None and fast.call_id == slow.call_id == call_id
+    assert fast.token > slow.token
+
+    assert not queue.renew(db.sessions, slow, lease_seconds=30)
+    with db.sessions() as s:
+        assert not queue.finish(s, slow, report={"by": "slow"}, score=1.0)
+        s.rollback()
+    assert queue.fail(db.sessions, slow, code="x", message="late", permanent=True, max_attempts=3, backoff_seconds=0) is None
+    with db.sessions() as s:
+        assert queue.finish(s, fast, report={"by": "fast"}, score=2.0)
+        s.commit()
+        call = s.get(Call, call_id)
+        assert (call.status, call.report, call.score) == (CallStatus.done, {"by": "fast"}, 2.0)
+        outcomes = s.scalars(select(CallRun.outcome).where(CallRun.call_id == call_id).order_by(CallRun.id)).all()
+    assert outcomes == ["lost", "done"]
+    assert queue.claim(db.sessions, worker="late", lease_seconds=30) is None
+
+
+def test_concurrent_claims_never_share_a_call(db, settings):
+    ids = {_ingest(db, settings, p) for p in (ROOT / "tests" / "data").glob("clip_ru*.*") if p.suffix not in (".json", ".yaml")}
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def grab(n: int) -> None:
+        while True:
+            c = queue.claim(db.sessions, worker=f"w{n}", lease_seconds=60)
+            if c is None:
+                return
+            with lock:
+                claimed.append(c.call_id)
+
+    threads = [threading.Thread(target=grab, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(ids)
+
+
+def test_a_call_that_kills_its_workers_ends_failed_with_a_reason(db, settings):
+    settings.max_attempts = 2
+    call_id = _ingest(db, settings, CLIP)
+    for _ in range(2):  # two workers die in the middle of it
+        assert queue.claim(db.sessions, worker="doomed", lease_seconds=0.01) is not None
+        time.sleep(0.05)
+    assert queue.release_dead(db.sessions, max_attempts=settings.max_attempts) == 1
+    with db.sessions() as s:
+        call = s.get(Call, call_id)
+        assert call.status == CallStatus.failed and call.error_code == "worker_lost"
+        assert "stopped in the middle" in call.error_message
+    assert queue.claim(db.sessions, worker="next", lease_seconds=30) is None
