@@ -10,6 +10,7 @@ Never against the whole transcript.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ NAME = "{name}"
 ORG = "{org}"
 _PREFIX_NEGATIONS = frozenset({"не", "not", "n't", "never"})
 """Negations that stand right before the word they negate ("нет" may follow: "времени нет")."""
+_PUNCT_INSIDE = re.compile(r"\w[^\w\s{}+'\u2019-]+\s*\w")
 _PLACEHOLDERS = {NUMBER: "qqnumberqq", NAME: "qqnameqq", ORG: "qqorgqq"}
 _NUMBER_WORDS = {
     "ru": {
@@ -62,6 +64,10 @@ class Phrase:
     """The phrasing itself contains a negation ("не нужно"), so a negation in the span is expected."""
     required: frozenset[int] = frozenset()
     """Positions of words marked with + in the phrasing: they must be found."""
+    punctuated: bool = False
+    """The phrasing has a punctuation mark between its words ("нет, спасибо")."""
+    short: bool = False
+    """At most three content words: a chance co-occurrence of its words is likely."""
 
     @property
     def total(self) -> float:
@@ -147,7 +153,13 @@ class Matcher:
                 for i, lem in enumerate(lemmas)
             )
             phrase = Phrase(
-                text, tuple(lemmas), weights, any(lem in self.norm.negations for lem in lemmas), frozenset(required)
+                text,
+                tuple(lemmas),
+                weights,
+                any(lem in self.norm.negations for lem in lemmas),
+                frozenset(required),
+                _PUNCT_INSIDE.search(text.strip()) is not None,
+                len(content) <= 3,
             )
             for lem in set(lemmas):
                 by_lemma.setdefault(lem, []).append(len(phrases))
@@ -196,6 +208,8 @@ class Matcher:
             ):
                 if dist == 0 or len(choice) <= 5 or _negated_form(choice, lemma):
                     continue
+                if max(n, len(choice)) < 8 and self.norm.known(lemma) and self.norm.known(choice):
+                    continue  # two real short words ("дорога" / "дорого", "бегать" / "убегать")
                 sim = 100.0 * (1 - dist / max(n, len(choice)))
                 if sim >= self.t.token_similarity:
                     out.append((choice, sim))
@@ -205,6 +219,8 @@ class Matcher:
             for choice in self._stems.get(lemma[:5], ()):
                 common = len(_common_prefix(choice, lemma))
                 if choice not in have and len(choice) >= 6 and common >= max(5, max(n, len(choice)) - 3):
+                    if self.norm.is_noun(choice) != self.norm.is_noun(lemma):
+                        continue  # a noun and an adverb of one stem are other words: "дорога" / "дорого"
                     out.append((choice, self.t.token_similarity + 5.0))
         result = tuple(out)
         if len(self._similar) < 1_000_000:
@@ -290,6 +306,11 @@ class Matcher:
                 continue
             if not self._covers(phrase, per_token, s, width):
                 continue
+            if phrase.short and not phrase.punctuated:
+                if any(b < a for a, b in zip(positions, positions[1:], strict=False)) and self._straddles(span, positions):
+                    continue
+                if phrase.negated and self._answer_particle(span, positions):
+                    continue
             if not phrase.negated and self._negated(span.tokens, positions):
                 continue
             best = Match(phrase, sim, tuple(sorted(positions)))
@@ -320,9 +341,30 @@ class Matcher:
             if lem in self.norm.negations and lem in _PREFIX_NEGATIONS:
                 neg = [p for p, _ in per_token[i] if start <= p < start + width]
                 nxt = [p for p, _ in per_token[i + 1] if start <= p < start + width]
-                if not any(0 < b - a <= 2 for a in neg for b in nxt):
+                if not any(b - a == 1 for a in neg for b in nxt):
                     return False
         return True
+
+    @staticmethod
+    def _straddles(span: Span, positions: list[int]) -> bool:
+        """The words sit on both sides of a punctuation mark inside one utterance. Checked for short
+        phrasings found out of order: "Go on, I've got a few" is not "I've got to go"; "Это
+        дороже, чем сейчас" (in order) still counts, and so does a phrase split over two
+        utterances of one speaker."""
+        lo, hi = min(positions), max(positions)
+        return any(span.tokens[p].boundary_before and span.owner[p] == span.owner[p - 1] for p in range(lo + 1, hi + 1))
+
+    def _answer_particle(self, span: Span, positions: list[int]) -> bool:
+        """The phrasing's negation was found as an answer ("Нет, по деньгам нормально" is not
+        "нет денег"): a "нет" followed by a punctuation mark, with the rest of the phrase after
+        it. "Денег нет, увы" keeps its negation."""
+        toks = span.tokens
+        for p in positions:
+            if toks[p].lemma not in self.norm.negations or p + 1 >= len(toks):
+                continue
+            if toks[p + 1].boundary_before and span.owner[p + 1] == span.owner[p] and any(q > p for q in positions):
+                return True
+        return False
 
     def _negated(self, tokens: list[Token], positions: list[int]) -> bool:
         if not self.norm.negations or not positions:

@@ -183,6 +183,32 @@ class Normalizer:
                 self._kind["\0" + word] = found  # type: ignore[assignment]
         return found if found[0] else None  # type: ignore[return-value]
 
+    def known(self, word: str) -> bool | None:
+        """Whether the dictionary knows the word; None where there is no dictionary (not Russian)."""
+        if self._morph is None:
+            return None
+        key = "\1" + word
+        found = self._kind.get(key)
+        if found is None:
+            with self._lock:
+                found = self._morph.word_is_known(word)  # type: ignore[assignment]
+            if len(self._kind) < 200_000:
+                self._kind[key] = found  # type: ignore[assignment]
+        return bool(found)
+
+    def is_noun(self, word: str) -> bool | None:
+        """Whether the likeliest reading of a word is a noun; None without a dictionary."""
+        if self._morph is None:
+            return None
+        key = "\2" + word
+        found = self._kind.get(key)
+        if found is None:
+            with self._lock:
+                found = self._morph.parse(word)[0].tag.POS == "NOUN"  # type: ignore[assignment]
+            if len(self._kind) < 200_000:
+                self._kind[key] = found  # type: ignore[assignment]
+        return bool(found)
+
     def lemmas(self, text: str) -> list[str]:
         return [t.lemma for t in self.tokens(text)]
 

@@ -359,6 +359,10 @@ def _detect_objections(call: _Call) -> list[_Raised]:
                 if neg is not None and neg.similarity >= m.similarity:
                     continue
             raised.append(_Raised(co, span, m, i))
+    # a partial match beside a full match of another objection in the same utterance is the
+    # full one's words, not a second objection ("это космос, за такие деньги мы так постоим")
+    sure = {r.utterance for r in raised if r.match.similarity >= t.passed}
+    raised = [r for r in raised if r.match.similarity >= t.passed or r.utterance not in sure]
     # the same objection over consecutive client utterances (no manager turn between) is one
     merged: list[_Raised] = []
     for r in raised:
