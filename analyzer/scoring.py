@@ -6,6 +6,8 @@ transcript calls, and it is fast (see ``benchmarks/speed.py``).
 
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -457,18 +459,29 @@ def _objection_results(call: _Call) -> list[ObjectionResult]:
             status = "uncertain"
             note = "the objection itself is uncertain: a person should listen" + (f"; {note}" if note else "")
         o = raised.co.objection
-        out.append(
-            ObjectionResult(
-                type=o.type,
-                title=o.title,
-                status=status,
-                handled=handled,
-                client=client,
-                response=response,
-                recommended=tuple(o.recommended),
-                note=note,
-            )
+        result = ObjectionResult(
+            type=o.type,
+            title=o.title,
+            status=status,
+            handled=handled,
+            client=client,
+            response=response,
+            recommended=tuple(o.recommended),
+            note=note,
         )
+        prev = next((k for k in range(len(out) - 1, -1, -1) if out[k].type == o.type), None)
+        if prev is not None and out[prev].handled is False and out[prev].status != "uncertain" and status != "uncertain":
+            # the client insists on an objection left unanswered: one objection, judged by how the
+            # manager answered in the end, reported where it was first raised
+            at = f" at {client.start:.0f} s" if client.start is not None else ""
+            again = (
+                f"raised again{at} and answered then" if handled else f"raised again{at}, still not answered"
+            )
+            out[prev] = dataclasses.replace(
+                result, client=out[prev].client, note=again + (f"; {note}" if note else "")
+            )
+            continue
+        out.append(result)
     return out
 
 

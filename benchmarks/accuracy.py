@@ -16,14 +16,14 @@ from pathlib import Path
 
 from analyzer import Analyzer, Transcript, score_transcript
 from analyzer.scripts import default_script
-from benchmarks.common import Evaluation, load_dialogues, transcript_dict
+from benchmarks.common import SETS, Evaluation, load_dialogues, transcript_dict
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--path", choices=["text", "audio"], default="text")
     ap.add_argument("--audio-dir", type=Path, default=Path("build/sample_audio"))
-    ap.add_argument("--set", dest="which", choices=["sample", "heldout"], default="sample")
+    ap.add_argument("--set", dest="which", choices=sorted(SETS), default="sample")
     ap.add_argument("--uncertain-as", choices=["passed", "missed"], default="passed")
     ap.add_argument("--errors", action="store_true", help="list every wrong verdict")
     ap.add_argument(
