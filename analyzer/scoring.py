@@ -7,7 +7,6 @@ transcript calls, and it is fast (see ``benchmarks/speed.py``).
 from __future__ import annotations
 
 import dataclasses
-
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
