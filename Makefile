@@ -51,14 +51,17 @@ lint: $(STAMP)
 sample-audio: $(STAMP) sysdeps
 	$(BIN)/python -m sample_calls.render --out build/sample_audio --jobs 2
 	$(BIN)/python -m sample_calls.render sample_calls/heldout/*.yaml --out build/heldout_audio --jobs 2
+	$(BIN)/python -m sample_calls.render sample_calls/fresh/*.yaml --out build/fresh_audio --jobs 2
 
 bench-text: $(STAMP)
 	$(BIN)/python -m benchmarks.accuracy --path text --set sample
 	$(BIN)/python -m benchmarks.accuracy --path text --set heldout
+	$(BIN)/python -m benchmarks.accuracy --path text --set fresh
 
 bench-audio: sample-audio
 	$(BIN)/python -m benchmarks.accuracy --path audio --set sample --audio-dir build/sample_audio
 	$(BIN)/python -m benchmarks.accuracy --path audio --set heldout --audio-dir build/heldout_audio
+	$(BIN)/python -m benchmarks.accuracy --path audio --set fresh --audio-dir build/fresh_audio
 
 bench-speed: $(STAMP)
 	$(BIN)/python -m benchmarks.speed
