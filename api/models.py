@@ -97,6 +97,7 @@ class Team(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     head_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL", use_alter=True))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     managers: Mapped[list[Manager]] = relationship(back_populates="team")
@@ -334,3 +335,8 @@ class AuditEntry(Base):
     after: Mapped[Any] = mapped_column(JSON, nullable=True)
 
     user: Mapped[User | None] = relationship()
+
+
+# The CRM tables (leads, deals, plans, departments) live with their domain; imported here so that
+# every table is in Base.metadata wherever the models are loaded (Alembic, tests, the app).
+from api.crm import models as _crm_models  # noqa: E402,F401
