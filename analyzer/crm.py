@@ -400,7 +400,10 @@ _ALIASES: dict[Entity, dict[str, tuple[str, ...]]] = {
         "entered_at": ("entered_at", "дата перехода", "дата входа", "дата", "дата изменения"),
     },
 }
-_KNOWN_HEADERS = {a for fields in _ALIASES.values() for aliases in fields.values() for a in aliases} | set(PHONE_HEADERS)
+MANAGER_HEADERS = ("external_id", "team", "team_id", "department", "department_id")
+"""Headers of a managers list (``sample_calls/crm/managers.csv``): not a CRM entity, but its header row is found too."""
+_KNOWN_HEADERS = {a for fields in _ALIASES.values() for aliases in fields.values() for a in aliases} | set(PHONE_HEADERS) \
+    | set(MANAGER_HEADERS)
 
 _SIGNATURES: dict[CrmSource, frozenset[str]] = {
     "amocrm": frozenset({"название сделки", "бюджет", "этап сделки", "воронка", "дата создания сделки",

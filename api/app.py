@@ -140,6 +140,8 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
 
     from api.auth.routes import router as auth_router
     from api.calls.routes import router as calls_router
+    from api.crm.routes import router as crm_router
+    from api.kpi.routes import router as kpi_router
     from api.reviews.routes import router as reviews_router
     from api.scripts.routes import router as scripts_router
 
@@ -147,6 +149,8 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     app.include_router(calls_router)
     app.include_router(reviews_router)
     app.include_router(scripts_router)
+    app.include_router(crm_router)
+    app.include_router(kpi_router)
 
     @app.get("/healthz", tags=["service"], summary="Liveness and the queue, without sign-in")
     def health() -> dict[str, Any]:

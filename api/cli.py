@@ -7,6 +7,8 @@
     callqa rescore   score stored transcripts again after a script change
     callqa db        migrate the database (SQLite file or PostgreSQL)
     callqa user      create a user (admin, head_of_sales, quality_controller, manager)
+    callqa crm       import CRM exports: leads, deals, plans, stage history, managers
+    callqa kpi       the sales KPI table per manager, team or department
 
 Settings come from CALLQA_* variables (see README); options here override them.
 """
@@ -117,6 +119,9 @@ def import_(
     manager: str = typer.Option(None, help="PBX extension / CRM id of the manager of these calls"),
     language: str = typer.Option(None),
     manager_channel: str = typer.Option(None, help="left or right"),
+    metadata: Path = typer.Option(None, "--metadata", exists=True, dir_okay=False,
+                                  help="CSV of per-recording metadata (audio or call_id, manager_external_id, client_phone, "
+                                  "direction, started_at, crm_lead_id, crm_deal_id): see sample_calls/crm/calls.csv"),
 ) -> None:
     """Queue every recording under the folders (a recording already stored is not added twice)."""
     settings = _settings()
@@ -124,11 +129,11 @@ def import_(
     meta: dict[str, Any] = {"manager_external_id": manager, "language": language, "manager_channel": manager_channel}
     failed = 0
     for folder in folders:
-        failed += _import(settings, folder, {k: v for k, v in meta.items() if v})
+        failed += _import(settings, folder, {k: v for k, v in meta.items() if v}, metadata)
     raise typer.Exit(1 if failed else 0)
 
 
-def _import(settings, folder: Path, meta: dict[str, Any] | None) -> int:  # noqa: ANN001
+def _import(settings, folder: Path, meta: dict[str, Any] | None, metadata: Path | None = None) -> int:  # noqa: ANN001
     from api.calls.schemas import CallMetadata
     from api.calls.service import import_folder
     from api.core.db import Database
@@ -143,7 +148,17 @@ def _import(settings, folder: Path, meta: dict[str, Any] | None) -> int:  # noqa
     failed = created = dup = 0
     try:
         with db.sessions() as session:
-            for path, r in import_folder(session, store, folder=folder, meta=CallMetadata.model_validate(meta or {})):
+            common = CallMetadata.model_validate(meta or {})
+            if metadata is not None:
+                from api.crm.calls import import_folder_with_metadata, read_call_metadata
+
+                table = read_call_metadata(metadata)
+                for line, reason in table.errors:
+                    console.print(f"[yellow]{metadata}:{line}: {reason} (row not used)[/yellow]")
+                results = import_folder_with_metadata(session, store, folder=folder, meta=common, table=table)
+            else:
+                results = import_folder(session, store, folder=folder, meta=common)
+            for path, r in results:
                 if isinstance(r, ServiceError):
                     failed += 1
                     console.print(f"[red]{path}: {r.message}[/red]")
@@ -283,6 +298,12 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return url.split("@")[-1]
+
+
+from api.crm.cli import crm_app, kpi_command  # noqa: E402  (its commands reuse the helpers above)
+
+app.add_typer(crm_app, name="crm")
+app.command("kpi")(kpi_command)
 
 
 def main() -> None:

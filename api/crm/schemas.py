@@ -1,0 +1,42 @@
+"""API schemas of the CRM import (rows live in :mod:`api.crm.models`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EntityName = Literal["leads", "deals", "plans", "stage_history", "managers"]
+SourceName = Literal["amocrm", "bitrix24", "generic"]
+
+
+class ImportCounts(BaseModel):
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+class RowErrorOut(BaseModel):
+    line: int = Field(description="the physical line of the file (header = 1), or the record's number from 1")
+    reason: str
+    column: str | None
+    value: str | None
+    skipped: bool = Field(description="true: the row was not loaded; false: loaded with this field left empty")
+
+
+class ImportResultOut(ImportCounts):
+    file: str
+    source: SourceName
+    entity: EntityName
+    rows: int = Field(description="good rows read")
+    also: dict[str, ImportCounts] = Field(description="entities written alongside: an amoCRM deal is also its lead")
+    errors: list[RowErrorOut]
+    unmatched_managers: list[str] = Field(description="CRM manager names no manager here matches (rows kept, not in KPIs)")
+
+
+class RecordsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    entity: EntityName | None = Field(None, description="detected from the keys when not given")
+    source: SourceName | None = Field(None, description="detected from the keys when not given")
+    records: list[dict[str, Any]] = Field(min_length=1, max_length=100_000,
+                                          description="rows as objects with the export's headers as keys")

@@ -1,0 +1,360 @@
+"""CRM import: an export (file bytes or JSON records) parsed by :mod:`analyzer.crm`, upserted on each
+row's stable key, with the bad rows reported.
+
+Importing the same export twice changes nothing: a row whose key exists and whose fields are equal
+is ``unchanged``; a changed row is ``updated``; a new key is ``inserted``. Bad rows are reported
+with their line and reason and the good rows land. Besides the four CRM entities (leads, deals,
+plans, stage_history) a ``managers`` table (``external_id``, ``name``, ``team``, ``department``;
+``sample_calls/crm/managers.csv``) creates or renames managers, teams and departments.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from analyzer import crm
+from analyzer.crm import CrmFormatError, CrmSource, RawTable, RowError
+from api.core.audit import audit
+from api.core.errors import BadRequest
+from api.crm.models import Deal, DealStageEntry, Department, Lead, SalesPlan
+from api.models import Manager, Team, User, utcnow
+
+ENTITIES: tuple[str, ...] = ("leads", "deals", "plans", "stage_history", "managers")
+SOURCES: tuple[str, ...] = ("amocrm", "bitrix24", "generic")
+_CHUNK = 500
+
+
+@dataclass
+class Counts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+
+
+@dataclass
+class ImportResult:
+    """What one import did: counts of the main entity, of entities written alongside (an amoCRM deal
+    is also its lead), the rows reported, and CRM manager names no manager of the service matches."""
+
+    file: str
+    source: str
+    entity: str
+    rows: int
+    counts: Counts
+    errors: list[RowError]
+    also: dict[str, Counts] = field(default_factory=dict)
+    unmatched_managers: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file, "source": self.source, "entity": self.entity, "rows": self.rows,
+            "inserted": self.counts.inserted, "updated": self.counts.updated, "unchanged": self.counts.unchanged,
+            "also": {k: vars(v) for k, v in self.also.items()},
+            "errors": [{"line": e.line, "reason": e.reason, "column": e.column, "value": e.value, "skipped": e.skipped}
+                       for e in self.errors],
+            "unmatched_managers": self.unmatched_managers,
+        }
+
+
+# --- entry points ----------------------------------------------------------------------------
+
+def import_bytes(session: Session, *, data: bytes, filename: str, actor: User | None, source: str | None = None,
+                 entity: str | None = None, tz: str = crm.DEFAULT_TZ) -> ImportResult:
+    """A CSV or XLSX export; the CRM and the entity are detected from the headers unless given."""
+    if not data:
+        raise BadRequest(f"{filename or 'the file'} is empty", code="empty_file")
+    table = crm.table_from_bytes(data, name=filename)
+    return import_table(session, table=table, actor=actor, source=source, entity=entity, tz=tz)
+
+
+def import_records(session: Session, *, records: Sequence[Mapping[str, Any]], actor: User | None, entity: str | None = None,
+                   source: str | None = None, tz: str = crm.DEFAULT_TZ, name: str = "records") -> ImportResult:
+    """Rows pushed as JSON objects with the export's headers as keys; error lines count from 1."""
+    if not records:
+        raise BadRequest("no records to import", code="no_records")
+    table = RawTable.from_records(records, first_line=1, name=name)
+    return import_table(session, table=table, actor=actor, source=source, entity=entity, tz=tz)
+
+
+def detect(table: RawTable) -> tuple[str, str]:
+    """(entity, source) a table looks like: the analyzer's guess, or ``managers`` for a managers list."""
+    normed = {h.strip().casefold() for h in table.headers}
+    if {"external_id", "name"} <= normed and not normed & {"deal_id", "lead_id", "amount", "revenue_plan", "stage"}:
+        return "managers", "generic"
+    return crm.detect_entity(table.headers), crm.detect_source(table.headers)
+
+
+def import_table(session: Session, *, table: RawTable, actor: User | None, source: str | None = None,
+                 entity: str | None = None, tz: str = crm.DEFAULT_TZ) -> ImportResult:
+    if entity is not None and entity not in ENTITIES:
+        raise BadRequest(f"entity {entity!r} is not one of {', '.join(ENTITIES)}", code="bad_entity")
+    if source is not None and source not in SOURCES:
+        raise BadRequest(f"source {source!r} is not one of {', '.join(SOURCES)}", code="bad_source")
+    found_entity, found_source = detect(table)
+    ent = entity or found_entity
+    src = cast(CrmSource, source or (found_source if ent != "managers" else "generic"))
+    also: dict[str, Counts] = {}
+    if ent == "managers":
+        frame, errors = _parse_managers(table)
+        counts = _upsert_managers(session, frame)
+    elif ent == "deals":
+        frame, errors = crm.parse_deals(table, source=src, tz=tz)
+        counts = _upsert(session, Deal, _deal_rows(frame))
+        if src == "amocrm":  # the amoCRM deal is its own lead
+            also["leads"] = _upsert(session, Lead, _lead_rows(crm.leads_from_deals(frame)))
+    elif ent == "leads":
+        frame, errors = crm.parse_leads(table, source=src, tz=tz)
+        counts = _upsert(session, Lead, _lead_rows(frame))
+    elif ent == "plans":
+        frame, errors = crm.parse_plans(table, tz=tz)
+        counts = _upsert(session, SalesPlan, _plan_rows(frame))
+    else:
+        frame, errors = crm.parse_stage_history(table, source=src, tz=tz)
+        counts = _insert_history(session, frame)
+    unmatched = resolve_managers(session)
+    audit(session, user=actor, action="crm.import", entity=ent, entity_id=table.name or "records",
+          after={"source": src, "rows": len(frame), **vars(counts), "errors": len(errors)})
+    session.commit()
+    names = set(frame["manager"].dropna().astype(str)) if "manager" in frame.columns else set()
+    return ImportResult(file=table.name, source=src, entity=ent, rows=len(frame), counts=counts, errors=errors, also=also,
+                        unmatched_managers=sorted(n for n in unmatched if n in names))
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+def _py(v: Any) -> Any:
+    """A frame cell as a plain Python value for the database: None for NA, datetime for timestamps."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.to_pydatetime()
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _records(frame: pd.DataFrame, columns: dict[str, str]) -> list[dict[str, Any]]:
+    """Frame columns (``{db column: frame column}``) as a list of row dicts."""
+    cols = list(columns.items())
+    arrays = [frame[src].to_numpy(dtype=object) if src in frame.columns else np.full(len(frame), None, dtype=object)
+              for _, src in cols]
+    return [{name: _py(a[i]) for (name, _), a in zip(cols, arrays, strict=True)} for i in range(len(frame))]
+
+
+def client_key(phone: Any, client: Any) -> str | None:
+    """Who the client is, for repeat sales: the phone, else ``name:`` + the casefolded name (as analyzer.kpi)."""
+    if phone:
+        return str(phone)
+    if client is None or (isinstance(client, float) and math.isnan(client)) or not str(client).strip():
+        return None
+    return ("name:" + str(client).strip().casefold())[:310]
+
+
+def _deal_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = _records(frame, {"key": "key", "crm": "crm", "crm_id": "deal_id", "crm_lead_id": "lead_id", "title": "title",
+                            "client": "client", "client_phone": "client_phone", "manager_name": "manager",
+                            "created_at": "created_at", "closed_at": "closed_at", "stage": "stage", "pipeline": "pipeline",
+                            "status": "status", "amount": "amount", "currency": "currency", "source": "source"})
+    for r in rows:
+        r["lead_key"] = f"{r['crm']}:lead:{r['crm_lead_id']}" if r["crm_lead_id"] else None
+        r["client_key"] = client_key(r["client_phone"], r["client"])
+    return rows
+
+
+def _lead_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return _records(frame, {"key": "key", "crm": "crm", "crm_id": "lead_id", "created_at": "created_at",
+                            "first_response_at": "first_response_at", "manager_name": "manager", "source": "source",
+                            "client": "client", "client_phone": "client_phone", "status": "status", "title": "title"})
+
+
+def _name_key(name: Any) -> str:
+    return " ".join(sorted(re.sub(r"[^\w\s]", " ", str(name).casefold().replace("ё", "е")).split()))
+
+
+def _plan_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """One row per manager, period and activity kind: rows of the same key add up (FORMAT.md)."""
+    rows = _records(frame, {"manager_name": "manager", "period_start": "period_start", "period_end": "period_end",
+                            "activity_kind": "activity_kind", "revenue_plan": "revenue_plan", "activity_plan": "activity_plan"})
+    merged: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        key = f"plan:{_name_key(r['manager_name'])}:{r['period_start'].isoformat()}:{r['period_end'].isoformat()}:{r['activity_kind']}"
+        if key in merged:
+            m = merged[key]
+            for c in ("revenue_plan", "activity_plan"):
+                if r[c] is not None:
+                    m[c] = (m[c] or 0.0) + r[c]
+        else:
+            merged[key] = {"key": key[:400], **r}
+    return list(merged.values())
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+    if isinstance(a, datetime) and isinstance(b, datetime):
+        return a == b
+    return bool(a == b)
+
+
+def _upsert(session: Session, model: type[Lead] | type[Deal] | type[SalesPlan], rows: list[dict[str, Any]]) -> Counts:
+    """Insert new keys, update changed rows, leave equal ones alone; returns the counts."""
+    counts = Counts()
+    if not rows:
+        return counts
+    fields = [c for c in rows[0] if c != "key"]
+    columns = [getattr(model, c) for c in fields]
+    now = utcnow()
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start:start + _CHUNK]
+        existing = {r[1]: r for r in session.execute(
+            select(model.id, model.key, *columns).where(model.key.in_([r["key"] for r in chunk])))}
+        new, changed = [], []
+        for r in chunk:
+            old = existing.get(r["key"])
+            if old is None:
+                new.append({**r, "imported_at": now, "updated_at": now})
+            elif all(_same(old[i + 2], r[f]) for i, f in enumerate(fields)):
+                counts.unchanged += 1
+            else:
+                changed.append({**{f: r[f] for f in fields}, "id": old[0], "updated_at": now})
+        if new:
+            session.execute(insert(model), new)
+        if changed:
+            session.execute(update(model), changed)
+        counts.inserted += len(new)
+        counts.updated += len(changed)
+    return counts
+
+
+def _insert_history(session: Session, frame: pd.DataFrame) -> Counts:
+    """Stage history rows are facts (deal, stage, time): a new one is inserted, a known one is unchanged."""
+    counts = Counts()
+    rows = _records(frame, {"deal_key": "key", "stage": "stage", "entered_at": "entered_at"})
+    seen: set[tuple[str, str, datetime]] = set()
+    unique = []
+    for r in rows:
+        k = (r["deal_key"], r["stage"], r["entered_at"])
+        if k in seen:
+            counts.unchanged += 1
+            continue
+        seen.add(k)
+        unique.append(r)
+    now = utcnow()
+    keys = sorted({r["deal_key"] for r in unique})
+    existing: set[tuple[str, str, datetime]] = set()
+    for start in range(0, len(keys), _CHUNK):
+        existing.update((a, b, c) for a, b, c in session.execute(
+            select(DealStageEntry.deal_key, DealStageEntry.stage, DealStageEntry.entered_at)
+            .where(DealStageEntry.deal_key.in_(keys[start:start + _CHUNK]))))
+    new = [{**r, "imported_at": now} for r in unique if (r["deal_key"], r["stage"], r["entered_at"]) not in existing]
+    for start in range(0, len(new), _CHUNK):
+        session.execute(insert(DealStageEntry), new[start:start + _CHUNK])
+    counts.inserted = len(new)
+    counts.unchanged += len(unique) - len(new)
+    return counts
+
+
+# --- managers --------------------------------------------------------------------------------
+
+_MANAGER_HEADERS = {"external_id": ("external_id", "extension", "внутренний номер"), "name": ("name", "имя", "менеджер"),
+                    "team": ("team", "team_id", "команда", "группа"), "department": ("department", "department_id", "отдел")}
+
+
+def _parse_managers(table: RawTable) -> tuple[pd.DataFrame, list[RowError]]:
+    normed = [h.strip().casefold() for h in table.headers]
+    idx = {f: next((normed.index(a) for a in aliases if a in normed), None) for f, aliases in _MANAGER_HEADERS.items()}
+    if idx["name"] is None:
+        raise CrmFormatError(f"{table.name or 'file'}: a managers list needs a 'name' column (headers: {', '.join(table.headers)})")
+    errors = list(table.errors)
+    rows = []
+    seen: dict[str, int] = {}
+    for cells, line in zip(table.rows, table.lines, strict=True):
+        rec = {f: (cells[i].strip() or None) if i is not None else None for f, i in idx.items()}
+        if not rec["name"]:
+            errors.append(RowError(line, "name is empty", "name", ""))
+            continue
+        ident = rec["external_id"] or _name_key(rec["name"])
+        if ident in seen:
+            errors.append(RowError(line, f"duplicate manager {ident!r} (first on line {seen[ident]})", "external_id", ident))
+            continue
+        seen[ident] = line
+        rows.append(rec)
+    return pd.DataFrame(rows, columns=list(_MANAGER_HEADERS)), sorted(errors, key=lambda e: e.line)
+
+
+def _named(session: Session, model: type[Team] | type[Department], names: Iterable[str]) -> dict[str, int]:
+    wanted = sorted(set(names))
+    ids = {n: i for i, n in session.execute(select(model.id, model.name).where(model.name.in_(wanted))).all()} if wanted else {}
+    for n in wanted:
+        if n not in ids:
+            row = model(name=n)
+            session.add(row)
+            session.flush()
+            ids[n] = row.id
+    return ids
+
+
+def _upsert_managers(session: Session, frame: pd.DataFrame) -> Counts:
+    counts = Counts()
+    rows = frame.to_dict("records")
+    departments = _named(session, Department, [r["department"] for r in rows if r["department"]])
+    teams = _named(session, Team, [r["team"] for r in rows if r["team"]])
+    for r in rows:
+        if r["team"] and r["department"]:
+            team = session.get(Team, teams[r["team"]])
+            if team is not None and team.department_id != departments[r["department"]]:
+                team.department_id = departments[r["department"]]
+    by_name = {_name_key(m.name): m for m in session.scalars(select(Manager))}
+    for r in rows:
+        m = session.scalar(select(Manager).where(Manager.external_id == r["external_id"])) if r["external_id"] \
+            else by_name.get(_name_key(r["name"]))
+        team_id = teams[r["team"]] if r["team"] else None
+        if m is None:
+            session.add(Manager(name=r["name"], external_id=r["external_id"], team_id=team_id))
+            counts.inserted += 1
+        elif m.name != r["name"] or (team_id is not None and m.team_id != team_id):
+            m.name = r["name"]
+            m.team_id = team_id if team_id is not None else m.team_id
+            counts.updated += 1
+        else:
+            counts.unchanged += 1
+    session.flush()
+    return counts
+
+
+def resolve_managers(session: Session) -> list[str]:
+    """Give CRM rows without a manager the manager their CRM name (or external id) names; returns the
+    names still unmatched."""
+    managers = pd.DataFrame(session.execute(select(Manager.id, Manager.name, Manager.external_id)).all(),
+                            columns=["manager_id", "name", "external_id"])
+    unmatched: set[str] = set()
+    for model in (Lead, Deal, SalesPlan):
+        pending = pd.DataFrame(session.execute(
+            select(model.id, model.manager_name).where(model.manager_id.is_(None), model.manager_name.is_not(None))).all(),
+            columns=["id", "manager"])
+        if pending.empty:
+            continue
+        matched, missing = crm.attach_manager_ids(pending, managers)
+        unmatched.update(missing)
+        hits = matched[matched["manager_id"].notna()]
+        if len(hits):
+            session.execute(update(model), [{"id": int(i), "manager_id": int(m)}
+                                            for i, m in zip(hits["id"], hits["manager_id"], strict=True)])
+    return sorted(unmatched)
