@@ -124,6 +124,21 @@ def build_rows() -> list[Row]:
     return rows
 
 
+def _rendered_audio() -> dict[str, str]:
+    """Dialogue id -> the name of its recording in ``sample_calls/audio``. The labels file says which
+    dialogue a recording is (a mono rendering is named ``<id>_mono.*``), and the recording is the
+    file beside it with the same name (``ru_12_telecom_hangup_mono.labels.json`` ->
+    ``ru_12_telecom_hangup_mono.mp3``)."""
+    found: dict[str, str] = {}
+    for labels in sorted(AUDIO.glob("*.labels.json")):
+        stem = labels.name[: -len(".labels.json")]
+        data = json.loads(labels.read_text(encoding="utf-8"))
+        files = [p for p in AUDIO.glob(f"{stem}.*") if p != labels and not p.name.endswith(".json")]
+        if files:
+            found[str(data["id"])] = files[0].name
+    return found
+
+
 def _local(t: datetime | None) -> str:
     return "" if t is None else t.astimezone(MSK).strftime("%d.%m.%Y %H:%M:%S")
 
@@ -207,9 +222,10 @@ def generic_files(rows: list[Row]) -> dict[str, bytes]:
             history.append([r.deal_id, stage, (r.deal_created + timedelta(days=j)).isoformat()])
         if r.status == "lost":
             history.append([r.deal_id, lost, r.closed.isoformat() if r.closed else ""])
+    rendered = _rendered_audio()
+
     def audio(call_id: str) -> str:
-        labels = AUDIO / f"{call_id}.labels.json"
-        return str(json.loads(labels.read_text(encoding="utf-8"))["audio"]) if labels.exists() else ""
+        return rendered.get(call_id, "")
 
     calls = [[r.call_id, audio(r.call_id), r.manager[0],
               r.phone, r.direction, r.started.isoformat(), r.lead_id if r.crm_ids else "",
