@@ -430,6 +430,9 @@ def detect_source(headers: Sequence[str]) -> CrmSource:
     return ranked[0][0]
 
 
+_DEAL_MARKERS = frozenset({"amount", "бюджет", "сумма", "deal_id", "стадия сделки", "этап сделки", "stage", "closed_at"})
+
+
 def detect_entity(headers: Sequence[str]) -> Entity:
     """Which kind of export: plans, stage history, leads or deals."""
     normed = {_norm(h) for h in headers}
@@ -438,8 +441,7 @@ def detect_entity(headers: Sequence[str]) -> Entity:
         return "plans"
     if normed & {"entered_at", "дата перехода", "дата входа"}:
         return "stage_history"
-    deal_markers = {"amount", "бюджет", "сумма", "deal_id", "стадия сделки", "этап сделки", "stage", "closed_at"}
-    if normed & deal_markers:
+    if normed & _DEAL_MARKERS:
         return "deals"
     if normed & {"название лида", "статус лида", "id лида", "lead_id", "first_response_at"}:
         return "leads"
@@ -609,7 +611,7 @@ def parse_leads(table: RawTable, *, source: CrmSource | None = None, tz: str = D
     An amoCRM deals export (amoCRM has no separate leads) gives one lead per deal.
     """
     crm = source or detect_source(table.headers)
-    if crm == "amocrm" or detect_entity(table.headers) == "deals":
+    if crm == "amocrm" or {_norm(h) for h in table.headers} & _DEAL_MARKERS:  # a deals export: its deals' leads
         deals, errors = parse_deals(table, source=crm, tz=tz, default_country=default_country, **deal_options)
         return leads_from_deals(deals), errors
     cols = _columns(table, "leads", ["lead_id", "created_at"])

@@ -1,0 +1,120 @@
+"""CRM import through the API, on SQLite and PostgreSQL: what a head of sales sees when loading exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from api.crm.models import Deal, DealStageEntry, Lead, SalesPlan
+from api.models import Manager
+
+CRM = Path(__file__).resolve().parents[2] / "sample_calls" / "crm"
+
+
+def upload(client, people, path: Path | str, *, data: bytes | None = None, role: str = "admin", **form):
+    name = Path(path).name
+    body = data if data is not None else Path(path).read_bytes()
+    return client.post("/api/v1/crm/import", files={"file": (name, body, "application/octet-stream")}, data=form,
+                       headers=people.h(role))
+
+
+def counts(db) -> dict[str, int]:
+    with db.sessions() as s:
+        return {m.__tablename__: s.scalar(select(func.count()).select_from(m)) or 0
+                for m in (Lead, Deal, DealStageEntry, SalesPlan, Manager)}
+
+
+def test_importing_the_same_exports_twice_changes_nothing(client, people, db):
+    files = ["managers.csv", "amocrm_deals.csv", "bitrix24_leads.csv", "bitrix24_deals.xlsx", "stage_history.csv", "plans.csv"]
+    first = {f: upload(client, people, CRM / f).json() for f in files}
+    assert first["amocrm_deals.csv"]["source"] == "amocrm" and first["amocrm_deals.csv"]["entity"] == "deals"
+    assert first["amocrm_deals.csv"]["inserted"] == 24
+    assert first["amocrm_deals.csv"]["also"]["leads"]["inserted"] == 24  # an amoCRM deal is its own lead
+    assert (first["bitrix24_deals.xlsx"]["source"], first["bitrix24_deals.xlsx"]["inserted"]) == ("bitrix24", 48)
+    assert first["bitrix24_leads.csv"]["entity"] == "leads"
+    assert first["stage_history.csv"]["inserted"] == 254
+    assert first["plans.csv"]["entity"] == "plans" and first["plans.csv"]["inserted"] == 6
+    # extensions 101 and 102 are known (Anna, Boris): renamed as the list says; four managers are new
+    assert first["managers.csv"]["entity"] == "managers"
+    assert (first["managers.csv"]["inserted"], first["managers.csv"]["updated"]) == (4, 2)
+    assert all(not r["errors"] and not r["unmatched_managers"] for r in first.values())
+    before = counts(db)
+    assert before["crm_deals"] == 72 and before["crm_leads"] == 72
+
+    again = {f: upload(client, people, CRM / f).json() for f in files}
+    for f, r in again.items():
+        assert (r["inserted"], r["updated"]) == (0, 0), f
+        assert r["unchanged"] == first[f]["rows"], f
+    with db.sessions() as s:
+        assert s.get(Manager, people.manager_id).name == "Игорь Ляхов"
+    assert again["amocrm_deals.csv"]["also"]["leads"] == {"inserted": 0, "updated": 0, "unchanged": 24}
+    assert counts(db) == before
+    with db.sessions() as s:  # every CRM row found its manager by the CRM's name
+        assert s.scalar(select(func.count()).select_from(Deal).where(Deal.manager_id.is_(None))) == 0
+
+
+def test_bad_rows_are_reported_with_line_and_reason_and_good_rows_land(client, people, db):
+    csv = ("deal_id,lead_id,created_at,closed_at,status,amount,manager,client_phone\n"
+           "D1,L1,2026-11-02 10:00,2026-11-10 12:00,won,100000,Anna,+79160000001\n"
+           "D2,L2,second of november,,open,5000,Anna,+79160000002\n"
+           "D3,L3,2026-11-03 10:00,2026-11-12 12:00,lost,много,Boris,+79160000003\n"
+           "D4,L4,2026-11-04 10:00,,open,7 500,Boris,not a phone\n")
+    r = upload(client, people, "deals.csv", data=csv.encode())
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["entity"], body["source"], body["inserted"]) == ("deals", "generic", 2)
+    by_line = {e["line"]: e for e in body["errors"]}
+    assert by_line[3]["column"] == "created_at" and by_line[3]["skipped"] and "second of november" in by_line[3]["reason"]
+    assert by_line[4]["column"] == "amount" and by_line[4]["skipped"]
+    assert by_line[5]["skipped"] is False  # a bad phone is reported, the deal still lands
+    with db.sessions() as s:
+        deals = {d.crm_id: d for d in s.scalars(select(Deal))}
+    assert set(deals) == {"D1", "D4"}
+    assert deals["D1"].amount == 100000 and deals["D1"].status == "won" and deals["D1"].manager_id == people.manager_id
+    assert deals["D4"].client_phone is None and deals["D4"].amount == 7500
+
+
+def test_pushed_records_upsert_and_count_updates(client, people, db):
+    rows = [{"deal_id": "D1", "created_at": "2026-11-02T10:00:00+03:00", "status": "open", "amount": "1000", "manager": "Anna"},
+            {"deal_id": "D2", "created_at": "2026-11-03T10:00:00+03:00", "status": "open", "amount": "2000", "manager": "Boris"}]
+    r = client.post("/api/v1/crm/records", json={"entity": "deals", "records": rows}, headers=people.h("head_of_sales"))
+    assert r.status_code == 200, r.text
+    assert (r.json()["inserted"], r.json()["entity"]) == (2, "deals")
+    rows[0] = {**rows[0], "status": "won", "closed_at": "2026-11-20T10:00:00+03:00"}
+    r = client.post("/api/v1/crm/records", json={"records": rows}, headers=people.h("head_of_sales")).json()
+    assert (r["inserted"], r["updated"], r["unchanged"]) == (0, 1, 1)
+    with db.sessions() as s:
+        d1 = s.scalar(select(Deal).where(Deal.crm_id == "D1"))
+        assert d1 is not None and d1.status == "won" and d1.closed_at is not None
+    bad = client.post("/api/v1/crm/records", json={"records": [{"deal_id": "", "created_at": "x", "status": "won"}]},
+                      headers=people.h("admin")).json()
+    assert bad["inserted"] == 0 and bad["errors"][0]["line"] == 1
+
+
+def test_entity_and_source_can_be_overridden(client, people):
+    csv = "ID;Название лида;Ответственный;Дата создания;Статус\n77;Заявка;Anna;01.11.2026 10:00;NEW\n"
+    detected = upload(client, people, "leads.csv", data=csv.encode("cp1251")).json()
+    assert (detected["entity"], detected["source"], detected["inserted"]) == ("leads", "bitrix24", 1)
+    forced = upload(client, people, "leads.csv", data=csv.encode("cp1251"), source="generic").json()
+    assert forced["source"] == "generic" and forced["inserted"] == 1  # another CRM: another key
+    plain = "ID;Название;Ответственный;Дата создания\n78;Заявка;Anna;01.11.2026 10:00\n".encode()
+    r = upload(client, people, "list.csv", data=plain)  # detected as deals, which need a stage or status column
+    assert r.status_code == 422 and r.json()["error"]["code"] == "crm_format_error"
+    as_leads = upload(client, people, "list.csv", data=plain, entity="leads").json()
+    assert (as_leads["entity"], as_leads["inserted"]) == ("leads", 1)
+
+
+def test_an_unreadable_file_and_wrong_roles_are_json_errors(client, people):
+    r = upload(client, people, "notes.csv", data=b"hello\nworld\n")
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "crm_format_error" and "header" in r.json()["error"]["message"]
+    r = upload(client, people, "x.csv", data=b"", role="admin")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "empty_file"
+    for role in ("manager", "quality_controller"):
+        r = upload(client, people, CRM / "plans.csv", role=role)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    r = client.post("/api/v1/crm/import", files={"file": ("plans.csv", (CRM / "plans.csv").read_bytes())})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    r = upload(client, people, CRM / "plans.csv", entity="contacts")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
