@@ -31,9 +31,12 @@ services:
 
 # The main job on the embedded default: SQLite, a local worker, the bundled model, the sample calls.
 demo: $(STAMP)
-	$(BIN)/callqa import sample_calls/audio
+	$(BIN)/callqa crm import sample_calls/crm/managers.csv sample_calls/crm/amocrm_deals.csv sample_calls/crm/bitrix24_leads.csv \
+	  sample_calls/crm/bitrix24_deals.xlsx sample_calls/crm/stage_history.csv sample_calls/crm/plans.csv
+	$(BIN)/callqa import sample_calls/audio --metadata sample_calls/crm/calls.csv
 	$(BIN)/callqa worker --drain
 	$(BIN)/callqa calls
+	$(BIN)/callqa kpi --period 2024-04
 
 # The service on one machine: SQLite, a local worker, the sample calls queued at start.
 serve: $(STAMP)
