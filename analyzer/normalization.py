@@ -75,16 +75,25 @@ class Normalizer:
         self._kind: dict[str, tuple] = {}
 
     def _proper(self, word: str) -> tuple[bool, bool]:
-        """(is a personal name, is an unknown word) for a capitalised word."""
+        """(is a personal name, may be a brand) for a capitalised word.
+
+        A brand is a word the dictionary does not know ("ДокФлоу"), or a capitalised common word
+        mid-sentence ("Быстрый Заяц", "Семена Юга"): Russian capitalises such words only in names
+        of things. Places and pronouns ("Вы") are not brands."""
         found = self._kind.get(word)
         if found is None:
             if self._morph is not None:
-                parses = self._morph.parse(word)
-                is_name = any({"Name", "Surn", "Patr"} & set(str(p.tag).replace(" ", ",").split(",")) for p in parses[:3])
-                unknown = not self._morph.word_is_known(word)
+                parts = [w for w in word.split("-") if w]
+                parses = self._morph.parse(parts[-1] if parts else word)
+                tags = [set(str(p.tag).replace(" ", ",").split(",")) for p in parses[:3]]
+                is_name = len(parts) == 1 and any({"Name", "Surn", "Patr"} & t for t in tags)
+                top = tags[0] if tags else set()
+                brand = not all(self._morph.word_is_known(w) for w in parts) or not (
+                    {"Geox", "NPRO", "PREP", "CONJ", "PRCL", "INTJ"} & top
+                )
             else:
-                is_name, unknown = True, True
-            found = (is_name, unknown)
+                is_name, brand = True, True
+            found = (is_name, brand)
             if len(self._kind) < 200_000:
                 self._kind[word] = found
         return found
@@ -147,7 +156,7 @@ class Normalizer:
                 continue
             s = raw.lower()
             name = org = False
-            if raw[:1].isupper() and raw.isalpha() and len(raw) > 1 and raw != "I":
+            if raw[:1].isupper() and raw.replace("-", "").isalpha() and len(raw) > 1 and raw != "I":
                 is_name, unknown = self._proper(raw)
                 name = is_name
                 camel = any(c.isupper() for c in raw[1:])
