@@ -58,8 +58,9 @@ def serve(
     workers: int = typer.Option(None, help="local worker processes (CALLQA_WORKERS, default 1; 0: API only)"),
     api_processes: int = typer.Option(1, help="API server processes"),
     import_dir: list[Path] = typer.Option([], "--import", help="queue the recordings in this folder at start"),
+    demo: bool = typer.Option(False, "--demo", help="the sample calls and a demo login per role (passwords printed)"),
 ) -> None:
-    """Run the API (docs at /docs) and, with the local executor, worker processes beside it."""
+    """Run the web UI and the API (docs at /docs) and, with the local executor, worker processes beside it."""
     import uvicorn
 
     from api.processing.local import LocalExecutor
@@ -69,12 +70,20 @@ def serve(
     _bootstrap(settings)
     for folder in import_dir:
         _import(settings, folder, None)
+    accounts = []
+    if demo:
+        from api.web.demo import setup_demo
+
+        accounts = setup_demo(settings)
     executor = None
     if settings.executor == "local" and settings.workers > 0:
         executor = LocalExecutor(settings, processes=settings.workers)
         executor.start()
         console.print(f"{settings.workers} local worker process(es) started")
     console.print(f"API on http://{host}:{port}  (OpenAPI docs: http://{host}:{port}/docs)  database: {_safe_url(settings.db_url)}")
+    console.print(f"[bold]Web UI: http://{host}:{port}/[/bold]")
+    for a in accounts:
+        console.print(f"  demo login [bold]{a.username}[/bold] ({a.role.value}), password [green]{a.password}[/green]")
 
     def _stop(signum: int, _frame: object) -> None:
         # uvicorn shuts down gracefully, then re-raises the signal it caught: here, so the workers

@@ -1,0 +1,69 @@
+// The call page: the transcript follows the player, a line plays from its start, a verdict shows its evidence.
+"use strict";
+document.addEventListener("DOMContentLoaded", function () {
+  var player = document.getElementById("player");
+  var lines = Array.prototype.slice.call(document.querySelectorAll("#transcript .line"));
+  var box = document.getElementById("transcript");
+  var current = null;
+
+  function scrollIntoBox(el) {
+    if (!box || !el) return;
+    var top = el.offsetTop - box.offsetTop;
+    if (top < box.scrollTop || top + el.offsetHeight > box.scrollTop + box.clientHeight) {
+      box.scrollTop = Math.max(0, top - box.clientHeight / 3);
+    }
+  }
+
+  function lineAt(t) {
+    for (var i = 0; i < lines.length; i++) {
+      var s = parseFloat(lines[i].dataset.start), e = parseFloat(lines[i].dataset.end);
+      if (t >= s && t < Math.max(e, s + 0.05)) return lines[i];
+    }
+    return null;
+  }
+
+  function play(from) {
+    if (!player) return;
+    player.currentTime = from;
+    var p = player.play();
+    if (p && p.catch) p.catch(function () { /* the user may block autoplay: the position is set anyway */ });
+  }
+
+  if (player) {
+    player.addEventListener("timeupdate", function () {
+      var line = lineAt(player.currentTime);
+      if (line === current) return;
+      if (current) { current.classList.remove("current"); current.removeAttribute("aria-current"); }
+      current = line;
+      if (line) { line.classList.add("current"); line.setAttribute("aria-current", "true"); scrollIntoBox(line); }
+    });
+  }
+  lines.forEach(function (line) {
+    line.addEventListener("click", function () { play(parseFloat(line.dataset.start) || 0); });
+  });
+
+  var focused = [];
+  document.querySelectorAll(".show-evidence").forEach(function (btn) {
+    var turns = (btn.dataset.turns || "").split(",").filter(Boolean);
+    turns.forEach(function (n) { var l = document.getElementById("line-" + n); if (l) l.classList.add("evidence"); });
+    btn.addEventListener("click", function () {
+      focused.forEach(function (l) { l.classList.remove("focused"); });
+      focused = turns.map(function (n) { return document.getElementById("line-" + n); }).filter(Boolean);
+      focused.forEach(function (l) { l.classList.add("focused"); });
+      if (focused.length) {
+        scrollIntoBox(focused[0]);
+        if (player) player.currentTime = parseFloat(focused[0].dataset.start) || 0;
+      }
+    });
+  });
+
+  // k: play/pause, j/l: 5 s back/forward; not while typing in a field
+  document.addEventListener("keydown", function (ev) {
+    if (!player || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    var tag = (ev.target.tagName || "").toLowerCase();
+    if (tag === "input" || tag === "textarea" || tag === "select" || ev.target.isContentEditable) return;
+    if (ev.key === "k") { if (player.paused) play(player.currentTime); else player.pause(); ev.preventDefault(); }
+    else if (ev.key === "j") { player.currentTime = Math.max(0, player.currentTime - 5); ev.preventDefault(); }
+    else if (ev.key === "l") { player.currentTime = player.currentTime + 5; ev.preventDefault(); }
+  });
+});
