@@ -152,6 +152,10 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     app.include_router(crm_router)
     app.include_router(kpi_router)
 
+    from api.web import install as install_web_ui
+
+    install_web_ui(app)  # the pages, their static files and the session cookie for the pages' API calls
+
     @app.get("/healthz", tags=["service"], summary="Liveness and the queue, without sign-in")
     def health() -> dict[str, Any]:
         with app.state.db.sessions() as s:
