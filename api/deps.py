@@ -72,6 +72,7 @@ def require(*roles: Role) -> Callable[[User], User]:
             raise Forbidden(f"this needs one of the roles {names}; you are {user.role.value}")
         return user
 
+    check.allowed_roles = frozenset(allowed)  # type: ignore[attr-defined]  # read by the auth-matrix test
     return check
 
 

@@ -20,6 +20,7 @@ from api.auth.schemas import (
     UserUpdate,
 )
 from api.core.errors import Forbidden, NotFound
+from api.core.ids import PathId, QueryId
 from api.deps import ANY_ROLE, STAFF, SessionDep, SettingsDep, UserDep, require, visible_manager_ids
 from api.models import Manager, Role, Team, User
 
@@ -63,7 +64,7 @@ def create_user(session: SessionDep, body: UserCreate, actor: Annotated[User, De
 
 
 @router.patch("/users/{user_id}", response_model=UserPublic)
-def update_user(session: SessionDep, user_id: int, body: UserUpdate, actor: Annotated[User, Depends(require(Role.admin))]) -> dict:
+def update_user(session: SessionDep, user_id: PathId, body: UserUpdate, actor: Annotated[User, Depends(require(Role.admin))]) -> dict:
     user = service.update_user(session, actor=actor, user_id=user_id, changes=body.model_dump(exclude_unset=True))
     return service.user_public(session, user)
 
@@ -79,12 +80,12 @@ def create_team(session: SessionDep, body: TeamCreate, actor: Annotated[User, De
 
 
 @router.patch("/teams/{team_id}", response_model=TeamPublic)
-def update_team(session: SessionDep, team_id: int, body: TeamUpdate, actor: Annotated[User, Depends(require(Role.admin))]) -> Team:
+def update_team(session: SessionDep, team_id: PathId, body: TeamUpdate, actor: Annotated[User, Depends(require(Role.admin))]) -> Team:
     return service.update_team(session, actor=actor, team_id=team_id, changes=body.model_dump(exclude_unset=True))
 
 
 @router.get("/managers", response_model=list[ManagerPublic], summary="Managers the caller may see")
-def list_managers(session: SessionDep, user: UserDep, team_id: int | None = None) -> list[Manager]:
+def list_managers(session: SessionDep, user: UserDep, team_id: QueryId = None) -> list[Manager]:
     query = select(Manager).order_by(Manager.name, Manager.id)
     visible = visible_manager_ids(session, user)
     if visible is not None:
@@ -95,7 +96,7 @@ def list_managers(session: SessionDep, user: UserDep, team_id: int | None = None
 
 
 @router.get("/managers/{manager_id}", response_model=ManagerPublic)
-def get_manager(session: SessionDep, user: UserDep, manager_id: int) -> Manager:
+def get_manager(session: SessionDep, user: UserDep, manager_id: PathId) -> Manager:
     visible = visible_manager_ids(session, user)
     manager = session.get(Manager, manager_id)
     if manager is None:
@@ -114,6 +115,6 @@ def create_manager(
 
 @router.patch("/managers/{manager_id}", response_model=ManagerPublic)
 def update_manager(
-    session: SessionDep, manager_id: int, body: ManagerUpdate, actor: Annotated[User, Depends(require(Role.admin, Role.head_of_sales))]
+    session: SessionDep, manager_id: PathId, body: ManagerUpdate, actor: Annotated[User, Depends(require(Role.admin, Role.head_of_sales))]
 ) -> Manager:
     return service.update_manager(session, actor=actor, manager_id=manager_id, changes=body.model_dump(exclude_unset=True))

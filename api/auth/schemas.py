@@ -4,6 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.core.ids import Id
 from api.models import Role
 
 
@@ -20,7 +21,7 @@ class UserCreate(BaseModel):
     password: str = Field(min_length=8, max_length=200)
     role: Role
     full_name: str = Field("", max_length=200)
-    manager_id: int | None = Field(None, description="link a manager login to the manager whose calls it owns")
+    manager_id: Id | None = Field(None, description="link a manager login to the manager whose calls it owns")
 
 
 class UserUpdate(BaseModel):
@@ -44,13 +45,13 @@ class UserPublic(BaseModel):
 class TeamCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
-    head_user_id: int | None = None
+    head_user_id: Id | None = None
 
 
 class TeamUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, min_length=1, max_length=200)
-    head_user_id: int | None = None
+    head_user_id: Id | None = None
 
 
 class TeamPublic(BaseModel):
@@ -64,16 +65,16 @@ class ManagerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     external_id: str | None = Field(None, min_length=1, max_length=200, description="PBX extension or CRM user id")
-    team_id: int | None = None
-    user_id: int | None = None
+    team_id: Id | None = None
+    user_id: Id | None = None
 
 
 class ManagerUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, min_length=1, max_length=200)
     external_id: str | None = Field(None, min_length=1, max_length=200)
-    team_id: int | None = None
-    user_id: int | None = None
+    team_id: Id | None = None
+    user_id: Id | None = None
     active: bool | None = None
 
 

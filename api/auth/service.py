@@ -50,12 +50,42 @@ def user_public(session: Session, user: User) -> dict[str, Any]:
     }
 
 
-def _commit(session: Session, what: str) -> None:
+def _commit(session: Session, what: str, *, code: str = "conflict", flush: bool = False) -> None:
+    """Commit (or only flush), turning a unique-key clash into a 409 with ``code``.
+
+    The explicit checks before a write give the precise message; this is the guard for a row
+    written by someone else in between.
+    """
     try:
-        session.commit()
+        session.flush() if flush else session.commit()
     except IntegrityError as e:
         session.rollback()
-        raise Conflict(f"{what} already exists or refers to something that does not", code="conflict") from e
+        raise Conflict(f"{what} already exists or refers to something that does not", code=code) from e
+
+
+def _team_name_free(session: Session, name: str, *, team_id: int | None = None) -> None:
+    other = session.scalar(select(Team.id).where(Team.name == name))
+    if other is not None and other != team_id:
+        raise Conflict(f"a team named {name!r} already exists (team {other})", code="team_name_taken",
+                       details={"team_id": other})
+
+
+def _manager_external_id_free(session: Session, external_id: str | None, *, manager_id: int | None = None) -> None:
+    if external_id is None:
+        return
+    other = session.scalar(select(Manager.id).where(Manager.external_id == external_id))
+    if other is not None and other != manager_id:
+        raise Conflict(f"manager {other} already has the external id {external_id!r}", code="manager_external_id_taken",
+                       details={"manager_id": other})
+
+
+def _login_free(session: Session, user_id: int | None, *, manager_id: int | None = None) -> None:
+    if user_id is None:
+        return
+    other = session.scalar(select(Manager.id).where(Manager.user_id == user_id))
+    if other is not None and other != manager_id:
+        raise Conflict(f"user {user_id} is already the login of manager {other}", code="login_taken",
+                       details={"manager_id": other})
 
 
 def create_user(
@@ -65,7 +95,7 @@ def create_user(
         raise Conflict(f"a user named {username!r} already exists", code="username_taken")
     user = User(username=username, password_hash=hash_password(password), role=role, full_name=full_name)
     session.add(user)
-    session.flush()
+    _commit(session, f"a user named {username!r}", code="username_taken", flush=True)
     if manager_id is not None:
         manager = session.get(Manager, manager_id)
         if manager is None:
@@ -110,11 +140,12 @@ def ensure_admin(session: Session, *, username: str, password: str | None) -> st
 
 def create_team(session: Session, *, actor: User, name: str, head_user_id: int | None) -> Team:
     _check_head(session, head_user_id)
+    _team_name_free(session, name)
     team = Team(name=name, head_user_id=head_user_id)
     session.add(team)
-    session.flush()
+    _commit(session, f"a team named {name!r}", code="team_name_taken", flush=True)
     audit(session, user=actor, action="team.create", entity="team", entity_id=team.id, after={"name": name, "head_user_id": head_user_id})
-    _commit(session, f"team {name!r}")
+    _commit(session, f"a team named {name!r}", code="team_name_taken")
     return team
 
 
@@ -122,13 +153,16 @@ def update_team(session: Session, *, actor: User, team_id: int, changes: dict[st
     team = session.get(Team, team_id)
     if team is None:
         raise NotFound(f"no team {team_id}", code="team_not_found")
+    changes = {k: v for k, v in changes.items() if v is not None or k == "head_user_id"}  # null name: unchanged
     if "head_user_id" in changes:
         _check_head(session, changes["head_user_id"])
+    if changes.get("name") is not None:
+        _team_name_free(session, changes["name"], team_id=team_id)
     before = {"name": team.name, "head_user_id": team.head_user_id}
     for key, value in changes.items():
         setattr(team, key, value)
     audit(session, user=actor, action="team.update", entity="team", entity_id=team.id, before=before, after=changes)
-    _commit(session, "team")
+    _commit(session, f"a team named {team.name!r}", code="team_name_taken")
     return team
 
 
@@ -144,11 +178,13 @@ def _check_head(session: Session, user_id: int | None) -> None:
 
 def create_manager(session: Session, *, actor: User, data: dict[str, Any]) -> Manager:
     _check_refs(session, data)
+    _manager_external_id_free(session, data.get("external_id"))
+    _login_free(session, data.get("user_id"))
     manager = Manager(**data)
     session.add(manager)
-    session.flush()
+    _commit(session, "a manager with this external id or login", code="manager_taken", flush=True)
     audit(session, user=actor, action="manager.create", entity="manager", entity_id=manager.id, after=data)
-    _commit(session, "a manager with this external id or login")
+    _commit(session, "a manager with this external id or login", code="manager_taken")
     return manager
 
 
@@ -156,12 +192,15 @@ def update_manager(session: Session, *, actor: User, manager_id: int, changes: d
     manager = session.get(Manager, manager_id)
     if manager is None:
         raise NotFound(f"no manager {manager_id}", code="manager_not_found")
+    changes = {k: v for k, v in changes.items() if v is not None or k in ("external_id", "team_id", "user_id")}
     _check_refs(session, changes)
+    _manager_external_id_free(session, changes.get("external_id"), manager_id=manager_id)
+    _login_free(session, changes.get("user_id"), manager_id=manager_id)
     before = {k: getattr(manager, k) for k in changes}
     for key, value in changes.items():
         setattr(manager, key, value)
     audit(session, user=actor, action="manager.update", entity="manager", entity_id=manager.id, before=before, after=changes)
-    _commit(session, "a manager with this external id or login")
+    _commit(session, "a manager with this external id or login", code="manager_taken")
     return manager
 
 

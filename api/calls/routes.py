@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 import mimetypes
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
@@ -24,6 +23,7 @@ from api.calls.schemas import (
     WebhookCall,
 )
 from api.core.errors import BadRequest, NotFound, ServiceError, Unauthorized
+from api.core.ids import MAX_ID, PathId, QueryId
 from api.deps import REVIEWERS, SessionDep, SettingsDep, StoreDep, UserDep, current_user, require, visible_manager_ids
 from api.models import CallStatus, Role, User
 
@@ -64,7 +64,7 @@ def upload_calls(
     actor: _Uploader,
     files: Annotated[list[UploadFile], File(description="recordings")],
     metadata: Annotated[str | None, Form(max_length=1_000_000)] = None,
-    manager_id: Annotated[int | None, Form()] = None,
+    manager_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
     manager_external_id: Annotated[str | None, Form(max_length=200)] = None,
     client_phone: Annotated[str | None, Form(max_length=40)] = None,
     direction: Annotated[Literal["inbound", "outbound"] | None, Form()] = None,
@@ -119,7 +119,7 @@ class ImportRequest(BaseModel):
 @router.post("/calls/import", response_model=UploadResult, summary="Import every recording in a server folder")
 def import_calls(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, body: ImportRequest,
                  actor: Annotated[User, Depends(require(Role.admin))]) -> UploadResult:
-    folder = service.import_root_allowed(Path(body.folder), settings.import_dirs)
+    folder = service.import_root_allowed(body.folder, settings.import_dirs)
     items = []
     for path, r in service.import_folder(session, store, folder=folder, meta=body.metadata, actor=actor):
         rel = str(path.relative_to(folder))
@@ -170,8 +170,8 @@ def pbx_webhook(request: Request, session: SessionDep, body: WebhookCall,
 def list_calls(
     session: SessionDep,
     user: UserDep,
-    manager_id: int | None = None,
-    team_id: int | None = None,
+    manager_id: QueryId = None,
+    team_id: QueryId = None,
     date_from: Annotated[datetime | None, Query(description="started at or after")] = None,
     date_to: Annotated[datetime | None, Query(description="started before")] = None,
     status: CallStatus | None = None,
@@ -194,14 +194,14 @@ def list_calls(
 
 
 @router.get("/calls/{call_id}", response_model=CallDetail, summary="A call: transcript, stages with evidence, objections, metrics")
-def get_call(session: SessionDep, user: UserDep, call_id: int) -> CallDetail:
+def get_call(session: SessionDep, user: UserDep, call_id: PathId) -> CallDetail:
     call = service.get_call(session, call_id, visible=visible_manager_ids(session, user))
     return CallDetail.model_validate(service.detail(call))
 
 
 @router.get("/calls/{call_id}/recording", summary="The recording (HTTP Range supported)",
             response_class=FileResponse, responses={200: {"content": {"audio/*": {}}}, 206: {"description": "a byte range"}})
-def get_recording(session: SessionDep, store: StoreDep, user: UserDep, call_id: int) -> FileResponse:
+def get_recording(session: SessionDep, store: StoreDep, user: UserDep, call_id: PathId) -> FileResponse:
     call = service.get_call(session, call_id, visible=visible_manager_ids(session, user))
     if not call.recording_sha256 or not store.exists(call.recording_sha256):
         raise NotFound(f"call {call_id} has no stored recording (yet)", code="recording_not_found")
@@ -213,7 +213,7 @@ def get_recording(session: SessionDep, store: StoreDep, user: UserDep, call_id: 
 
 
 @router.post("/calls/{call_id}/retry", response_model=CallSummary, summary="Queue a failed call again")
-def retry(request: Request, session: SessionDep, call_id: int, actor: Annotated[User, Depends(require(*REVIEWERS))]) -> CallSummary:
+def retry(request: Request, session: SessionDep, call_id: PathId, actor: Annotated[User, Depends(require(*REVIEWERS))]) -> CallSummary:
     call = service.retry_call(session, call_id=call_id, actor=actor)
     request.app.state.executor.submit(call.id)
     return CallSummary.model_validate(service.summary(service.get_call(session, call_id, visible=None)))

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
+from api.core.ids import Id
 from api.models import CallStatus, Direction
 
 _PHONE_KEEP = re.compile(r"[^\d+]")
@@ -30,7 +31,7 @@ class CallMetadata(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    manager_id: int | None = Field(None, description="a manager of this service")
+    manager_id: Id | None = Field(None, description="a manager of this service")
     manager_external_id: str | None = Field(
         None, max_length=200, description="the PBX extension or CRM user id; a manager is created on first sight"
     )
@@ -160,7 +161,7 @@ class UploadResult(BaseModel):
 class RescoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     script_id: str | None = Field(None, description="score against this script's active version; default: each call's own script id")
-    call_ids: list[int] | None = Field(None, max_length=100_000)
+    call_ids: list[Id] | None = Field(None, max_length=100_000)
     dry_run: bool = Field(False, description="show what would change without saving")
 
 

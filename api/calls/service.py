@@ -372,13 +372,23 @@ def rescore(
     return RescoreResult(rescored=len(ids), changed=changed, dry_run=dry_run, script=chosen_ref, stage_flips=flips, changes=changes)
 
 
-def import_root_allowed(folder: Path, roots: list[Path]) -> Path:
-    """A folder to import must lie inside one of the configured import roots (no ../ escapes)."""
-    real = Path(os.path.realpath(folder))
-    for root in roots:
-        r = Path(os.path.realpath(root))
-        if real == r or r in real.parents:
-            if not real.is_dir():
-                raise NotFound(f"no folder {folder}", code="folder_not_found")
-            return real
-    raise Forbidden(f"{folder} is outside the import folders (CALLQA_IMPORT_DIRS)", code="folder_not_allowed")
+def import_root_allowed(folder: str | Path, roots: list[Path]) -> Path:
+    """A folder to import must lie inside one of the configured import roots once every symlink and
+    ``..`` is resolved; a relative folder is taken inside the roots."""
+    text = str(folder)
+    if "\0" in text:
+        raise BadRequest("the folder name contains a NUL character", code="bad_folder")
+    candidates = [Path(text)] if Path(text).is_absolute() else [root / text for root in roots]
+    for candidate in candidates:
+        real = Path(os.path.realpath(candidate))
+        for root in roots:
+            r = Path(os.path.realpath(root))
+            if real == r or r in real.parents:
+                try:
+                    is_dir = real.is_dir()
+                except OSError:  # a name too long, a permission problem: nothing to import there
+                    is_dir = False
+                if not is_dir:
+                    raise NotFound(f"no folder {text}", code="folder_not_found")
+                return real
+    raise Forbidden(f"{text} is outside the import folders (CALLQA_IMPORT_DIRS)", code="folder_not_allowed")

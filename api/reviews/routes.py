@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from api.core.ids import MAX_ID, PathId, QueryId
 from api.deps import REVIEWERS, STAFF, SessionDep, UserDep, require, visible_manager_ids
 from api.models import DisputeStatus, Role, User
 from api.reviews import service
@@ -48,7 +49,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     "wrongly saw one). `kind` score: `value` 0-100. The machine's verdict is kept beside the reviewer's; the call's "
     "verdicts and score are recomputed at once and the change is written to the audit log.",
 )
-def create_review(session: SessionDep, call_id: int, body: ReviewCreate, actor: _Reviewer) -> ReviewOutcome:
+def create_review(session: SessionDep, call_id: PathId, body: ReviewCreate, actor: _Reviewer) -> ReviewOutcome:
     review, call = service.create_review(session, actor=actor, call_id=call_id, kind=body.kind, item=body.item,
                                          value=body.value, comment=body.comment)
     return ReviewOutcome(review=ReviewPublic.model_validate(review), score=call.score, machine_score=call.machine_score,
@@ -57,7 +58,7 @@ def create_review(session: SessionDep, call_id: int, body: ReviewCreate, actor: 
 
 @router.get("/calls/{call_id}/reviews", response_model=list[ReviewPublic], responses=_ERRORS,
             summary="Every review of a call, oldest first (the latest per item is in force)")
-def list_reviews(session: SessionDep, user: UserDep, call_id: int) -> list[ReviewPublic]:
+def list_reviews(session: SessionDep, user: UserDep, call_id: PathId) -> list[ReviewPublic]:
     rows = service.list_reviews(session, call_id=call_id, visible=visible_manager_ids(session, user))
     return [ReviewPublic.model_validate(r) for r in rows]
 
@@ -82,7 +83,7 @@ def agreement(
     summary="A manager disputes a verdict on own call",
     description="`kind` and `item` as for reviews; `proposed_value` is optional. A quality controller resolves it.",
 )
-def open_dispute(session: SessionDep, call_id: int, body: DisputeCreate, actor: _Manager) -> DisputePublic:
+def open_dispute(session: SessionDep, call_id: PathId, body: DisputeCreate, actor: _Manager) -> DisputePublic:
     dispute = service.open_dispute(session, actor=actor, visible=visible_manager_ids(session, actor), call_id=call_id,
                                    kind=body.kind, item=body.item, reason=body.reason, proposed_value=body.proposed_value)
     return DisputePublic.model_validate(dispute)
@@ -93,7 +94,7 @@ def open_dispute(session: SessionDep, call_id: int, body: DisputeCreate, actor: 
 def list_disputes(
     session: SessionDep, user: UserDep,
     status: DisputeStatus | None = None,
-    call_id: int | None = None,
+    call_id: QueryId = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> DisputePage:
@@ -103,7 +104,7 @@ def list_disputes(
 
 
 @router.get("/disputes/{dispute_id}", response_model=DisputePublic, responses=_ERRORS, summary="One dispute")
-def get_dispute(session: SessionDep, user: UserDep, dispute_id: int) -> DisputePublic:
+def get_dispute(session: SessionDep, user: UserDep, dispute_id: PathId) -> DisputePublic:
     return DisputePublic.model_validate(
         service.get_dispute(session, dispute_id=dispute_id, visible=visible_manager_ids(session, user))
     )
@@ -115,7 +116,7 @@ def get_dispute(session: SessionDep, user: UserDep, dispute_id: int) -> DisputeP
     description="Accepting creates a review with `value`, else the proposed verdict, else the opposite of the "
     "disputed one (passed <-> missed); the call is recomputed. Rejecting needs a `comment`.",
 )
-def resolve_dispute(session: SessionDep, dispute_id: int, body: DisputeResolve, actor: _Reviewer) -> DisputePublic:
+def resolve_dispute(session: SessionDep, dispute_id: PathId, body: DisputeResolve, actor: _Reviewer) -> DisputePublic:
     dispute = service.resolve_dispute(session, actor=actor, dispute_id=dispute_id, decision=body.decision,
                                       comment=body.comment, value=body.value)
     return DisputePublic.model_validate(dispute)
@@ -126,7 +127,7 @@ def list_audit(
     session: SessionDep, user: _Staff,
     entity: Annotated[str | None, Query(max_length=50, description="call, dispute, script, user, team, manager")] = None,
     entity_id: Annotated[str | None, Query(max_length=100)] = None,
-    user_id: Annotated[int | None, Query(description="who made the change")] = None,
+    user_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="who made the change")] = None,
     action: Annotated[str | None, Query(max_length=100, description="e.g. review.stage")] = None,
     date_from: Annotated[datetime | None, Query(description="at or after")] = None,
     date_to: Annotated[datetime | None, Query(description="before")] = None,
