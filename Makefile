@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed
 .PHONY: setup sysdeps services demo serve test lint bench-text bench-audio bench-speed sample-audio
 
 # Debian packages the sample-call renderer (and its tests) use: festival voices, sox, and ffmpeg
-# for the MP3, OGG/Opus and M4A encodings.
-SYSDEPS := festival festvox-ru festvox-kallpc16k festvox-us-slt-hts sox libsox-fmt-all ffmpeg
+# for the MP3, OGG/Opus and M4A encodings; chromium and its driver for the web UI's browser tests.
+SYSDEPS := festival festvox-ru festvox-kallpc16k festvox-us-slt-hts sox libsox-fmt-all ffmpeg chromium chromium-driver
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 sysdeps:
-	@command -v text2wave >/dev/null && command -v sox >/dev/null && command -v ffmpeg >/dev/null && test -d /usr/share/festival/voices/russian \
+	@command -v text2wave >/dev/null && command -v sox >/dev/null && command -v ffmpeg >/dev/null && command -v chromium >/dev/null && test -d /usr/share/festival/voices/russian \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSDEPS) >/dev/null; }
 
 # PostgreSQL, Redis and RabbitMQ on loopback for the service tests (started, or installed, when missing).
