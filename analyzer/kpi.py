@@ -994,27 +994,45 @@ class SalesReport:
 
 
 def sales_report(data: SalesData, *, period: Period, by: By = "manager", stages: Sequence[str] | None = None,
-                 min_n: int = 20, effective_seconds: float = 30.0, sla_minutes: float = 10.0) -> SalesReport:
+                 min_n: int = 20, effective_seconds: float = 30.0, sla_minutes: float = 10.0, trend: bool = True,
+                 outcome: bool = True) -> SalesReport:
     """Everything for one period and grouping: KPI table, weekly trend, per-stage compliance,
-    objections per type, funnel steps and quality vs outcome (``stages``: the funnel order)."""
+    objections per type, funnel steps and quality vs outcome (``stages``: the funnel order).
+
+    ``trend=False`` leaves the weekly trend empty, ``outcome=False`` the funnel and quality vs
+    outcome (each costs about as much as the table: skip what a view does not show).
+    """
     d = data.prepared()
     assert d.calls is not None and d.deals is not None and d.links is not None
     kw: dict[str, Any] = dict(period=period, by=by, managers=d.managers)
     opts: dict[str, Any] = dict(period=period, by=by, effective_seconds=effective_seconds, sla_minutes=sla_minutes)
-    # the verdict counts once, by week; the weeks tile the period, so their sums are the period's
-    stages_w = stage_compliance(d.calls, d.call_stages, freq="W", **kw)  # type: ignore[arg-type]
-    objections_w = objection_handling(d.calls, d.call_objections, freq="W", **kw)  # type: ignore[arg-type]
     key = GROUP_KEYS[by]
-    compliance, objections = _whole_period(stages_w, "stage_id", key), _whole_period(objections_w, "type", key)
+    if trend:
+        # the verdict counts once, by week; the weeks tile the period, so their sums are the period's
+        stages_w = stage_compliance(d.calls, d.call_stages, freq="W", **kw)  # type: ignore[arg-type]
+        objections_w = objection_handling(d.calls, d.call_objections, freq="W", **kw)  # type: ignore[arg-type]
+        compliance, objections = _whole_period(stages_w, "stage_id", key), _whole_period(objections_w, "type", key)
+        weekly = _kpi_table(d, stages_w, objections_w, freq="W", **opts)
+    else:
+        compliance = stage_compliance(d.calls, d.call_stages, **kw)  # type: ignore[arg-type]
+        objections = objection_handling(d.calls, d.call_objections, **kw)  # type: ignore[arg-type]
+        weekly = pd.DataFrame(columns=[key, "week", *KPIS])
+    if outcome:
+        funnel = funnel_conversion(d.deal_stage_history, d.deals, stages=stages, **kw)  # type: ignore[arg-type]
+        quality = quality_vs_outcome(d.calls, d.call_stages, d.call_objections, d.deals, d.links,  # type: ignore[arg-type]
+                                     min_n=min_n, **kw)
+    else:
+        funnel = pd.DataFrame(columns=[key, "step", "from_stage", "to_stage", "entered", "advanced", "conversion"])
+        quality = pd.DataFrame(columns=[key, "factor", "name", "deals_done", "won_done", "win_rate_done", "deals_missed",
+                                        "won_missed", "win_rate_missed", "difference", "ci_low", "ci_high", "verdict"])
     return SalesReport(
         period=period, by=by,
         summary=_kpi_table(d, compliance, objections, freq=None, **opts),
-        trend=_kpi_table(d, stages_w, objections_w, freq="W", **opts),
+        trend=weekly,
         stages=compliance,
         objections=objections,
-        funnel=funnel_conversion(d.deal_stage_history, d.deals, stages=stages, **kw),  # type: ignore[arg-type]
-        quality_outcome=quality_vs_outcome(d.calls, d.call_stages, d.call_objections, d.deals, d.links,  # type: ignore[arg-type]
-                                           min_n=min_n, **kw),
+        funnel=funnel,
+        quality_outcome=quality,
     )
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from analyzer.crm import link_calls
 from analyzer.kpi import (
+    GROUP_KEYS,
     KPIS,
     KpiInputError,
     Period,
@@ -520,6 +521,20 @@ def test_report_is_json_safe_without_nan(data):
         numeric = frame.select_dtypes("number")
         assert not np.isinf(numeric.astype("float64").to_numpy()).any()
     assert out["kpis"]["conversion"]["title_ru"] == "Конверсия лид → продажа"
+
+
+@pytest.mark.parametrize("by", ["manager", "team"])
+def test_a_report_without_trend_and_outcome_has_the_same_table(data, by):
+    full = sales_report(data, period=APRIL, by=by, stages=FUNNEL)
+    lean = sales_report(data, period=APRIL, by=by, stages=FUNNEL, trend=False, outcome=False)
+    pd.testing.assert_frame_equal(lean.summary, full.summary)
+    key = GROUP_KEYS[by]
+    for name, item in (("stages", "stage_id"), ("objections", "type")):
+        a = getattr(lean, name).sort_values([key, item], key=lambda s: s.astype(str)).reset_index(drop=True)
+        b = getattr(full, name).sort_values([key, item], key=lambda s: s.astype(str)).reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    assert lean.trend.empty and lean.funnel.empty and lean.quality_outcome.empty
+    assert lean.to_dict()["trend"] == [] and json.dumps(lean.to_dict(), allow_nan=False)
 
 
 def test_missing_column_is_a_clear_error(calls):

@@ -23,9 +23,10 @@ _Manager = Annotated[int | None, Query(ge=1, description="only this manager")]
 
 
 def _report(session: Any, user: Any, period: str | None, date_from: date | None, date_to: date | None, by: str,
-            team_id: int | None, manager_id: int | None, trend: str | None = None) -> dict[str, Any]:
+            team_id: int | None, manager_id: int | None, trend: str | None = None, outcome: bool = True) -> dict[str, Any]:
     p = service.period_of(period, date_from=date_from, date_to=date_to)
-    return service.kpi_report(session, user=user, period=p, by=by, team_id=team_id, manager_id=manager_id, trend=trend)
+    return service.kpi_report(session, user=user, period=p, by=by, team_id=team_id, manager_id=manager_id, trend=trend,
+                              outcome=outcome)
 
 
 @router.get(
@@ -44,7 +45,7 @@ def kpi_table(
     trend: Annotated[Literal["week"] | None, Query(description="add the weekly trend")] = None,
     format: Annotated[Literal["json", "csv", "xlsx"], Query(description="json, or a download")] = "json",  # noqa: A002
 ) -> Any:
-    report = _report(session, user, period, date_from, date_to, by, team_id, manager_id, trend)
+    report = _report(session, user, period, date_from, date_to, by, team_id, manager_id, trend, outcome=format == "xlsx")
     if format == "json":
         return {k: report[k] for k in ("period", "by", "group_key", "scope", "summary", "trend", "stages", "objections", "kpis")}
     data, media_type, filename = service.export(report, fmt=format)

@@ -5,7 +5,7 @@ frames it needs for one period and scope, ties CRM ids to rows, and names the gr
 CLI and the web UI all call :func:`kpi_report`::
 
     kpi_report(session, *, user, period, by="manager", team_id=None, manager_id=None, trend=None,
-               lookback_days=90) -> dict
+               outcome=True, lookback_days=90) -> dict
 
 ``user=None`` is the command line (sees everything). What is loaded for a period ``[start, end)``:
 calls of the scope started from ``start - lookback_days`` (quality vs outcome looks at the calls
@@ -236,11 +236,13 @@ def _named(records: list[dict[str, Any]], key: str, names: dict[Any, str]) -> li
 
 
 def kpi_report(session: Session, *, user: User | None, period: K.Period, by: str = "manager", team_id: int | None = None,
-               manager_id: int | None = None, trend: str | None = None, lookback_days: int = 90) -> dict[str, Any]:
+               manager_id: int | None = None, trend: str | None = None, outcome: bool = True,
+               lookback_days: int = 90) -> dict[str, Any]:
     """The KPI report of a period for the managers the user may see, JSON-safe (missing = None).
 
     ``by``: manager, team, department or all. ``team_id`` / ``manager_id`` narrow the scope (403
-    outside the user's own). ``trend="week"`` adds the weekly trend. Keys: ``period``, ``by``,
+    outside the user's own). ``trend="week"`` adds the weekly trend; ``outcome=False`` skips the
+    funnel and quality vs outcome (empty lists), for a view that shows only the table. Keys: ``period``, ``by``,
     ``group_key`` (the grouping's id column), ``scope`` (manager ids, None = all), ``summary``
     (one row per group: the group id, ``name``, every KPI of ``kpis``), ``trend`` (or None),
     ``stages`` (compliance per script stage), ``objections`` (per type), ``funnel`` (stage to
@@ -253,7 +255,7 @@ def kpi_report(session: Session, *, user: User | None, period: K.Period, by: str
     ids = scope(session, user=user, team_id=team_id, manager_id=manager_id)
     data = sales_data(session, period=period, manager_ids=ids, lookback_days=lookback_days)
     _, names = managers_frame(session, ids)
-    report = K.sales_report(data, period=period, by=cast(K.By, by))
+    report = K.sales_report(data, period=period, by=cast(K.By, by), trend=trend is not None, outcome=outcome)
     out = report.to_dict()
     key = K.GROUP_KEYS[by]
     for part in ("summary", "trend", "stages", "objections", "quality_outcome", "funnel"):
