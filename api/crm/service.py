@@ -20,6 +20,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from analyzer import crm
@@ -101,6 +102,17 @@ def detect(table: RawTable) -> tuple[str, str]:
 
 def import_table(session: Session, *, table: RawTable, actor: User | None, source: str | None = None,
                  entity: str | None = None, tz: str = crm.DEFAULT_TZ) -> ImportResult:
+    """Parse and upsert one table. Another import inserting the same keys at the same moment makes
+    this one start over once (it then finds those rows)."""
+    try:
+        return _import_table(session, table=table, actor=actor, source=source, entity=entity, tz=tz)
+    except IntegrityError:
+        session.rollback()
+        return _import_table(session, table=table, actor=actor, source=source, entity=entity, tz=tz)
+
+
+def _import_table(session: Session, *, table: RawTable, actor: User | None, source: str | None,
+                  entity: str | None, tz: str) -> ImportResult:
     if entity is not None and entity not in ENTITIES:
         raise BadRequest(f"entity {entity!r} is not one of {', '.join(ENTITIES)}", code="bad_entity")
     if source is not None and source not in SOURCES:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from api.crm.models import Deal, DealStageEntry, Lead, SalesPlan
-from api.models import Manager
+from api.models import Call, Manager
 
 CRM = Path(__file__).resolve().parents[2] / "sample_calls" / "crm"
 
@@ -118,3 +119,31 @@ def test_an_unreadable_file_and_wrong_roles_are_json_errors(client, people):
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
     r = upload(client, people, CRM / "plans.csv", entity="contacts")
     assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+
+
+def test_callqa_import_with_a_metadata_csv_ties_the_sample_recordings_to_crm_rows(settings, db, monkeypatch):
+    monkeypatch.setenv("CALLQA_DATABASE_URL", settings.db_url)
+    monkeypatch.setenv("CALLQA_DATA_DIR", str(settings.data_dir))
+    from api.cli import app
+
+    audio = CRM.parent / "audio"
+    out = CliRunner().invoke(app, ["import", str(audio), "--metadata", str(CRM / "calls.csv")])
+    assert out.exit_code == 0, out.output
+    with db.sessions() as s:
+        calls = {c.recording.original_name: c for c in s.scalars(select(Call))}
+        assert len(calls) == 5
+        mono = calls["ru_12_telecom_hangup_mono.mp3"]  # found by its file name in the audio column
+        assert mono.client_phone == "+79125000035" and mono.started_at.isoformat() == "2024-04-09T08:07:00+00:00"
+        assert mono.manager is not None and mono.manager.external_id == "202"
+        en = calls["en_07_recruiting_gives_up_on_budget.ogg"]
+        assert (en.crm_lead_id, en.crm_deal_id, en.direction.value) == ("7006", "10406", "outbound")
+    # a second import with the metadata changes nothing; a call stored without it gets what it lacks
+    with db.sessions() as s:
+        en = s.scalar(select(Call).where(Call.crm_deal_id == "10406"))
+        en.crm_deal_id, en.client_phone = None, "+70000000000"
+        s.commit()
+    out = CliRunner().invoke(app, ["import", str(audio), "--metadata", str(CRM / "calls.csv")])
+    assert out.exit_code == 0 and "0 queued, 5 already stored" in out.output.replace("\n", " ")
+    with db.sessions() as s:
+        en = s.scalar(select(Call).where(Call.crm_lead_id == "7006"))
+        assert en.crm_deal_id == "10406" and en.client_phone == "+70000000000"  # filled in, not overwritten
