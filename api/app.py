@@ -39,7 +39,12 @@ def _error(status: int, code: str, message: str, details: Any = None, headers: d
 
 
 class BodyLimit:
-    """Refuse request bodies over the limit while they stream in, before anything is buffered."""
+    """Refuse request bodies over the limit while they stream in, before anything is buffered.
+
+    A declared Content-Length over the limit is refused at once; a body without one (chunked) is
+    counted as it arrives. Past the limit the app's read fails; whatever the app answers then (FastAPI
+    turns a failed multipart read into 400 "error parsing the body") is replaced by the 413.
+    """
 
     def __init__(self, app: ASGIApp, *, upload_limit: int):
         self.app = app
@@ -51,9 +56,10 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         ctype = headers.get(b"content-type", b"").decode("latin-1").lower()
-        limit = self.upload_limit if ctype.startswith("multipart/") else JSON_LIMIT
+        limit = self.upload_limit if ctype.startswith("multipart/") else min(JSON_LIMIT, self.upload_limit)
         declared = headers.get(b"content-length")
-        too_big = _error(413, "payload_too_large", f"the request body is over the limit of {limit / 1048576:g} MB")
+        too_big = _error(413, "request_too_large", f"the request body is over the limit of {limit / 1048576:g} MB "
+                         "(CALLQA_MAX_REQUEST_MB); send fewer or smaller files at a time")
         try:
             if declared is not None and int(declared) > limit:
                 await too_big(scope, receive, send)
@@ -62,25 +68,33 @@ class BodyLimit:
             await _error(400, "bad_request", "Content-Length is not a number")(scope, receive, send)
             return
         seen = 0
-        started = False
+        exceeded = started = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
+            if exceeded:
+                raise _TooLarge
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    exceeded = True
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                if not started and message["type"] == "http.response.start":
+                    started = True
+                    await too_big(scope, receive, send)
+                return  # the app's own answer to the failed read is dropped
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, limited, tracking_send)
+            await self.app(scope, limited, guarded_send)
         except _TooLarge:
             if not started:
                 await too_big(scope, receive, send)
@@ -116,8 +130,8 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
 
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _error(exc.status, exc.code, exc.message, exc.details, headers)
+        headers = {**exc.headers, **({"WWW-Authenticate": "Bearer"} if exc.status == 401 else {})}
+        return _error(exc.status, exc.code, exc.message, exc.details, headers or None)
 
     @app.exception_handler(AnalyzerError)
     async def analyzer_error(_: Request, exc: AnalyzerError) -> JSONResponse:

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import os
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette import responses as starlette_responses
 
 from api.calls import service
 from api.calls.schemas import (
@@ -22,7 +24,7 @@ from api.calls.schemas import (
     UploadResult,
     WebhookCall,
 )
-from api.core.errors import BadRequest, NotFound, ServiceError, Unauthorized
+from api.core.errors import BadRequest, NotFound, RangeNotSatisfiable, ServiceError, Unauthorized
 from api.core.ids import MAX_ID, PathId, QueryId
 from api.deps import REVIEWERS, SessionDep, SettingsDep, StoreDep, UserDep, current_user, require, visible_manager_ids
 from api.models import CallStatus, Role, User
@@ -200,8 +202,10 @@ def get_call(session: SessionDep, user: UserDep, call_id: PathId) -> CallDetail:
 
 
 @router.get("/calls/{call_id}/recording", summary="The recording (HTTP Range supported)",
-            response_class=FileResponse, responses={200: {"content": {"audio/*": {}}}, 206: {"description": "a byte range"}})
-def get_recording(session: SessionDep, store: StoreDep, user: UserDep, call_id: PathId) -> FileResponse:
+            response_class=FileResponse,
+            responses={200: {"content": {"audio/*": {}}}, 206: {"description": "a byte range"},
+                       416: {"description": "the range is outside the recording (`range_not_satisfiable`)"}})
+def get_recording(request: Request, session: SessionDep, store: StoreDep, user: UserDep, call_id: PathId) -> FileResponse:
     call = service.get_call(session, call_id, visible=visible_manager_ids(session, user))
     if not call.recording_sha256 or not store.exists(call.recording_sha256):
         raise NotFound(f"call {call_id} has no stored recording (yet)", code="recording_not_found")
@@ -209,7 +213,29 @@ def get_recording(session: SessionDep, store: StoreDep, user: UserDep, call_id: 
     name = rec.original_name if rec else f"call-{call_id}"
     media = (rec.content_type if rec and rec.content_type != "application/octet-stream" else None) or \
         mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return FileResponse(store.path(call.recording_sha256), media_type=media, filename=name, content_disposition_type="inline")
+    path = store.path(call.recording_sha256)
+    response = FileResponse(path, media_type=media, filename=name, content_disposition_type="inline", stat_result=os.stat(path))
+    _check_range(request, response)
+    return response
+
+
+def _check_range(request: Request, response: FileResponse) -> None:
+    """A Range the file cannot serve is refused here, in the JSON error format (Starlette would answer
+    416 or 400 with a plain-text or empty body)."""
+    http_range = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if http_range is None or (if_range is not None and not response._should_use_range(if_range)):
+        return  # the whole file is sent
+    assert response.stat_result is not None
+    size = response.stat_result.st_size
+    try:
+        FileResponse._parse_range_header(http_range, size)
+    except starlette_responses.RangeNotSatisfiable:
+        raise RangeNotSatisfiable(f"the range {http_range!r} is outside the recording of {size} bytes",
+                                  headers={"Content-Range": f"bytes */{size}"}) from None
+    except starlette_responses.MalformedRangeHeader as e:
+        raise BadRequest(f"the Range header {http_range!r} is malformed: {e.content}; e.g. 'bytes=0-1023'",
+                         code="bad_range") from None
 
 
 @router.post("/calls/{call_id}/retry", response_model=CallSummary, summary="Queue a failed call again")

@@ -21,7 +21,7 @@ from api.calls.results import result_values
 from api.calls.schemas import CallMetadata, RescoreChange, RescoreResult, ScriptRef
 from api.core.audit import audit
 from api.core.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, UnprocessableRecording
-from api.core.storage import RecordingStore
+from api.core.storage import RecordingStore, Stored
 from api.models import Call, CallObjection, CallStage, CallStatus, Manager, Recording, ScriptVersion, User, utcnow
 from api.scripts.service import active_version, script_of
 
@@ -71,37 +71,61 @@ def ingest_stream(
     try:
         info = probe_audio(stored.path)
     except AnalyzerError as e:
-        if session.get(Recording, stored.sha256) is None:
-            stored.path.unlink(missing_ok=True)
+        _drop_if_orphan(session, stored.sha256, stored.path)
         raise UnprocessableRecording(str(e).replace(stored.sha256, name), code=e.code) from None
+    try:
+        return _ingest_stored(session, stored=stored, duration=info.duration, filename=filename, content_type=content_type,
+                              meta=meta, source=source, actor=actor)
+    except ServiceError:
+        _drop_if_orphan(session, stored.sha256, stored.path)
+        raise
+
+
+def _drop_if_orphan(session: Session, sha256: str, path: Path) -> None:
+    """Remove a just-stored file that no recording row or call refers to (the upload was refused)."""
+    session.rollback()
+    if session.get(Recording, sha256) is None and \
+            session.scalar(select(Call.id).where(Call.recording_sha256 == sha256).limit(1)) is None:
+        path.unlink(missing_ok=True)
+
+
+def _ingest_stored(
+    session: Session, *, stored: Stored, duration: float | None, filename: str | None, content_type: str | None,
+    meta: CallMetadata, source: str, actor: User | None,
+) -> Ingested:
     existing = session.scalar(select(Call).where(Call.recording_sha256 == stored.sha256))
     if existing is not None:
         return Ingested(existing, False)
     if meta.external_id:
         same = session.scalar(select(Call).where(Call.external_id == meta.external_id))
         if same is not None:
-            raise Conflict(
-                f"the PBX call {meta.external_id!r} is already call {same.id} with a different recording",
-                code="external_id_taken",
-            )
+            raise _external_id_taken(meta.external_id, same.id)
     if session.get(Recording, stored.sha256) is None:
         session.add(Recording(sha256=stored.sha256, size=stored.size, original_name=display_name(filename),
                               content_type=(content_type or "application/octet-stream")[:100]))
-    call = Call(recording_sha256=stored.sha256, source=source, duration=info.duration)
+    call = Call(recording_sha256=stored.sha256, source=source, duration=duration)
     _apply_metadata(session, call, meta)
     session.add(call)
     try:
         session.flush()
     except IntegrityError:
-        session.rollback()  # the same recording arrived at the same moment from elsewhere
+        session.rollback()  # the same recording, or the same PBX call id, arrived at the same moment from elsewhere
         existing = session.scalar(select(Call).where(Call.recording_sha256 == stored.sha256))
-        if existing is None:
-            raise
-        return Ingested(existing, False)
+        if existing is not None:
+            return Ingested(existing, False)
+        same = session.scalar(select(Call).where(Call.external_id == meta.external_id)) if meta.external_id else None
+        if same is not None and meta.external_id:
+            raise _external_id_taken(meta.external_id, same.id) from None
+        raise
     audit(session, user=actor, action="call.ingest", entity="call", entity_id=call.id,
           after={"source": source, "recording": stored.sha256, "file": display_name(filename)})
     session.commit()
     return Ingested(call, True)
+
+
+def _external_id_taken(external_id: str, call_id: int) -> Conflict:
+    return Conflict(f"the PBX call {external_id!r} is already call {call_id} with a different recording",
+                    code="external_id_taken", details={"call_id": call_id})
 
 
 def ingest_webhook(session: Session, *, url: str, meta: CallMetadata, actor: User | None) -> Ingested:

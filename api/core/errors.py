@@ -7,6 +7,7 @@
     ├── NotFound                 404
     ├── Conflict                 409  the state does not allow it (e.g. retrying a done call)
     ├── PayloadTooLarge          413
+    ├── RangeNotSatisfiable      416  a byte range outside the recording (Content-Range: bytes */size)
     └── UnprocessableRecording   422  the upload is not a usable recording (empty, not audio, ...)
 
 Every response body is ``{"error": {"code": "...", "message": "..."}}``: a code for machines and
@@ -22,12 +23,13 @@ class ServiceError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, code: str | None = None, details: Any = None):
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
         self.details = details
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -64,6 +66,11 @@ class Conflict(ServiceError):
 class PayloadTooLarge(ServiceError):
     status = 413
     code = "payload_too_large"
+
+
+class RangeNotSatisfiable(ServiceError):
+    status = 416
+    code = "range_not_satisfiable"
 
 
 class UnprocessableRecording(ServiceError):

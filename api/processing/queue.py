@@ -162,12 +162,18 @@ def finish(session: Session, c: Claim, **values: Any) -> bool:
 
 
 def release_dead(sessions: sessionmaker[Session], *, max_attempts: int) -> int:
-    """Calls whose worker died more than ``max_attempts`` times end as failed instead of being claimed again."""
+    """Calls whose worker died more than ``max_attempts`` times end as failed instead of being claimed
+    again; the run each was in the middle of ends ``lost``."""
     now = utcnow()
+    dead = and_(Call.status.in_(ACTIVE), Call.lease_expires_at < now, Call.attempts >= max_attempts)
     with sessions() as session:
+        ids = list(session.scalars(select(Call.id).where(dead).with_for_update(skip_locked=True)))
+        if not ids:
+            session.rollback()
+            return 0
         n = _rowcount(session.execute(
             update(Call)
-            .where(Call.status.in_(ACTIVE), Call.lease_expires_at < now, Call.attempts >= max_attempts)
+            .where(Call.id.in_(ids), dead)
             .values(
                 status=CallStatus.failed, error_code="worker_lost", lease_owner=None, lease_expires_at=None, processed_at=now,
                 error_message=f"a worker stopped in the middle of this call {max_attempts} times (killed, or out of memory?); "
@@ -175,5 +181,12 @@ def release_dead(sessions: sessionmaker[Session], *, max_attempts: int) -> int:
             )
             .execution_options(synchronize_session=False)
         ))
+        session.execute(
+            update(CallRun)
+            .where(CallRun.call_id.in_(ids), CallRun.outcome.is_(None))
+            .values(outcome="lost", finished_at=now,
+                    error=f"the worker stopped renewing its lease; after {max_attempts} attempts the call failed (worker_lost)")
+            .execution_options(synchronize_session=False)
+        )
         session.commit()
         return n

@@ -152,4 +152,8 @@ def test_a_call_that_kills_its_workers_ends_failed_with_a_reason(db, settings):
         call = s.get(Call, call_id)
         assert call.status == CallStatus.failed and call.error_code == "worker_lost"
         assert "stopped in the middle" in call.error_message
+        runs = s.scalars(select(CallRun).where(CallRun.call_id == call_id).order_by(CallRun.id)).all()
+        assert [r.outcome for r in runs] == ["lost", "lost"]  # no run is left looking as if it still ran
+        assert all(r.finished_at is not None for r in runs) and "worker_lost" in runs[-1].error
     assert queue.claim(db.sessions, worker="next", lease_seconds=30) is None
+    assert queue.release_dead(db.sessions, max_attempts=settings.max_attempts) == 0
