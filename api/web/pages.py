@@ -62,7 +62,7 @@ def login(
         token, row, user = sign_in(session, username=username, password=password, hours=settings.token_hours)
     except ServiceError:
         return render(request, "login.html", {"login_csrf": cookie, "next": _safe_next(next),
-                                              "error": t_for(request)("login.failed"), "username": username}, status=401)
+                                              "error": t_for(request)("login.failed"), "username": username})
     target = _safe_next(next)
     response = RedirectResponse(HOME[user.role] if target == "/" else target, status_code=303)
     response.set_cookie(SESSION_COOKIE, token, max_age=int(settings.token_hours * 3600), path="/", httponly=True,

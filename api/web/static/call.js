@@ -14,12 +14,14 @@ document.addEventListener("DOMContentLoaded", function () {
     }
   }
 
+  // the line being spoken at t; when the two sides overlap, the one that started last
   function lineAt(t) {
+    var found = null, foundStart = -1;
     for (var i = 0; i < lines.length; i++) {
       var s = parseFloat(lines[i].dataset.start), e = parseFloat(lines[i].dataset.end);
-      if (t >= s && t < Math.max(e, s + 0.05)) return lines[i];
+      if (t >= s && t < Math.max(e, s + 0.05) && s >= foundStart) { found = lines[i]; foundStart = s; }
     }
-    return null;
+    return found;
   }
 
   function play(from) {
@@ -29,14 +31,15 @@ document.addEventListener("DOMContentLoaded", function () {
     if (p && p.catch) p.catch(function () { /* the user may block autoplay: the position is set anyway */ });
   }
 
+  function follow() {
+    var line = lineAt(player.currentTime);
+    if (line === current) return;
+    if (current) { current.classList.remove("current"); current.removeAttribute("aria-current"); }
+    current = line;
+    if (line) { line.classList.add("current"); line.setAttribute("aria-current", "true"); scrollIntoBox(line); }
+  }
   if (player) {
-    player.addEventListener("timeupdate", function () {
-      var line = lineAt(player.currentTime);
-      if (line === current) return;
-      if (current) { current.classList.remove("current"); current.removeAttribute("aria-current"); }
-      current = line;
-      if (line) { line.classList.add("current"); line.setAttribute("aria-current", "true"); scrollIntoBox(line); }
-    });
+    ["timeupdate", "seeked", "seeking"].forEach(function (t) { player.addEventListener(t, follow); });
   }
   lines.forEach(function (line) {
     line.addEventListener("click", function () { play(parseFloat(line.dataset.start) || 0); });
