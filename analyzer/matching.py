@@ -202,6 +202,8 @@ class Matcher:
             out.append((NUMBER, 100.0))
         n = len(lemma)
         edits = 0 if n <= 5 else (1 if n <= 9 else 2)
+        if edits == 1 and n >= 8 and self.norm.known(lemma) is False:
+            edits = 2  # a misheard long word ("друговато" for "дороговато"); the similarity floor still applies
         if edits:
             for choice, dist, _ in process.extract(
                 lemma, self._choices, scorer=Levenshtein.distance, score_cutoff=edits, limit=None
@@ -209,7 +211,11 @@ class Matcher:
                 if dist == 0 or len(choice) <= 5 or _negated_form(choice, lemma):
                     continue
                 if max(n, len(choice)) < 8 and self.norm.known(lemma) and self.norm.known(choice):
-                    continue  # two real short words ("дорога" / "дорого", "бегать" / "убегать")
+                    # two real short words are other words ("бегать" / "убегать"), unless they differ
+                    # in one unstressed vowel, the recogniser's commonest slip ("никогда" for
+                    # "некогда"), and are the same kind of word ("дорога" is not "дорого")
+                    if not (_vowel_slip(lemma, choice) and self.norm.is_noun(lemma) == self.norm.is_noun(choice)):
+                        continue
                 sim = 100.0 * (1 - dist / max(n, len(choice)))
                 if sim >= self.t.token_similarity:
                     out.append((choice, sim))
@@ -232,10 +238,13 @@ class Matcher:
         found = self._similar.get(key)
         if found is None:
             forms = list(self._surfaces)
+            # a word the dictionary does not know is a misheard one: allow two slips in a long word
+            cutoff = 2 if self.norm.known(text) is False else 1
             found = tuple(
-                (self._surfaces[form], 100.0 * (1 - dist / max(len(form), len(text))))
-                for form, dist, _ in process.extract(text, forms, scorer=Levenshtein.distance, score_cutoff=1, limit=None)
+                (self._surfaces[form], sim)
+                for form, dist, _ in process.extract(text, forms, scorer=Levenshtein.distance, score_cutoff=cutoff, limit=None)
                 if not _negated_form(form, text)
+                and (sim := 100.0 * (1 - dist / max(len(form), len(text)))) >= (self.t.token_similarity if dist > 1 else 0.0)
             )
             if len(self._similar) < 1_000_000:
                 self._similar[key] = found
@@ -257,6 +266,8 @@ class Matcher:
                             best[lemma] = sim
                 if tok.text != tok.lemma and tok.text in self._vocab:
                     best[tok.text] = 100.0
+                if tok.lemma == "ни" and "не" in self._vocab:
+                    best["не"] = max(best.get("не", 0.0), 90.0)  # "ни до того": a misheard "не"
                 if tok.name:
                     best[NAME] = 100.0
                 if tok.org:
@@ -391,6 +402,17 @@ def _common_prefix(a: str, b: str) -> str:
             break
         n += 1
     return a[:n]
+
+
+_VOWELS = frozenset("аеёиоуыэюяaeiouy")
+
+
+def _vowel_slip(a: str, b: str) -> bool:
+    """Same length, one letter apart, both letters vowels."""
+    if len(a) != len(b):
+        return False
+    diff = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
+    return len(diff) == 1 and diff[0][0] in _VOWELS and diff[0][1] in _VOWELS
 
 
 def _negated_form(a: str, b: str) -> bool:
