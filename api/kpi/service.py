@@ -26,7 +26,8 @@ from datetime import date, timedelta
 from typing import Any, Literal, cast
 
 import pandas as pd
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, type_coerce
+from sqlalchemy.types import NullType
 from sqlalchemy.orm import Session
 
 from analyzer import kpi as K
@@ -95,7 +96,11 @@ def _in(column: Any, ids: Sequence[int] | None) -> Any:
 
 
 def _frame(session: Session, query: Any, columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(session.execute(query).all(), columns=columns)
+    """Rows of a Core query as a frame, column by column (no ORM rows, no per-row type sniffing)."""
+    rows = session.connection().execute(query).all()
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    return pd.DataFrame({name: pd.Series(values, dtype=None if values else object)
+                         for name, values in zip(columns, cols, strict=True)})
 
 
 def _chunked(session: Session, make: Any, values: Sequence[Any], columns: list[str]) -> pd.DataFrame:
@@ -103,9 +108,16 @@ def _chunked(session: Session, make: Any, values: Sequence[Any], columns: list[s
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
+def _raw(column: Any) -> Any:
+    """A column as the driver gives it, without SQLAlchemy's per-row conversion: SQLite's UTC time
+    strings and enum names are parsed by pandas in one go (:func:`_utc`), many times faster."""
+    return type_coerce(column, NullType())
+
+
 def _utc(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
+    """Time columns (strings of UTC times as SQLite keeps them, or aware datetimes) as UTC timestamps."""
     for c in cols:
-        frame[c] = pd.to_datetime(frame[c], utc=True).astype("datetime64[ns, UTC]")
+        frame[c] = pd.to_datetime(frame[c], utc=True, format="ISO8601").astype("datetime64[ns, UTC]")
     return frame
 
 
@@ -142,30 +154,36 @@ def _keys(raw: pd.Series, owner: pd.Series, table: pd.DataFrame) -> pd.Series:
 
 
 def sales_data(session: Session, *, period: K.Period, manager_ids: Sequence[int] | None,
-               lookback_days: int = 90) -> K.SalesData:
-    """The canonical frames of :mod:`analyzer.kpi` for one period and the managers (None = all)."""
+               lookback_days: int = 90, outcome: bool = True) -> K.SalesData:
+    """The canonical frames of :mod:`analyzer.kpi` for one period and the managers (None = all).
+
+    ``outcome=False``: no calls from before the period beyond a day (only quality vs outcome looks
+    further back), and the verdicts of the period's calls only.
+    """
     start, end = period.start.to_pydatetime(), period.end.to_pydatetime()
-    win_start, win_end = start - timedelta(days=lookback_days), end + CALLS_AFTER
+    win_start = start - timedelta(days=lookback_days if outcome else 1)
+    win_end = end + CALLS_AFTER
     managers, _ = managers_frame(session, manager_ids)
 
     in_window = (_in(Call.manager_id, manager_ids), Call.started_at >= win_start, Call.started_at < win_end)
+    verdicts_of = in_window if outcome else (_in(Call.manager_id, manager_ids), Call.started_at >= start,
+                                             Call.started_at < end)
     talk = Call.report[("metrics", "manager_talk_time")].as_float() + Call.report[("metrics", "client_talk_time")].as_float()
     calls = _frame(session, select(
-        Call.id, Call.manager_id, Call.started_at, Call.direction, Call.duration, talk,
+        Call.id, Call.manager_id, _raw(Call.started_at), _raw(Call.direction), Call.duration, talk,
         Call.report[("metrics", "manager_fillers")].as_float(), Call.score, Call.crm_lead_id, Call.crm_deal_id,
         Call.client_phone).where(*in_window),
         ["call_id", "manager_id", "started_at", "direction", "duration", "talk_time", "fillers", "score", "crm_lead_id",
          "crm_deal_id", "client_phone"])
-    calls["direction"] = calls["direction"].map(lambda d: getattr(d, "value", d)).astype(object)
     calls = _utc(calls, "started_at")
     stages = _frame(session, select(CallStage.call_id, CallStage.stage_id, CallStage.status)
-                    .join(Call, Call.id == CallStage.call_id).where(*in_window), ["call_id", "stage_id", "status"])
+                    .join(Call, Call.id == CallStage.call_id).where(*verdicts_of), ["call_id", "stage_id", "status"])
     objections = _frame(session, select(CallObjection.call_id, CallObjection.type, CallObjection.status)
                         .join(Call, Call.id == CallObjection.call_id)
-                        .where(*in_window, CallObjection.status != "not_objection"), ["call_id", "type", "status"])
+                        .where(*verdicts_of, CallObjection.status != "not_objection"), ["call_id", "type", "status"])
 
     deal_cols = [Deal.key, Deal.crm_id, Deal.lead_key, Deal.client, Deal.client_phone, Deal.client_key, Deal.manager_id,
-                 Deal.created_at, Deal.closed_at, Deal.status, Deal.amount, Deal.stage]
+                 _raw(Deal.created_at), _raw(Deal.closed_at), Deal.status, Deal.amount, Deal.stage]
     deal_names = ["deal_id", "crm_id", "lead_id", "client", "client_phone", "client_key", "manager_id", "created_at",
                   "closed_at", "status", "amount", "stage"]
     deals = _frame(session, select(*deal_cols).where(
@@ -184,8 +202,8 @@ def sales_data(session: Session, *, period: K.Period, manager_ids: Sequence[int]
     deals = _utc(deals, "created_at", "closed_at")
     deals["amount"] = deals["amount"].astype("float64")
 
-    lead_cols = [Lead.key, Lead.crm_id, Lead.created_at, Lead.manager_id, Lead.source, Lead.client_phone,
-                 Lead.first_response_at]
+    lead_cols = [Lead.key, Lead.crm_id, _raw(Lead.created_at), Lead.manager_id, Lead.source, Lead.client_phone,
+                 _raw(Lead.first_response_at)]
     lead_names = ["lead_id", "crm_id", "created_at", "manager_id", "source", "client_phone", "first_response_at"]
     leads = _frame(session, select(*lead_cols).where(
         _in(Lead.manager_id, manager_ids), Lead.created_at >= win_start - LEAD_LINK_WINDOW, Lead.created_at < win_end),
@@ -206,7 +224,7 @@ def sales_data(session: Session, *, period: K.Period, manager_ids: Sequence[int]
     new = deals[(deals["created_at"] >= period.start) & (deals["created_at"] < period.end)]
     # a generic stage-history file names deals by the CRM's id alone ("generic:deal:10452")
     wanted = sorted(set(new["deal_id"]) | {f"generic:deal:{i}" for i in new["crm_id"]})
-    history = _chunked(session, lambda ks: select(DealStageEntry.deal_key, DealStageEntry.stage, DealStageEntry.entered_at)
+    history = _chunked(session, lambda ks: select(DealStageEntry.deal_key, DealStageEntry.stage, _raw(DealStageEntry.entered_at))
                        .where(DealStageEntry.deal_key.in_(ks)), wanted, ["deal_id", "stage", "entered_at"])
     if len(history):
         by_raw = _keys(history["deal_id"].str.rsplit(":", n=1).str[-1], pd.Series(None, index=history.index),
@@ -215,7 +233,7 @@ def sales_data(session: Session, *, period: K.Period, manager_ids: Sequence[int]
         history = history[history["deal_id"].notna()]
     history = _utc(history, "entered_at")
 
-    plans = _frame(session, select(SalesPlan.manager_id, SalesPlan.period_start, SalesPlan.period_end, SalesPlan.revenue_plan,
+    plans = _frame(session, select(SalesPlan.manager_id, _raw(SalesPlan.period_start), _raw(SalesPlan.period_end), SalesPlan.revenue_plan,
                                    SalesPlan.activity_plan, SalesPlan.activity_kind)
                    .where(_in(SalesPlan.manager_id, manager_ids), SalesPlan.period_start < end, SalesPlan.period_end > start),
                    ["manager_id", "period_start", "period_end", "revenue_plan", "activity_plan", "activity_kind"])
@@ -253,7 +271,7 @@ def kpi_report(session: Session, *, user: User | None, period: K.Period, by: str
     if trend not in (None, "week"):
         raise BadRequest(f"trend={trend!r}: only 'week' is supported", code="bad_trend")
     ids = scope(session, user=user, team_id=team_id, manager_id=manager_id)
-    data = sales_data(session, period=period, manager_ids=ids, lookback_days=lookback_days)
+    data = sales_data(session, period=period, manager_ids=ids, lookback_days=lookback_days, outcome=outcome)
     _, names = managers_frame(session, ids)
     report = K.sales_report(data, period=period, by=cast(K.By, by), trend=trend is not None, outcome=outcome)
     out = report.to_dict()
