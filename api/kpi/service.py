@@ -27,8 +27,8 @@ from typing import Any, Literal, cast
 
 import pandas as pd
 from sqlalchemy import func, or_, select, type_coerce
-from sqlalchemy.types import NullType
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from analyzer import kpi as K
 from analyzer.crm import parse_period
