@@ -1,0 +1,605 @@
+"""Latency and throughput of the call list and call detail with a realistic database, on this machine.
+
+    python -m benchmarks.api_latency --db sqlite|postgresql [--calls 100000] [--clients 50] [--seconds 30]
+                                     [--server-workers 2] [--reuse] [--json]
+
+1. A fresh database (SQLite file under build/bench_api, or the PostgreSQL database ``callqa_bench``
+   on 127.0.0.1, created when missing) migrated with Alembic and seeded in bulk with ``--calls``
+   calls as the worker stores them: 60 managers in 6 teams, started_at spread over a quarter
+   (working hours, weekdays), 97% done, the rest failed or queued; every done call has its
+   transcript (with word timings) and report, per-stage and per-objection rows, a recording row and
+   a run row. The reports are real: each of the labelled dialogues in sample_calls/dialogues is
+   given speech-like timings and scored with the active script (``score_transcript``), and the
+   calls cycle through them (80% Russian), so scores, missed stages and unhandled objections vary
+   as they would. ``--reuse`` keeps a database that already holds ``--calls`` calls (migrations
+   still run, so a new index revision is applied).
+2. The real app (``uvicorn api.main:app``, ``--server-workers`` processes) on a free loopback port.
+3. ``--clients`` concurrent keep-alive clients in this process (asyncio, a minimal HTTP/1.1 client:
+   httpx costs several times more CPU per request, and the client shares the 2 cores with the
+   server) signed in as a head of sales heading 3 of the 6 teams, for ``--seconds``: half of the
+   requests GET /api/v1/calls with a mix of filters (manager, team, date range, status, score range,
+   missed stage, unhandled objection, order, limit 50, offsets up to page 10), half GET
+   /api/v1/calls/{id} of one of their calls. Closed loop: each client sends its next request when
+   the last one is answered. Bounded by ``--seconds`` and ``--max-requests``.
+
+Reports p50/p95/p99 latency per kind, requests per second, errors, and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from benchmarks.common import ROOT, load_dialogues
+from benchmarks.speed import _machine
+
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/callqa_bench"
+ADMIN_PASSWORD = "benchmark-admin"
+HEAD_PASSWORD = "benchmark-head"
+TEAMS, MANAGERS_PER_TEAM, HEAD_TEAMS = 6, 10, 3
+QUARTER_START = datetime(2026, 7, 1, tzinfo=UTC)
+QUARTER_DAYS = 92
+BATCH = 2000
+
+
+# -- realistic reports -------------------------------------------------------------------------
+
+
+@dataclass
+class Template:
+    """One scored dialogue, serialised once; a call copies it with its own id."""
+
+    language: str
+    duration: float
+    report_json: str  # with the placeholder source "@SOURCE@"
+    transcript_json: str
+    script_id: str
+    script_version: str
+    score: float | None
+    uncertain: int
+    stages: list[tuple[str, int, str]]  # stage id, position, status
+    objections: list[tuple[int, str, str, bool]]  # position, type, status, handled
+
+
+def _timed_transcript(dialogue: dict[str, Any], rng: random.Random) -> Any:
+    """The dialogue as the recogniser gives it: utterances and words with times and probabilities."""
+    from analyzer.results import Transcript, Utterance, Word
+
+    t = 0.6
+    utterances = []
+    for turn in dialogue["turns"]:
+        words = []
+        for w in turn["text"].split():
+            length = 0.12 + 0.055 * len(w.strip(".,!?")) * rng.uniform(0.8, 1.25)
+            words.append(Word(text=w, start=t, end=t + length, probability=round(rng.uniform(0.55, 0.99), 3)))
+            t += length + rng.uniform(0.02, 0.12)
+        conf = sum(w.probability for w in words) / len(words) if words else None
+        utterances.append(Utterance(speaker=turn["speaker"], text=turn["text"], start=words[0].start if words else t,
+                                    end=words[-1].end if words else t, words=tuple(words), confidence=conf))
+        t += rng.uniform(0.3, 1.2)
+    return Transcript(language=dialogue["language"], utterances=tuple(utterances), duration=round(t + 0.8, 2),
+                      roles_inferred=False, source="recording.wav", channels=2)
+
+
+def build_templates(db_url: str) -> list[Template]:
+    from analyzer.scoring import score_transcript
+    from api.core.db import make_engine, make_sessionmaker
+    from api.scripts.service import active_version, script_of
+
+    rng = random.Random(7)
+    engine = make_engine(db_url)
+    scripts = {}
+    with make_sessionmaker(engine)() as s:
+        for lang in ("ru", "en"):
+            scripts[lang] = script_of(active_version(s, language=lang))
+    engine.dispose()
+    out = []
+    for d in load_dialogues():
+        transcript = _timed_transcript(d, rng)
+        report = score_transcript(transcript, scripts[d["language"]]).to_dict()
+        report["source"] = "@SOURCE@"
+        stages = [(st["id"], i, st["status"]) for i, st in enumerate(report["stages"])]
+        objections = [(i, o["type"], o["status"], bool(o.get("handled"))) for i, o in enumerate(report["objections"])]
+        out.append(Template(
+            language=d["language"], duration=float(transcript.duration), report_json=json.dumps(report, ensure_ascii=False),
+            transcript_json=json.dumps(transcript.to_dict(words=True), ensure_ascii=False),
+            script_id=report["script"]["id"], script_version=report["script"]["version"], score=report["score"],
+            uncertain=sum(st[2] == "uncertain" for st in stages) + sum(o[2] == "uncertain" for o in objections),
+            stages=stages, objections=objections,
+        ))
+    return out
+
+
+# -- seeding -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Seeded:
+    head_manager_ids: list[int]
+    head_team_ids: list[int]
+    head_call_ids: list[int]
+    stage_ids: list[str]
+    objection_types: list[str]
+    seconds: float = 0.0
+    sizes: dict[str, float] = field(default_factory=dict)
+
+
+CALL_COLS = ("id", "recording_sha256", "source", "manager_id", "client_phone", "direction", "started_at", "duration",
+             "crm_lead_id", "crm_deal_id", "external_id", "language", "status", "error_code", "error_message", "attempts",
+             "next_attempt_at", "lease_token", "created_at", "updated_at", "processed_at", "transcript", "report",
+             "script_id", "script_version", "machine_score", "score", "uncertain")
+REC_COLS = ("sha256", "size", "original_name", "content_type", "created_at")
+STAGE_COLS = ("call_id", "stage_id", "position", "machine_status", "status", "reviewed")
+OBJ_COLS = ("call_id", "position", "type", "machine_status", "machine_handled", "handled", "status", "reviewed")
+RUN_COLS = ("id", "call_id", "lease_token", "worker", "started_at", "finished_at", "outcome", "error")
+
+
+def _start_times(n: int, rng: random.Random) -> list[datetime]:
+    """Weekdays, 9:00-19:00 Moscow (6-16 UTC), a little on Saturdays; sorted, as ids follow ingestion."""
+    days = [d for d in range(QUARTER_DAYS) if (QUARTER_START + timedelta(days=d)).weekday() < 6]
+    weights = [0.25 if (QUARTER_START + timedelta(days=d)).weekday() == 5 else 1.0 for d in days]
+    out = []
+    for day in rng.choices(days, weights, k=n):
+        seconds = rng.uniform(6 * 3600, 16 * 3600)
+        out.append(QUARTER_START + timedelta(days=day, seconds=seconds))
+    out.sort()
+    return out
+
+
+def _rows(n: int, templates: list[Template], manager_ids: list[int], rng: random.Random) -> Iterator[tuple[dict, list, list, dict, dict | None]]:
+    ru = [t for t in templates if t.language == "ru"]
+    en = [t for t in templates if t.language == "en"]
+    activity = [rng.uniform(0.4, 1.6) for _ in manager_ids]
+    managers = rng.choices(manager_ids, activity, k=n)
+    for i, started in enumerate(_start_times(n, rng)):
+        cid = i + 1
+        t = rng.choice(ru if rng.random() < 0.8 else en)
+        roll = rng.random()
+        status = "done" if roll < 0.97 else "failed" if roll < 0.99 else "queued"
+        created = started + timedelta(seconds=t.duration + rng.uniform(20, 600))
+        processed = created + timedelta(seconds=rng.uniform(30, 240)) if status != "queued" else None
+        source = rng.choices(["webhook", "upload", "import"], [0.7, 0.2, 0.1])[0]
+        sha = hashlib.sha256(f"recording {cid}".encode()).hexdigest()
+        done = status == "done"
+        call = {
+            "id": cid, "recording_sha256": sha, "source": source, "manager_id": managers[i],
+            "client_phone": f"+79{rng.randrange(10**9):09d}", "direction": "outbound" if rng.random() < 0.75 else "inbound",
+            "started_at": started, "duration": t.duration,
+            "crm_lead_id": f"L{rng.randrange(10**6)}" if rng.random() < 0.6 else None,
+            "crm_deal_id": f"D{rng.randrange(10**6)}" if rng.random() < 0.3 else None,
+            "external_id": f"pbx-{cid:08d}" if source == "webhook" else None,
+            "language": t.language if status != "queued" else None, "status": status,
+            "error_code": "audio_decode_error" if status == "failed" else None,
+            "error_message": "the recording could not be decoded: it is empty or damaged; upload it again" if status == "failed" else None,
+            "attempts": 0 if status == "queued" else 1 if done else 3,
+            "next_attempt_at": created, "lease_token": 0 if status == "queued" else (1 if done else 3),
+            "created_at": created, "updated_at": processed or created, "processed_at": processed,
+            "transcript": t.transcript_json if done else None,
+            "report": t.report_json.replace('"@SOURCE@"', f'"call {cid}"') if done else None,
+            "script_id": t.script_id if done else None, "script_version": t.script_version if done else None,
+            "machine_score": t.score if done else None, "score": t.score if done else None,
+            "uncertain": t.uncertain if done else 0,
+        }
+        rec = {"sha256": sha, "size": int(t.duration * 16000), "original_name": f"{cid}.mp3", "content_type": "audio/mpeg",
+               "created_at": created}
+        stages = [(cid, sid, pos, st, st, False) for sid, pos, st in t.stages] if done else []
+        objections = [(cid, pos, typ, st, handled, st == "passed", st, False) for pos, typ, st, handled in t.objections] if done else []
+        run = None if status == "queued" else {
+            "id": cid, "call_id": cid, "lease_token": call["lease_token"], "worker": "worker-0@bench",
+            "started_at": created, "finished_at": processed, "outcome": "done" if done else "failed",
+            "error": None if done else "audio_decode_error"}
+        yield call, stages, objections, rec, run
+
+
+def _sqlite_value(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite format
+    if isinstance(v, bool):
+        return int(v)
+    return v
+
+
+class _Writer:
+    """Bulk inserts: executemany on SQLite, COPY on PostgreSQL."""
+
+    def __init__(self, url: str):
+        self.sqlite = url.startswith("sqlite")
+        if self.sqlite:
+            import sqlite3
+
+            self.conn: Any = sqlite3.connect(url.split("///", 1)[1])
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=OFF")
+        else:
+            import psycopg
+
+            self.conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+
+    def write(self, table: str, cols: tuple[str, ...], rows: list[tuple]) -> None:
+        if not rows:
+            return
+        if self.sqlite:
+            marks = ",".join("?" * len(cols))
+            self.conn.executemany(f"INSERT INTO {table} ({','.join(cols)}) VALUES ({marks})",
+                                  [tuple(_sqlite_value(v) for v in r) for r in rows])
+        else:
+            with self.conn.cursor() as cur, cur.copy(f"COPY {table} ({','.join(cols)}) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def finish(self) -> None:
+        if self.sqlite:
+            self.conn.commit()
+        else:
+            with self.conn.cursor() as cur:
+                for table in ("calls", "call_runs"):
+                    cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+            self.conn.commit()
+            # what autovacuum does soon after a bulk load: statistics for the planner, and the visibility
+            # map that lets a count be answered from an index alone
+            self.conn.autocommit = True
+            self.conn.execute("VACUUM (ANALYZE)")
+        self.conn.close()
+
+
+def seed(url: str, calls: int, *, progress: bool = True) -> Seeded:
+    from sqlalchemy import select
+
+    from api.core.db import make_engine, make_sessionmaker
+    from api.core.security import hash_password
+    from api.models import Manager, Role, Team, User
+
+    t0 = time.perf_counter()
+    rng = random.Random(42)
+    templates = build_templates(url)
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as s:
+        head = User(username="head", full_name="Head of sales", password_hash=hash_password(HEAD_PASSWORD), role=Role.head_of_sales)
+        qc = User(username="qc", full_name="Quality controller", password_hash=hash_password("benchmark-qc"), role=Role.quality_controller)
+        s.add_all([head, qc])
+        s.flush()
+        teams = []
+        for t in range(TEAMS):
+            team = Team(name=f"Team {t + 1}", head_user_id=head.id if t < HEAD_TEAMS else None)
+            s.add(team)
+            s.flush()
+            teams.append(team)
+            for m in range(MANAGERS_PER_TEAM):
+                s.add(Manager(name=f"Manager {t + 1}.{m + 1}", external_id=f"ext-{t + 1}{m + 1:02d}", team_id=team.id))
+        s.commit()
+        manager_ids = list(s.scalars(select(Manager.id).order_by(Manager.id)))
+        head_teams = [t.id for t in teams[:HEAD_TEAMS]]
+        head_managers = set(s.scalars(select(Manager.id).where(Manager.team_id.in_(head_teams))))
+    engine.dispose()
+
+    w = _Writer(url)
+    head_calls: list[int] = []
+    batch: dict[str, list[tuple]] = {"calls": [], "recordings": [], "call_stages": [], "call_objections": [], "call_runs": []}
+
+    def flush() -> None:
+        w.write("recordings", REC_COLS, batch["recordings"])
+        w.write("calls", CALL_COLS, batch["calls"])
+        w.write("call_stages", STAGE_COLS, batch["call_stages"])
+        w.write("call_objections", OBJ_COLS, batch["call_objections"])
+        w.write("call_runs", RUN_COLS, batch["call_runs"])
+        w.commit()
+        for v in batch.values():
+            v.clear()
+
+    for n, (call, stages, objections, rec, run) in enumerate(_rows(calls, templates, manager_ids, rng), 1):
+        batch["calls"].append(tuple(call[c] for c in CALL_COLS))
+        batch["recordings"].append(tuple(rec[c] for c in REC_COLS))
+        batch["call_stages"].extend(stages)
+        batch["call_objections"].extend(objections)
+        if run is not None:
+            batch["call_runs"].append(tuple(run[c] for c in RUN_COLS))
+        if call["manager_id"] in head_managers and call["status"] == "done":
+            head_calls.append(call["id"])
+        if n % BATCH == 0:
+            flush()
+            if progress:
+                print(f"\r  seeded {n}/{calls} calls ({time.perf_counter() - t0:.0f} s)", end="", file=sys.stderr, flush=True)
+    flush()
+    w.finish()
+    if progress:
+        print(file=sys.stderr)
+    stage_ids = sorted({sid for t in templates for sid, _, _ in t.stages})
+    objection_types = sorted({typ for t in templates for _, typ, _, _ in t.objections})
+    sizes = {"report_kb_mean": round(sum(len(t.report_json.encode()) for t in templates) / len(templates) / 1024, 1),
+             "transcript_kb_mean": round(sum(len(t.transcript_json.encode()) for t in templates) / len(templates) / 1024, 1)}
+    return Seeded(sorted(head_managers), head_teams, head_calls, stage_ids, objection_types, time.perf_counter() - t0, sizes)
+
+
+def existing(url: str) -> Seeded | None:
+    """What the load needs from a database seeded earlier (``--reuse``)."""
+    from sqlalchemy import func, select
+
+    from api.core.db import make_engine, make_sessionmaker
+    from api.models import Call, CallObjection, CallStage, CallStatus, Manager, Team, User
+
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as s:
+            head = s.scalar(select(User).where(User.username == "head"))
+            if head is None:
+                return None
+            teams = list(s.scalars(select(Team.id).where(Team.head_user_id == head.id).order_by(Team.id)))
+            managers = list(s.scalars(select(Manager.id).where(Manager.team_id.in_(teams)).order_by(Manager.id)))
+            calls = list(s.scalars(select(Call.id).where(Call.manager_id.in_(managers), Call.status == CallStatus.done)))
+            stages = list(s.scalars(select(CallStage.stage_id).distinct().order_by(CallStage.stage_id)))
+            objections = list(s.scalars(select(CallObjection.type).distinct().order_by(CallObjection.type)))
+            total = s.scalar(select(func.count()).select_from(Call)) or 0
+    finally:
+        engine.dispose()
+    seeded = Seeded(managers, teams, calls, stages, objections)
+    seeded.sizes = {"calls": total}
+    return seeded
+
+
+def prepare(db: str, calls: int, *, reuse: bool, work_dir: Path) -> tuple[str, Seeded, bool]:
+    """Returns the database URL, what was seeded, and whether it was seeded now."""
+    from api.app import bootstrap
+    from api.core.config import get_service_settings
+
+    if db == "sqlite":
+        path = work_dir / "sqlite" / "callqa.db"
+        url = f"sqlite:///{path}"
+        if not reuse:
+            shutil.rmtree(path.parent, ignore_errors=True)
+    else:
+        import psycopg
+
+        url = PG_URL
+        with psycopg.connect(PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as c:
+            present = c.execute("SELECT 1 FROM pg_database WHERE datname = 'callqa_bench'").fetchone()
+            if present and not reuse:
+                c.execute("DROP DATABASE callqa_bench WITH (FORCE)")
+                present = None
+            if not present:
+                c.execute("CREATE DATABASE callqa_bench")
+    settings = get_service_settings(database_url=url, data_dir=work_dir / db, admin_password=ADMIN_PASSWORD)
+    bootstrap(settings)  # Alembic upgrade to head, the bundled scripts, the first admin
+    if reuse:
+        found = existing(url)
+        if found is not None and found.sizes.get("calls") == calls:
+            return url, found, False
+        return prepare(db, calls, reuse=False, work_dir=work_dir)
+    return url, seed(url, calls), True
+
+
+# -- the server --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(url: str, *, port: int, workers: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CALLQA_DATABASE_URL": url, "CALLQA_DATA_DIR": str(data_dir), "CALLQA_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    log = open(data_dir / "uvicorn.log", "wb")  # noqa: SIM115 (the server's lifetime)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+         "--no-access-log", "--log-level", "warning"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}; see {data_dir / 'uvicorn.log'}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    stop_server(proc)
+    raise RuntimeError("the server did not answer /healthz within 120 s")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+# -- the load ----------------------------------------------------------------------------------
+
+
+def list_query(rng: random.Random, s: Seeded) -> dict[str, Any]:
+    """One list request as the UI sends it: a filter or two, a sort, a page."""
+    q: dict[str, Any] = {"limit": 50, "offset": 50 * rng.choice([0, 0, 0, 0, 1, 1, 2, 3, 5, 10])}
+    day = QUARTER_START + timedelta(days=rng.randrange(QUARTER_DAYS - 30))
+    kind = rng.choice(["plain", "manager", "team_month", "week_status", "score", "stage", "objection", "manager_stage"])
+    if kind == "manager":
+        q["manager_id"] = rng.choice(s.head_manager_ids)
+    elif kind == "team_month":
+        q.update(team_id=rng.choice(s.head_team_ids), date_from=day.isoformat(), date_to=(day + timedelta(days=30)).isoformat())
+    elif kind == "week_status":
+        q.update(date_from=day.isoformat(), date_to=(day + timedelta(days=7)).isoformat(), status=rng.choice(["done", "done", "failed"]))
+    elif kind == "score":
+        lo = rng.choice([0, 20, 40, 60])
+        q.update(score_min=lo, score_max=lo + 30)
+    elif kind == "stage":
+        q.update(stage_missed=rng.choice(s.stage_ids), date_from=day.isoformat())
+    elif kind == "objection":
+        q["objection_unhandled"] = rng.choice(s.objection_types)
+    elif kind == "manager_stage":
+        q.update(manager_id=rng.choice(s.head_manager_ids), stage_missed=rng.choice(s.stage_ids))
+    q["order"] = rng.choices(["-started_at", "started_at", "-score", "score"], [0.7, 0.1, 0.1, 0.1])[0]
+    return q
+
+
+class _Conn:
+    """A keep-alive HTTP/1.1 connection: a request out, a Content-Length response in."""
+
+    def __init__(self, port: int, token: str):
+        self.port = port
+        self.auth = f"Authorization: Bearer {token}\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> tuple[int, int]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self.auth}Accept: application/json\r\n\r\n".encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length = next(int(x.split(":", 1)[1]) for x in lines[1:] if x.lower().startswith("content-length:"))
+        await self.reader.readexactly(length)
+        if any(x.lower() == "connection: close" for x in lines[1:]):
+            self.writer.close()
+            self.writer = None
+        return status, length
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def _client(port: int, token: str, seeded: Seeded, seed_: int, deadline: float, budget: list[int],
+                  out: dict[str, list[float]], errors: dict[str, int], sizes: dict[str, list[int]], detail_share: float) -> None:
+    rng = random.Random(seed_)
+    conn = _Conn(port, token)
+    try:
+        while time.perf_counter() < deadline and budget[0] > 0:
+            budget[0] -= 1
+            if rng.random() < detail_share:
+                kind, path = "detail", f"/api/v1/calls/{rng.choice(seeded.head_call_ids)}"
+            else:
+                kind, path = "list", "/api/v1/calls?" + urlencode(list_query(rng, seeded))
+            t0 = time.perf_counter()
+            try:
+                status, length = await conn.get(path)
+            except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
+                conn.close()
+                conn = _Conn(port, token)
+                status, length = 0, 0
+            out[kind].append(time.perf_counter() - t0)
+            if status != 200:
+                errors[kind] = errors.get(kind, 0) + 1
+            else:
+                sizes[kind].append(length)
+    finally:
+        conn.close()
+
+
+def _pct(values: list[float], p: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))] if v else float("nan")
+
+
+async def drive(port: int, token: str, seeded: Seeded, *, clients: int, seconds: float, max_requests: int,
+                detail_share: float) -> dict[str, Any]:
+    out: dict[str, list[float]] = {"list": [], "detail": []}
+    sizes: dict[str, list[int]] = {"list": [], "detail": []}
+    errors: dict[str, int] = {}
+    budget = [max_requests]
+    t0 = time.perf_counter()
+    await asyncio.gather(*(_client(port, token, seeded, 1000 + i, t0 + seconds, budget, out, errors, sizes, detail_share)
+                           for i in range(clients)))
+    wall = time.perf_counter() - t0
+    result: dict[str, Any] = {"wall_seconds": round(wall, 1), "requests": sum(len(v) for v in out.values()),
+                              "requests_per_second": round(sum(len(v) for v in out.values()) / wall, 1), "errors": errors}
+    for kind, lat in out.items():
+        result[kind] = {
+            "requests": len(lat), "requests_per_second": round(len(lat) / wall, 1),
+            **{f"p{p}_ms": round(_pct(lat, p) * 1000, 1) for p in (50, 95, 99)},
+            "mean_response_kb": round(sum(sizes[kind]) / len(sizes[kind]) / 1024, 1) if sizes[kind] else None,
+        }
+    return result
+
+
+def sign_in(port: int) -> str:
+    import httpx
+
+    r = httpx.post(f"http://127.0.0.1:{port}/api/v1/auth/token", data={"username": "head", "password": HEAD_PASSWORD}, timeout=30)
+    r.raise_for_status()
+    return str(r.json()["access_token"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--calls", type=int, default=100_000)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--max-requests", type=int, default=500_000, help="stop after this many requests even before --seconds")
+    ap.add_argument("--detail-share", type=float, default=0.5, help="share of requests that are call detail")
+    ap.add_argument("--server-workers", type=int, default=2, help="uvicorn worker processes (one per core)")
+    ap.add_argument("--warmup-seconds", type=float, default=5)
+    ap.add_argument("--reuse", action="store_true", help="keep a database that already has --calls calls")
+    ap.add_argument("--work-dir", type=Path, default=ROOT / "build" / "bench_api")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    url, seeded, fresh = prepare(args.db, args.calls, reuse=args.reuse, work_dir=args.work_dir)
+    if not fresh:
+        print("  reusing the seeded database", file=sys.stderr)
+    data_dir = args.work_dir / args.db
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = start_server(url, port=port, workers=args.server_workers, data_dir=data_dir)
+    try:
+        token = sign_in(port)
+        if args.warmup_seconds > 0:  # every worker process: imports, first queries, caches
+            asyncio.run(drive(port, token, seeded, clients=min(args.clients, 8), seconds=args.warmup_seconds,
+                              max_requests=args.max_requests, detail_share=args.detail_share))
+        load_before = os.getloadavg()
+        run = asyncio.run(drive(port, token, seeded, clients=args.clients, seconds=args.seconds,
+                                max_requests=args.max_requests, detail_share=args.detail_share))
+        load_after = os.getloadavg()
+    finally:
+        stop_server(server)
+    out = {
+        "machine": _machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "db": args.db, "calls": args.calls,
+        "clients": args.clients, "seconds": args.seconds, "server_workers": args.server_workers,
+        "seed_seconds": round(seeded.seconds, 1) if fresh else None, "data": seeded.sizes,
+        "load_average_before": [round(x, 2) for x in load_before], "load_average_after": [round(x, 2) for x in load_after],
+        **run,
+    }
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        print(f"{out['machine']}; {args.db}, {args.calls} calls, {args.clients} clients, {args.seconds:g} s, "
+              f"{args.server_workers} uvicorn workers; load average {out['load_average_before']} -> {out['load_average_after']}")
+        for kind in ("list", "detail"):
+            r = out[kind]
+            print(f"  {kind:6} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
+                  f"{r['requests_per_second']:7.1f} req/s  ({r['requests']} requests, {r['mean_response_kb']} KB each)")
+        print(f"  total {out['requests_per_second']} req/s, errors {out['errors'] or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
