@@ -163,6 +163,9 @@ class Call(Base):
         Index("ix_calls_manager_started", "manager_id", "started_at"),
         Index("ix_calls_started", "started_at"),
         Index("ix_calls_score", "score"),
+        # the call list's filters and sorts from an index (migration 0003)
+        Index("ix_calls_list", "manager_id", "started_at", "status", "score", "uncertain"),
+        Index("ix_calls_status_list", "status", "manager_id", "started_at", "score"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -224,7 +227,10 @@ class CallStage(Base):
 
 class CallObjection(Base):
     __tablename__ = "call_objections"
-    __table_args__ = (Index("ix_call_objections_type_handled", "type", "handled", "call_id"),)
+    __table_args__ = (
+        Index("ix_call_objections_type_handled", "type", "handled", "call_id"),
+        Index("ix_call_objections_type_status", "type", "status", "call_id"),
+    )
 
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, primary_key=True, doc="index in the report's objections")
