@@ -18,8 +18,8 @@ _Period = Annotated[str | None, Query(description="a month 2026-11 (or 11.2026),
 _From = Annotated[date | None, Query(description="first day, included (with date_to)")]
 _To = Annotated[date | None, Query(description="last day, included")]
 _By = Annotated[Literal["manager", "team", "department", "all"], Query(description="one row per ...")]
-_Team = Annotated[int | None, Query(ge=1, description="only this team's managers")]
-_Manager = Annotated[int | None, Query(ge=1, description="only this manager")]
+_Team = Annotated[int | None, Query(ge=1, le=2_147_483_647, description="only this team's managers")]
+_Manager = Annotated[int | None, Query(ge=1, le=2_147_483_647, description="only this manager")]
 
 
 def _report(session: Any, user: Any, period: str | None, date_from: date | None, date_to: date | None, by: str,

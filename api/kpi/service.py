@@ -42,6 +42,8 @@ BY_VALUES: tuple[str, ...] = ("manager", "team", "department", "all")
 CALLS_AFTER = timedelta(days=14)
 LEAD_LINK_WINDOW = timedelta(days=30)
 _CHUNK = 500
+FIRST_DAY, LAST_DAY = date(1990, 1, 1), date(2199, 12, 31)
+MAX_DAYS = 1100
 
 
 # --- parameters ------------------------------------------------------------------------------
@@ -49,6 +51,9 @@ _CHUNK = 500
 def period_of(period: str | None = None, *, date_from: date | None = None, date_to: date | None = None,
               tz: str = K.DEFAULT_TZ) -> K.Period:
     """``period`` (``2026-11``, ``2026-Q4``, ``11.2026``) or ``date_from``..``date_to`` (both days included)."""
+    for d in (date_from, date_to):
+        if d is not None and not FIRST_DAY <= d <= LAST_DAY:
+            raise BadRequest(f"{d} is outside {FIRST_DAY}..{LAST_DAY}", code="bad_period")
     if period and (date_from or date_to):
         raise BadRequest("give either period or date_from/date_to, not both", code="bad_period")
     if period:
@@ -56,10 +61,14 @@ def period_of(period: str | None = None, *, date_from: date | None = None, date_
             first, after = parse_period(period)
         except ValueError as e:
             raise BadRequest(str(e), code="bad_period") from None
+        if not FIRST_DAY <= first <= LAST_DAY:
+            raise BadRequest(f"{period} is outside {FIRST_DAY:%Y}..{LAST_DAY:%Y}", code="bad_period")
         return K.Period(pd.Timestamp(first), pd.Timestamp(after), tz)
     if date_from and date_to:
         if date_to < date_from:
             raise BadRequest(f"date_to {date_to} is before date_from {date_from}", code="bad_period")
+        if (date_to - date_from).days > MAX_DAYS:
+            raise BadRequest(f"a report covers at most {MAX_DAYS} days; ask for a shorter range", code="bad_period")
         return K.Period.days(date_from, date_to, tz=tz)
     raise BadRequest("give period (2026-11, 2026-Q4) or both date_from and date_to", code="bad_period")
 

@@ -225,6 +225,8 @@ def test_catalogue_funnel_quality_and_bad_parameters(client, people, world):
     assert f.status_code == 200 and f.json()["group_key"] == "scope"
     for params, code in (({"period": "November"}, "bad_period"), ({}, "bad_period"),
                          ({"period": "2026-11", "date_from": "2026-11-01", "date_to": "2026-11-30"}, "bad_period"),
+                         ({"date_from": "0001-01-01", "date_to": "0001-01-31"}, "bad_period"),
+                         ({"date_from": "2020-01-01", "date_to": "2026-12-31"}, "bad_period"),
                          ({"period": "2026-11", "by": "region"}, "validation_error")):
         r = client.get("/api/v1/kpi", params=params, headers=people.h("admin"))
         assert r.status_code in (400, 422) and r.json()["error"]["code"] == code, params
