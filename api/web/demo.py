@@ -1,15 +1,17 @@
-"""Demo data for the web UI (``callqa serve --demo``): a sales team, three managers and one login per
-role, and the sample calls spread over them and the last weeks.
+"""Demo data for the web UI (``callqa serve --demo``): the same sample department ``make demo``
+loads (the sample CRM exports, the sample recordings with their call metadata) and one login per
+role: a quality controller, a head of sales and a manager who has calls.
 
-The demo logins get fresh passwords at every ``--demo`` start (printed then), so a person who
-lost them starts again. Nothing here runs without ``--demo``.
+The demo logins get fresh passwords at every ``--demo`` start (printed then), so a person who lost
+them starts again. Importing twice changes nothing (the CRM import and the recordings store are
+idempotent). Nothing here runs without ``--demo``.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -17,18 +19,19 @@ from sqlalchemy.orm import Session
 
 from api.auth.service import create_user
 from api.calls.schemas import CallMetadata
-from api.calls.service import AUDIO_EXTENSIONS, ingest_stream
 from api.core.config import ServiceSettings
 from api.core.db import Database
+from api.core.errors import ServiceError
 from api.core.security import hash_password
 from api.core.storage import RecordingStore
-from api.models import Call, Direction, Manager, Role, Team, User
+from api.models import Manager, Role, User
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_calls" / "audio"
-TEAM = "Отдел продаж"
-MANAGERS = [("Анна Смирнова", "201"), ("Борис Петров", "202"), ("Виктория Соколова", "203")]
+log = logging.getLogger("callqa.demo")
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_calls"
+CRM_FILES = ("managers.csv", "amocrm_deals.csv", "bitrix24_leads.csv", "bitrix24_deals.xlsx", "stage_history.csv", "plans.csv")
+MANAGER_LOGIN_EXTERNAL_ID = "102"  # Наталья Орлова: a call with objections left unhandled, colleagues who handled them
 USERS = [("okk", Role.quality_controller, "Ольга Контролёва"), ("rop", Role.head_of_sales, "Роман Руководов"),
-         ("anna", Role.manager, "Анна Смирнова")]
+         ("orlova", Role.manager, "Наталья Орлова")]
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class DemoAccount:
     password: str
 
 
-def _user(session: Session, username: str, role: Role, full_name: str, password: str) -> User:
+def _login(session: Session, username: str, role: Role, full_name: str, password: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
         return create_user(session, actor=None, username=username, password=password, role=role, full_name=full_name)
@@ -48,50 +51,50 @@ def _user(session: Session, username: str, role: Role, full_name: str, password:
     return user
 
 
-def setup_demo(settings: ServiceSettings, *, folder: Path = SAMPLE_DIR) -> list[DemoAccount]:
-    """Create (or refresh) the demo team, managers and logins; queue the sample calls. Returns the logins."""
+def _import_crm(session: Session, folder: Path) -> None:
+    from analyzer.errors import AnalyzerError
+    from api.crm.service import import_bytes
+
+    for name in CRM_FILES:
+        path = folder / name
+        if path.is_file():
+            try:
+                import_bytes(session, data=path.read_bytes(), filename=name, actor=None)
+            except (AnalyzerError, ServiceError) as e:
+                session.rollback()
+                log.warning("demo: %s not imported: %s", name, getattr(e, "message", e))
+
+
+def _import_calls(session: Session, store: RecordingStore, audio: Path, metadata: Path) -> None:
+    from api.crm.calls import import_folder_with_metadata, read_call_metadata
+
+    if not audio.is_dir():
+        return
+    table = read_call_metadata(metadata)
+    for path, result in import_folder_with_metadata(session, store, folder=audio, meta=CallMetadata(), table=table):
+        if isinstance(result, ServiceError):
+            log.warning("demo: %s not imported: %s", path.name, result.message)
+
+
+def setup_demo(settings: ServiceSettings, *, samples: Path = SAMPLES) -> list[DemoAccount]:
+    """Load the sample department and (re)set the demo logins; returns them with their passwords."""
     db = Database(settings)
     store = RecordingStore(settings.recordings_dir, max_bytes=settings.max_upload_bytes)
     accounts = []
     try:
         with db.sessions() as session:
-            users = {}
+            _import_crm(session, samples / "crm")
+            _import_calls(session, store, samples / "audio", samples / "crm" / "calls.csv")
             for username, role, full_name in USERS:
                 password = secrets.token_urlsafe(9)
-                users[username] = _user(session, username, role, full_name, password)
+                user = _login(session, username, role, full_name, password)
                 accounts.append(DemoAccount(username, role, password))
-            team = session.scalar(select(Team).where(Team.name == TEAM))
-            if team is None:
-                team = Team(name=TEAM, head_user_id=users["rop"].id)
-                session.add(team)
-                session.flush()
-            managers = []
-            for name, ext in MANAGERS:
-                m = session.scalar(select(Manager).where(Manager.external_id == ext))
-                if m is None:
-                    m = Manager(name=name, external_id=ext, team_id=team.id)
-                    session.add(m)
-                    session.flush()
-                managers.append(m)
-            if managers[0].user_id is None and session.scalar(select(Manager.id).where(Manager.user_id == users["anna"].id)) is None:
-                managers[0].user_id = users["anna"].id
-            session.commit()
-            files = sorted(p for p in folder.glob("*") if p.suffix.lower() in AUDIO_EXTENSIONS) if folder.is_dir() else []
-            now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-            for i, path in enumerate(files):
-                manager = managers[i % len(managers)]
-                started = now - timedelta(days=3 * (len(files) - i), hours=i)
-                meta = CallMetadata.model_validate({"manager_id": manager.id, "direction": "outbound",
-                                                    "client_phone": f"+7900555{i:04d}", "started_at": started.isoformat()})
-                with path.open("rb") as f:
-                    result = ingest_stream(session, store, stream=f, filename=path.name, content_type=None, meta=meta,
-                                           source="import")
-                call = result.call
-                if not result.created and call.manager_id is None:  # imported before without metadata (make demo)
-                    call = session.get(Call, call.id) or call
-                    call.manager_id, call.started_at, call.direction = manager.id, started, Direction.outbound
-                    call.client_phone = call.client_phone or f"+7900555{i:04d}"
-                    session.commit()
+                if role == Role.manager:
+                    manager = session.scalar(select(Manager).where(Manager.external_id == MANAGER_LOGIN_EXTERNAL_ID))
+                    linked = session.scalar(select(Manager.id).where(Manager.user_id == user.id))
+                    if manager is not None and manager.user_id is None and linked is None:
+                        manager.user_id = user.id
+                        session.commit()
     finally:
         db.dispose()
     return accounts

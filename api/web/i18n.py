@@ -101,6 +101,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                     "Calls of {manager} where “{stage}” was missed"),
     "calls.prev": ("Назад", "Previous"),
     "calls.next": ("Дальше", "Next"),
+    "call.no": ("№ {id}", "#{id}"),
     "call.title": ("Звонок {id}", "Call {id}"),
     "call.not_done": ("Звонок ещё не обработан: {status}.", "The call is not processed yet: {status}."),
     "call.failed": ("Обработка не удалась: {message}", "Processing failed: {message}"),

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, unquote, urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 
+from analyzer.crm import DEFAULT_TZ
 from api.deps import SessionDep
 from api.models import Role, User
 from api.web.auth import LANG_COOKIE, csrf_for, secure_cookies, session_token, web_user
@@ -21,6 +23,16 @@ FLASH_COOKIE = "callqa_flash"
 
 env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                   trim_blocks=True, lstrip_blocks=True)
+
+
+# The pages load nothing from elsewhere and run no inline script; heatmap cells colour themselves inline.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                               "media-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 
 
 class PageForbidden(Exception):
@@ -74,8 +86,12 @@ def fmt_time(seconds: float | None) -> str:
     return fmt_duration(seconds)
 
 
+DISPLAY_TZ = ZoneInfo(DEFAULT_TZ)
+
+
 def fmt_dt(value: Any) -> str:
-    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M")
+    """A moment as the department's clock shows it (Moscow time, as the CRM periods count)."""
+    return "—" if value is None else value.astimezone(DISPLAY_TZ).strftime("%Y-%m-%d %H:%M")
 
 
 env.filters.update(score=fmt_score, share=fmt_share, duration=fmt_duration, dt=fmt_dt, ts=fmt_time)
@@ -109,7 +125,7 @@ def render(request: Request, template: str, context: dict[str, Any], *, user: Us
     if query_lang in LANGUAGES and query_lang != request.cookies.get(LANG_COOKIE):
         response.set_cookie(LANG_COOKIE, query_lang, max_age=365 * 86400, path="/", samesite="strict",
                             secure=secure_cookies(request))
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(SECURITY_HEADERS)
     return response
 
 

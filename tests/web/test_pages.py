@@ -60,9 +60,11 @@ def test_a_form_without_the_csrf_token_is_refused(pages, site):
     r = page.request.post(pages.url("/api/v1/calls/rescore"), data={"dry_run": True})
     assert r.status == 401  # the session cookie alone does not let a script write through the API
     assert site.api("admin").get(f"/api/v1/calls/{call_id}").json()["score"] != 5
+    page_headers = page.request.get(pages.url("/queue")).headers
+    assert "script-src 'self'" in page_headers["content-security-policy"]  # nothing from elsewhere runs
 
 
-def test_review_a_call_override_a_verdict_and_the_audit_log_has_it(pages, site):
+def test_review_a_call_override_a_verdict_and_the_audit_log_has_it(pages, site, wait_until):
     call_id = site.calls["anna"]
     page = pages.signed_in("quality_controller")
     page.click(f"#queue a[href='/calls/{call_id}']")
@@ -70,7 +72,7 @@ def test_review_a_call_override_a_verdict_and_the_audit_log_has_it(pages, site):
     detail = site.api("quality_controller").get(f"/api/v1/calls/{call_id}").json()
 
     # the player: the recording loads (HTTP Range through the session) and the transcript follows it
-    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    wait_until(lambda: page.evaluate("() => document.getElementById('player').readyState >= 1"), what="the recording loading")
     assert page.locator("#transcript .line").count() == len(detail["transcript"])
     assert page.locator("#transcript .line.sp-manager").count() > 0 and page.locator("#transcript .line.sp-client").count() > 0
     third = detail["transcript"][2]
@@ -107,11 +109,11 @@ def test_review_a_call_override_a_verdict_and_the_audit_log_has_it(pages, site):
     assert (entry["before"]["value"], entry["after"]["value"]) == ("missed", "passed")
 
 
-def test_review_flow_with_the_keyboard_alone(pages, site):
+def test_review_flow_with_the_keyboard_alone(pages, site, wait_until):
     call_id = site.calls["boris"]
     page = pages.signed_in("quality_controller", f"/calls/{call_id}")
     detail = site.api("quality_controller").get(f"/api/v1/calls/{call_id}").json()
-    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    wait_until(lambda: page.evaluate("() => document.getElementById('player').readyState >= 1"), what="the recording loading")
 
     def focused() -> dict:
         return page.evaluate("""() => { const e = document.activeElement;
@@ -258,7 +260,7 @@ def test_upload_a_recording_and_watch_it_finish_without_reloading(pages, site, w
     assert row.count() == 1 and "clip_ru_alaw.wav" in row.inner_text()
     page.evaluate("window.sameDocument = true")
     page.click("#start")
-    page.wait_for_function("document.querySelector('#file-table progress').value === 100")
+    wait_until(lambda: page.evaluate("() => document.querySelector('#file-table progress').value === 100"), what="the upload")
     wait_until(lambda: row.get_attribute("data-status") in ("done", "failed"), what="the call finishing")
     assert row.get_attribute("data-status") == "done", row.inner_text()
     assert "готов" in row.inner_text() and "Оценка" in row.inner_text()
