@@ -46,4 +46,5 @@ class FunnelOut(BaseModel):
     period: PeriodOut
     by: str
     group_key: str
-    rows: list[dict[str, Any]] = Field(description="per group and step: from_stage, to_stage, entered, advanced, conversion")
+    rows: list[dict[str, Any]] = Field(description="per CRM pipeline, group and step: pipeline, from_stage, to_stage, entered, "
+                                       "advanced, conversion")

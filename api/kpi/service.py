@@ -192,9 +192,9 @@ def sales_data(session: Session, *, period: K.Period, manager_ids: Sequence[int]
                         .where(*verdicts_of, CallObjection.status != "not_objection"), ["call_id", "type", "status"])
 
     deal_cols = [Deal.key, Deal.crm_id, Deal.lead_key, Deal.client, Deal.client_phone, Deal.client_key, Deal.manager_id,
-                 _raw(Deal.created_at), _raw(Deal.closed_at), Deal.status, Deal.amount, Deal.stage]
+                 _raw(Deal.created_at), _raw(Deal.closed_at), Deal.status, Deal.amount, Deal.stage, Deal.crm, Deal.pipeline]
     deal_names = ["deal_id", "crm_id", "lead_id", "client", "client_phone", "client_key", "manager_id", "created_at",
-                  "closed_at", "status", "amount", "stage"]
+                  "closed_at", "status", "amount", "stage", "crm", "pipeline"]
     deals = _frame(session, select(*deal_cols).where(
         _in(Deal.manager_id, manager_ids), Deal.created_at < win_end,
         or_(Deal.closed_at.is_(None), Deal.closed_at >= win_start - timedelta(days=1))), deal_names)
@@ -273,7 +273,7 @@ def kpi_report(session: Session, *, user: User | None, period: K.Period, by: str
     ``group_key`` (the grouping's id column), ``scope`` (manager ids, None = all), ``summary``
     (one row per group: the group id, ``name``, every KPI of ``kpis``), ``trend`` (or None),
     ``stages`` (compliance per script stage), ``objections`` (per type), ``funnel`` (stage to
-    stage), ``quality_outcome`` (win rate with a script part done vs missed), ``kpis`` (catalogue).
+    stage, per CRM pipeline), ``quality_outcome`` (win rate with a script part done vs missed), ``kpis`` (catalogue).
     """
     if by not in BY_VALUES:
         raise BadRequest(f"by={by!r} is not one of {', '.join(BY_VALUES)}", code="bad_grouping")
@@ -285,6 +285,8 @@ def kpi_report(session: Session, *, user: User | None, period: K.Period, by: str
     report = K.sales_report(data, period=period, by=cast(K.By, by), trend=trend is not None, outcome=outcome)
     out = report.to_dict()
     key = K.GROUP_KEYS[by]
+    if outcome:
+        out["funnel"] = funnels(data, period=period, by=by)
     for part in ("summary", "trend", "stages", "objections", "quality_outcome", "funnel"):
         out[part] = _named(out[part], key, names[by])
     if trend is None:
@@ -292,6 +294,22 @@ def kpi_report(session: Session, *, user: User | None, period: K.Period, by: str
     out["group_key"] = key
     out["scope"] = ids
     out["period"]["label"] = period_label(period)
+    return out
+
+
+def funnels(data: K.SalesData, *, period: K.Period, by: str) -> list[dict[str, Any]]:
+    """Funnel conversion per pipeline (``amocrm: Продажи``): each CRM pipeline has its own stages,
+    and one order over the stages of two would mix them."""
+    d = data.prepared()
+    assert d.deals is not None and d.deal_stage_history is not None
+    deals = d.deals
+    label = deals["crm"].astype(str) + (": " + deals["pipeline"].astype("string")).fillna("")
+    out: list[dict[str, Any]] = []
+    for name in sorted(label.unique()):
+        part = deals[label.eq(name).to_numpy()]
+        history = d.deal_stage_history[d.deal_stage_history["deal_id"].isin(set(part["deal_id"]))]
+        rows = K.funnel_conversion(history, part, period=period, by=cast(K.By, by), managers=d.managers)
+        out += [{"pipeline": name, **r} for r in K.to_records(rows)]
     return out
 
 

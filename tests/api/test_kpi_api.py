@@ -223,6 +223,7 @@ def test_catalogue_funnel_quality_and_bad_parameters(client, people, world):
     assert next_step["verdict"] == "not_enough_data"
     f = client.get("/api/v1/kpi/funnel", params={"period": "2026-11", "by": "all"}, headers=people.h("admin"))
     assert f.status_code == 200 and f.json()["group_key"] == "scope"
+    assert {r["pipeline"] for r in f.json()["rows"]} <= {"generic"}
     for params, code in (({"period": "November"}, "bad_period"), ({}, "bad_period"),
                          ({"period": "2026-11", "date_from": "2026-11-01", "date_to": "2026-11-30"}, "bad_period"),
                          ({"date_from": "0001-01-01", "date_to": "0001-01-31"}, "bad_period"),
@@ -249,4 +250,9 @@ def test_callqa_kpi_prints_the_managers_rows_of_the_sample_data(client, people, 
     report = json.loads(as_json.stdout.strip().splitlines()[-1])
     revenue = {r["name"]: r["revenue"] for r in report["summary"]}
     assert revenue == {"north": 1098500, "south": 2608000}
+    # each CRM's pipeline is its own funnel: amoCRM stages never follow Bitrix24 ones
+    steps = {(r["pipeline"], r["from_stage"], r["to_stage"]) for r in report["funnel"]}
+    assert ("amocrm: Продажи", "Принимают решение", "Успешно реализовано") in steps
+    assert ("bitrix24: Общее", "Счёт на предоплату", "Сделка успешна") in steps
+    assert len({p for p, _, _ in steps}) == 2
     assert not any(isinstance(v, float) and math.isnan(v) for r in report["summary"] for v in r.values())
