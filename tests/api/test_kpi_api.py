@@ -255,4 +255,7 @@ def test_callqa_kpi_prints_the_managers_rows_of_the_sample_data(client, people, 
     assert ("amocrm: Продажи", "Принимают решение", "Успешно реализовано") in steps
     assert ("bitrix24: Общее", "Счёт на предоплату", "Сделка успешна") in steps
     assert len({p for p, _, _ in steps}) == 2
+    by_department = CliRunner().invoke(app, ["kpi", "--period", "2024-04", "--by", "department", "--json"])
+    [sales] = json.loads(by_department.stdout.strip().splitlines()[-1])["summary"]
+    assert (sales["name"], sales["revenue"], sales["leads"]) == ("sales", 3706500, 72)
     assert not any(isinstance(v, float) and math.isnan(v) for r in report["summary"] for v in r.values())
