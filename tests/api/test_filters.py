@@ -1,0 +1,174 @@
+"""Every filter, sort and page of GET /calls, table-driven, on SQLite and PostgreSQL.
+
+The calls are real uploads scored by the real scorer through POST /calls/rescore, from stored
+transcripts (what the worker writes after transcribing), so no model runs here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+
+from api.models import Call, CallStatus
+from api.processing import queue
+
+from .test_security import tone
+
+API = "/api/v1"
+M, C = "manager", "client"
+HELLO = {"speaker": M, "text": "Добрый день! Меня зовут Ольга, компания Вектор. Вам удобно говорить?"}
+PITCH = [{"speaker": C, "text": "Да, слушаю."}, {"speaker": M, "text": "Мы возим грузы по всей России, быстро и недорого."}]
+PRICE = {"speaker": C, "text": "Это слишком дорого для нас."}
+HANDLED = {"speaker": M, "text": "Понимаю. А с чем вы сравниваете?"}
+GIVE_UP = {"speaker": M, "text": "Ну ладно, тогда до свидания."}
+SUPPLIER = [{"speaker": C, "text": "И вообще у нас уже есть поставщик."}, {"speaker": M, "text": "Понимаю. А что вам в нём нравится?"}]
+
+# score 54.5: needs discovery, next step and farewell missed; a price objection, handled
+HANDLED_PRICE = [HELLO, *PITCH, PRICE, HANDLED]
+# 54.5: the price objection given up on (with a farewell)
+UNHANDLED_PRICE = [HELLO, *PITCH, PRICE, GIVE_UP]
+# 58.3: price and "we have a supplier", both handled
+TWO_OBJECTIONS = [*HANDLED_PRICE, *SUPPLIER]
+# 16.7: the recogniser was unsure of the first turn, so its stages are uncertain
+DOUBTFUL = [{**HELLO, "confidence": 0.2}, *PITCH, PRICE, HANDLED]
+ENGLISH = [{"speaker": M, "text": "Good morning! This is Anna from Vector Logistics. Do you have a minute?"},
+           {"speaker": C, "text": "Sure."}, {"speaker": M, "text": "We deliver freight across the country, fast and cheap."},
+           {"speaker": C, "text": "That's too expensive for us."}, {"speaker": M, "text": "I understand. What are you comparing it with?"}]
+
+
+def transcribed_call(client, db, people, turns: list[dict[str, Any]], *, hz: float, language: str = "ru",
+                     **fields: str) -> int:
+    """Upload a real recording, store a transcript for it as a worker does, mark it done; score it with rescore()."""
+    files = [("files", (f"{hz:g}.wav", tone(hz), "audio/wav"))]
+    r = client.post(f"{API}/calls", files=files, data=fields, headers=people.h("admin"))
+    assert r.status_code == 201, r.text
+    call_id = r.json()["items"][0]["call_id"]
+    with db.sessions() as s:
+        s.execute(update(Call).where(Call.id == call_id)
+                  .values(status=CallStatus.done, transcript={"language": language, "turns": turns}))
+        s.commit()
+    return call_id
+
+
+def score(client, people, ids: list[int]) -> None:
+    r = client.post(f"{API}/calls/rescore", json={"call_ids": ids}, headers=people.h("admin"))
+    assert r.status_code == 200 and r.json()["rescored"] == len(ids), r.text
+
+
+def build_calls(client, db, people) -> tuple[dict[str, int], int]:
+    """Seven calls of four managers in two teams; returns their ids by name and the Kazan team's id."""
+    admin = people.h("admin")
+    kazan = client.post(f"{API}/teams", json={"name": "Kazan"}, headers=admin).json()["id"]
+    assert client.post(f"{API}/managers", json={"name": "Vera", "external_id": "201", "team_id": kazan},
+                       headers=admin).status_code == 201
+    ids = {
+        "anna_handled": transcribed_call(client, db, people, HANDLED_PRICE, hz=200, manager_external_id="101",
+                                         started_at="2026-11-02T09:00:00+00:00"),
+        "anna_two": transcribed_call(client, db, people, TWO_OBJECTIONS, hz=210, manager_external_id="101",
+                                     started_at="2026-11-10T09:00:00+00:00"),
+        "boris_unhandled": transcribed_call(client, db, people, UNHANDLED_PRICE, hz=220, manager_external_id="102",
+                                            started_at="2026-11-05T09:00:00+00:00"),
+        "boris_doubtful": transcribed_call(client, db, people, DOUBTFUL, hz=230, manager_external_id="102",
+                                           started_at="2026-11-07T09:00:00+00:00"),
+        "vera_english": transcribed_call(client, db, people, ENGLISH, hz=240, language="en", manager_external_id="201",
+                                         started_at="2026-11-08T09:00:00+00:00"),
+    }
+    score(client, people, list(ids.values()))
+    ids["vera_queued"] = client.post(f"{API}/calls", files=[("files", ("q.wav", tone(250), "audio/wav"))],
+                                     data={"manager_external_id": "201", "started_at": "2026-11-09T09:00:00+00:00"},
+                                     headers=admin).json()["items"][0]["call_id"]
+    ids["vera_failed"] = client.post(f"{API}/calls", files=[("files", ("f.wav", tone(260), "audio/wav"))],
+                                     data={"manager_external_id": "201", "started_at": "2026-11-01T09:00:00+00:00"},
+                                     headers=admin).json()["items"][0]["call_id"]
+    claim = queue.claim(db.sessions, worker="test", lease_seconds=30, call_id=ids["vera_failed"])
+    assert claim is not None
+    queue.fail(db.sessions, claim, code="audio_decode_error", message="f.wav: unreadable", permanent=True,
+               max_attempts=3, backoff_seconds=0)
+    return ids, kazan
+
+
+# (id, query, the calls it lists in the default order: newest started first)
+CASES: list[tuple[str, dict[str, Any], list[str]]] = [
+    ("all", {}, ["anna_two", "vera_queued", "vera_english", "boris_doubtful", "boris_unhandled", "anna_handled",
+                 "vera_failed"]),
+    ("manager", {"manager_id": "{anna}"}, ["anna_two", "anna_handled"]),
+    ("team", {"team_id": "{kazan}"}, ["vera_queued", "vera_english", "vera_failed"]),
+    ("team-and-manager", {"team_id": "{moscow}", "manager_id": "{boris}"}, ["boris_doubtful", "boris_unhandled"]),
+    ("manager-of-another-team", {"team_id": "{kazan}", "manager_id": "{anna}"}, []),
+    ("date-from", {"date_from": "2026-11-07T09:00:00Z"}, ["anna_two", "vera_queued", "vera_english", "boris_doubtful"]),
+    ("date-to-is-exclusive", {"date_to": "2026-11-05T09:00:00Z"}, ["anna_handled", "vera_failed"]),
+    ("date-range", {"date_from": "2026-11-03", "date_to": "2026-11-08"}, ["boris_doubtful", "boris_unhandled"]),
+    ("date-range-in-a-zone", {"date_from": "2026-11-07T12:00:00+03:00", "date_to": "2026-11-07T12:00:01+03:00"},
+     ["boris_doubtful"]),
+    ("status-done", {"status": "done"}, ["anna_two", "vera_english", "boris_doubtful", "boris_unhandled", "anna_handled"]),
+    ("status-queued", {"status": "queued"}, ["vera_queued"]),
+    ("status-failed", {"status": "failed"}, ["vera_failed"]),
+    ("score-min", {"score_min": 55}, ["anna_two"]),
+    ("score-max", {"score_max": 20}, ["boris_doubtful"]),
+    ("score-range", {"score_min": 54.5, "score_max": 54.5}, ["vera_english", "boris_unhandled", "anna_handled"]),
+    ("stage-missed", {"stage_missed": "farewell"}, ["anna_two", "vera_english", "boris_doubtful", "anna_handled"]),
+    ("objection-unhandled", {"objection_unhandled": "price"}, ["boris_unhandled"]),
+    ("objection-unhandled-none", {"objection_unhandled": "have_supplier"}, []),
+    ("uncertain", {"uncertain": "true"}, ["boris_doubtful"]),
+    ("certain", {"uncertain": "false", "status": "done"}, ["anna_two", "vera_english", "boris_unhandled", "anna_handled"]),
+    ("combined", {"team_id": "{moscow}", "status": "done", "score_max": 55, "date_from": "2026-11-03"},
+     ["boris_doubtful", "boris_unhandled"]),
+    ("order-started", {"order": "started_at"}, ["vera_failed", "anna_handled", "boris_unhandled", "boris_doubtful",
+                                                "vera_english", "vera_queued", "anna_two"]),
+    ("order-score", {"order": "score", "status": "done"}, ["boris_doubtful", "anna_handled", "boris_unhandled",
+                                                           "vera_english", "anna_two"]),
+    ("order-score-desc", {"order": "-score", "status": "done"}, ["anna_two", "vera_english", "boris_unhandled",
+                                                                 "anna_handled", "boris_doubtful"]),
+    ("order-created", {"order": "created_at"}, ["anna_handled", "anna_two", "boris_unhandled", "boris_doubtful",
+                                                "vera_english", "vera_queued", "vera_failed"]),
+    ("order-created-desc", {"order": "-created_at", "manager_id": "{vera}"}, ["vera_failed", "vera_queued", "vera_english"]),
+]
+
+# (id, query, total, the page's calls)
+PAGES: list[tuple[str, dict[str, Any], int, list[str]]] = [
+    ("first-page", {"order": "started_at", "limit": 2}, 7, ["vera_failed", "anna_handled"]),
+    ("second-page", {"order": "started_at", "limit": 2, "offset": 2}, 7, ["boris_unhandled", "boris_doubtful"]),
+    ("last-page", {"order": "started_at", "limit": 2, "offset": 6}, 7, ["anna_two"]),
+    ("past-the-end", {"order": "started_at", "limit": 2, "offset": 7}, 7, []),
+    ("filtered-page", {"status": "done", "order": "-score", "limit": 3, "offset": 1}, 5,
+     ["vera_english", "boris_unhandled", "anna_handled"]),
+]
+
+
+def test_call_list_filters_sorts_and_pages(client, db, people):
+    ids, kazan = build_calls(client, db, people)
+    names = {v: k for k, v in ids.items()}
+    with db.sessions() as s:
+        vera = s.get(Call, ids["vera_english"]).manager_id
+    refs = {"anna": people.manager_id, "boris": people.other_manager_id, "vera": vera, "kazan": kazan,
+            "moscow": people.team_id}
+
+    def listed(query: dict[str, Any]) -> tuple[int, list[str]]:
+        params = {k: (str(v).format(**refs) if isinstance(v, str) else v) for k, v in query.items()}
+        r = client.get(f"{API}/calls", params=params, headers=people.h("quality_controller"))
+        assert r.status_code == 200, (query, r.text)
+        page = r.json()
+        assert (page["limit"], page["offset"]) == (params.get("limit", 50), params.get("offset", 0))
+        return page["total"], [names[c["id"]] for c in page["items"]]
+
+    failures = []
+    for case, query, expected in CASES:
+        total, got = listed(query)
+        if got != expected or total != len(expected):
+            failures.append(f"{case}: {query} listed {got} (total {total}), expected {expected}")
+    for case, query, total_expected, expected in PAGES:
+        total, got = listed(query)
+        if got != expected or total != total_expected:
+            failures.append(f"{case}: {query} listed {got} (total {total}), expected {expected} of {total_expected}")
+    assert not failures, "\n".join(failures)
+
+    # the scores the cases rely on are the scorer's own
+    detail = {n: client.get(f"{API}/calls/{i}", headers=people.h("admin")).json() for n, i in ids.items()}
+    assert [detail[n]["score"] for n in ("anna_handled", "anna_two", "boris_unhandled", "boris_doubtful")] == \
+        [54.5, 58.3, 54.5, 16.7]
+    # a manager's filters work inside own calls only
+    mine = client.get(f"{API}/calls", params={"manager_id": people.other_manager_id}, headers=people.h("manager")).json()
+    assert mine["total"] == 0
+    mine = client.get(f"{API}/calls", params={"order": "score"}, headers=people.h("manager")).json()
+    assert [names[c["id"]] for c in mine["items"]] == ["anna_handled", "anna_two"]
