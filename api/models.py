@@ -285,7 +285,7 @@ class Review(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(20), doc="stage, objection or score")
-    item: Mapped[str] = mapped_column(String(100), doc="stage id, objection position, or 'score'")
+    item: Mapped[str] = mapped_column(String(100), doc="stage id, objection key (type@utterance, e.g. price@3), or 'score'")
     objection_type: Mapped[str | None] = mapped_column(String(100), doc="the objection's type when it was reviewed")
     machine_value: Mapped[str | None] = mapped_column(String(50))
     human_value: Mapped[str] = mapped_column(String(50))

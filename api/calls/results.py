@@ -17,6 +17,23 @@ from analyzer.verdicts import score_with_verdicts
 from api.models import CallObjection, CallStage, Review
 
 
+def objection_keys(objections: list[dict[str, Any]]) -> list[str]:
+    """A name for each objection of a report that survives re-scoring: its type and the index of the
+    client's utterance in the transcript (``price@3``), which a new script version does not move;
+    ``price#2`` (the type's 2nd occurrence) for a report without utterance indexes.
+
+    Reviews and disputes of objections are keyed by it, so when a re-score adds, drops or reorders
+    objections a verdict stays on the objection it was given for (and on none when that is gone).
+    """
+    keys: list[str] = []
+    seen: dict[str, int] = {}
+    for o in objections:
+        seen[o["type"]] = seen.get(o["type"], 0) + 1
+        turn = (o.get("client") or {}).get("turn")
+        keys.append(f"{o['type']}@{turn}" if isinstance(turn, int) else f"{o['type']}#{seen[o['type']]}")
+    return keys
+
+
 def latest_reviews(session: Session, call_id: int) -> dict[tuple[str, str], Review]:
     rows = session.scalars(select(Review).where(Review.call_id == call_id).order_by(Review.id))
     return {(r.kind, r.item): r for r in rows}
@@ -38,8 +55,9 @@ def result_values(session: Session, call_id: int, report: dict[str, Any], script
         uncertain += status == "uncertain"
         session.add(CallStage(call_id=call_id, stage_id=s["id"], position=i, machine_status=s["status"], status=status,
                               reviewed=review is not None))
-    for i, o in enumerate(report.get("objections", [])):
-        review = reviews.get(("objection", str(i)))
+    objections = report.get("objections", [])
+    for i, (o, key) in enumerate(zip(objections, objection_keys(objections), strict=True)):
+        review = reviews.get(("objection", key))
         status = review.human_value if review else o["status"]
         if review:
             objection_verdicts[i] = status

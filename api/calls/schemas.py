@@ -114,7 +114,8 @@ class StageVerdict(BaseModel):
 
 
 class ObjectionVerdict(BaseModel):
-    position: int
+    position: int = Field(description="its index in this report (moves when a re-score finds objections differently)")
+    key: str = Field(description="its stable name, type@utterance (e.g. price@3): reviews and disputes of it use this")
     type: str
     title: str
     status: str
@@ -160,7 +161,8 @@ class UploadResult(BaseModel):
 
 class RescoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    script_id: str | None = Field(None, description="score against this script's active version; default: each call's own script id")
+    script_id: str | None = Field(None, description="score the calls in this script's language against its active "
+                                  "version; default: each call against its own script id's active version")
     call_ids: list[Id] | None = Field(None, max_length=100_000)
     dry_run: bool = Field(False, description="show what would change without saving")
 

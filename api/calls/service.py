@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, joinedload
 
@@ -17,7 +17,7 @@ from analyzer.errors import AnalyzerError
 from analyzer.results import Transcript
 from analyzer.scoring import score_transcript
 from api.auth.service import manager_by_external_id
-from api.calls.results import result_values
+from api.calls.results import objection_keys, result_values
 from api.calls.schemas import CallMetadata, RescoreChange, RescoreResult, ScriptRef
 from api.core.audit import audit
 from api.core.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, UnprocessableRecording
@@ -293,11 +293,12 @@ def detail(call: Call) -> dict[str, Any]:
                        "reviewed": bool(row and row.reviewed)})
     orows = {o.position: o for o in call.objections}
     objections = []
+    keys = objection_keys(report.get("objections", []))
     for i, o in enumerate(report.get("objections", [])):
         orow = orows.get(i)
         status = orow.status if orow else o["status"]
         handled = o.get("handled") if not (orow and orow.reviewed) else (status == "passed" if status != "not_objection" else None)
-        objections.append({**o, "position": i, "machine_status": o["status"], "status": status, "handled": handled,
+        objections.append({**o, "position": i, "key": keys[i], "machine_status": o["status"], "status": status, "handled": handled,
                            "reviewed": bool(orow and orow.reviewed)})
     transcript = report.get("transcript")
     if transcript is None and call.transcript:
@@ -345,24 +346,33 @@ def rescore(
 
     Reviews are kept (a reviewer's verdict still wins). Returns what changed: per call, the score and
     the stages and objections whose verdict moved, and per stage how many calls flipped which way.
+    With ``script_id`` only the calls in that script's language are scored with it (an English call
+    is never scored against a Russian script).
     """
     query = select(Call.id).where(Call.status == CallStatus.done, Call.transcript.is_not(None)).order_by(Call.id)
     if call_ids is not None:
         query = query.where(Call.id.in_(call_ids))
-    ids = list(session.scalars(query))
     versions: dict[str, ScriptVersion] = {}
     chosen_ref: ScriptRef | None = None
+    chosen_language: str | None = None
     if script_id is not None:
         v = active_version(session, script_id=script_id)
         chosen_ref = ScriptRef(id=v.script_id, version=v.version)
+        chosen_language = v.language
+        # the language column is set once a call is scored; the transcript's decides below otherwise
+        query = query.where(or_(Call.language == v.language, Call.language.is_(None)))
+    ids = list(session.scalars(query))
     changes: list[RescoreChange] = []
     flips: dict[str, dict[str, int]] = {}
-    changed = 0
+    changed = skipped = 0
     for start in range(0, len(ids), batch):
         calls = session.scalars(select(Call).where(Call.id.in_(ids[start : start + batch])).order_by(Call.id)).all()
         for call in calls:
             assert call.transcript is not None
             transcript = Transcript.from_dict(call.transcript, source=f"call {call.id}")
+            if chosen_language is not None and transcript.language != chosen_language:
+                skipped += 1
+                continue
             key = script_id or call.script_id or f"lang:{transcript.language}"
             if key not in versions:
                 versions[key] = (active_version(session, script_id=script_id or call.script_id)
@@ -396,11 +406,12 @@ def rescore(
             session.rollback()
         else:
             session.commit()
-    if not dry_run and ids:
+    rescored = len(ids) - skipped
+    if not dry_run and rescored:
         audit(session, user=actor, action="calls.rescore", entity="script", entity_id=script_id or "*",
-              after={"rescored": len(ids), "changed": changed})
+              after={"rescored": rescored, "changed": changed})
         session.commit()
-    return RescoreResult(rescored=len(ids), changed=changed, dry_run=dry_run, script=chosen_ref, stage_flips=flips, changes=changes)
+    return RescoreResult(rescored=rescored, changed=changed, dry_run=dry_run, script=chosen_ref, stage_flips=flips, changes=changes)
 
 
 def import_root_allowed(folder: str | Path, roots: list[Path]) -> Path:

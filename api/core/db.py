@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -44,17 +45,23 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def upgrade(url: str) -> None:
-    """Bring the schema to the newest migration."""
-    from alembic import command
+def alembic_config(url: str) -> Any:
+    """The Alembic configuration of this project's migrations for a database URL."""
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the schema to the newest migration (or to ``revision``)."""
+    from alembic import command
+
     if url.startswith("sqlite"):
         make_engine(url).dispose()  # creates the folder
-    command.upgrade(cfg, "head")
+    command.upgrade(alembic_config(url), revision)
 
 
 class Database:

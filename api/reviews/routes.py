@@ -45,8 +45,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     "/calls/{call_id}/reviews", response_model=ReviewOutcome, status_code=201, responses=_ERRORS,
     summary="Override a stage, an objection or the score of a call, with a comment",
     description="`kind` stage: `item` is the stage id, `value` passed or missed. `kind` objection: `item` is the "
-    "objection's `position` in the call, `value` passed (handled), missed (not handled) or not_objection (the machine "
-    "wrongly saw one). `kind` score: `value` 0-100. The machine's verdict is kept beside the reviewer's; the call's "
+    "objection's `key` (e.g. `price@3`, stable across re-scores) or its `position` in the call, `value` passed "
+    "(handled), missed (not handled) or not_objection (the machine wrongly saw one). `kind` score: `value` 0-100. The machine's verdict is kept beside the reviewer's; the call's "
     "verdicts and score are recomputed at once and the change is written to the audit log.",
 )
 def create_review(session: SessionDep, call_id: PathId, body: ReviewCreate, actor: _Reviewer) -> ReviewOutcome:

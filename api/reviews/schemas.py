@@ -11,8 +11,8 @@ from api.models import DisputeStatus
 
 ReviewKind = Literal["stage", "objection", "score"]
 
-_ITEM = ("the stage id (kind stage), the objection's `position` in the call's objections (kind objection); "
-         "omitted for the score")
+_ITEM = ("the stage id (kind stage); the objection's `key` (e.g. `price@3`) or its `position` in the call's "
+         "objections (kind objection; stored as the key, which a re-score does not move); omitted for the score")
 _VALUE = ("stage: passed or missed; objection: passed (handled), missed (not handled) or not_objection (the client "
           "raised none); score: a number 0-100")
 
@@ -36,7 +36,7 @@ class ReviewPublic(BaseModel):
     id: int
     call_id: int
     kind: ReviewKind
-    item: str
+    item: str = Field(description="the stage id, the objection's key (e.g. price@3), or 'score'")
     objection_type: str | None = Field(description="the objection's type when it was reviewed (kind objection)")
     machine_value: str | None = Field(description="the machine's verdict (or score) when it was reviewed")
     human_value: str = Field(description="the reviewer's verdict (or score); it wins over the machine's")

@@ -1,8 +1,11 @@
 """Reviews, disputes, the audit log and agreement between reviewers and the machine.
 
 A review is a quality controller's verdict on one item of a scored call: a stage (passed or
-missed), an objection addressed by its position in the report (passed = handled, missed = not
-handled, not_objection = the client raised none) or the score itself. Reviews are appended, never
+missed), an objection (passed = handled, missed = not handled, not_objection = the client raised
+none) or the score itself. An objection is addressed by its position in the report or its key and
+stored under the key (``price@3``: type and client utterance, see
+:func:`api.calls.results.objection_keys`), so a re-score that moves objections keeps each verdict on
+its objection. Reviews are appended, never
 edited; the latest one per (call, kind, item) wins over the machine's verdict, and the call's
 verdict rows and effective score are recomputed in the same transaction as the review and its
 audit entry (:func:`api.calls.results.result_values`).
@@ -21,7 +24,7 @@ from sqlalchemy import Select, and_, case, func, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from analyzer.verdicts import OBJECTION_VERDICTS, STAGE_VERDICTS
-from api.calls.results import result_values
+from api.calls.results import objection_keys, result_values
 from api.core.audit import audit
 from api.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from api.models import (
@@ -92,21 +95,24 @@ def resolve_item(session: Session, call: Call, *, kind: str, item: str | int | N
                       bool(row and row.reviewed))
     if kind == "objection":
         objections = report.get("objections", [])
-        valid = [{"position": i, "type": o["type"]} for i, o in enumerate(objections)]
-        names = ", ".join(f"{i} ({o['type']})" for i, o in enumerate(objections)) or "none, the call has no objections"
+        keys = objection_keys(objections)
+        valid = [{"position": i, "key": k, "type": o["type"]} for i, (o, k) in enumerate(zip(objections, keys, strict=True))]
+        names = ", ".join(f"{i} ({k})" for i, k in enumerate(keys)) or "none, the call has no objections"
         position = _position(item)
-        if position is None:
-            raise BadRequest(f"'item' must be an objection's position in the call; positions: {names}",
+        if position is None and isinstance(item, str) and item.strip() in keys:
+            position = keys.index(item.strip())
+        elif position is None:
+            raise BadRequest(f"'item' must be an objection's key or its position in the call; objections: {names}",
                              code="bad_objection_position", details={"objections": valid})
         if not 0 <= position < len(objections):
-            raise NotFound(f"call {call.id} has no objection at position {position}; positions: {names}",
+            raise NotFound(f"call {call.id} has no objection at position {position}; objections: {names}",
                            code="objection_not_found", details={"objections": valid})
         o = objections[position]
         orow = session.execute(
             select(CallObjection.status, CallObjection.reviewed)
             .where(CallObjection.call_id == call.id, CallObjection.position == position)
         ).first()
-        return Target("objection", str(position), o["type"], o["status"], orow.status if orow else o["status"],
+        return Target("objection", keys[position], o["type"], o["status"], orow.status if orow else o["status"],
                       bool(orow and orow.reviewed))
     if kind == "score":
         if item not in (None, "", "score"):

@@ -146,7 +146,7 @@ def test_reviews_are_refused_with_reasons(client, people, processor):
     assert "greeting" in error["details"]["stages"]
 
     r = review(client, people, call_id, "objection", 3, "passed")
-    assert r.status_code == 404 and "0 (price)" in r.json()["error"]["message"]
+    assert r.status_code == 404 and "0 (price@3)" in r.json()["error"]["message"]
     r = review(client, people, call_id, "objection", "price", "passed")
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_objection_position"
 
