@@ -1,11 +1,13 @@
 """The local executor: N worker processes on this machine, each with its own model, polling the
-database for due calls. No other services needed. A crashed process is started again."""
+database for due calls. No other services needed. A crashed process is started again, under
+``callqa worker`` and ``callqa serve`` alike."""
 
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
 import signal
+import threading
 import time
 from multiprocessing.synchronize import Event as EventType
 from typing import Any
@@ -38,15 +40,25 @@ def _worker_main(settings_data: dict[str, Any], stop: EventType, drain: bool, in
 
 
 class LocalExecutor:
-    """Runs ``processes`` worker processes until stopped (SIGTERM/SIGINT) or, with ``drain``, until idle."""
+    """Runs ``processes`` worker processes until stopped (SIGTERM/SIGINT) or, with ``drain``, until idle.
 
-    def __init__(self, settings: ServiceSettings, *, processes: int = 1, drain: bool = False):
+    From :meth:`start` on, a supervisor thread starts again any worker that died (killed, out of
+    memory, a crash in native code), so ``callqa serve``, whose main thread runs the API, keeps its
+    workers as ``callqa worker`` does; a call a dead worker held is taken over when its lease expires.
+    """
+
+    def __init__(self, settings: ServiceSettings, *, processes: int = 1, drain: bool = False,
+                 supervise_seconds: float = 0.5):
         self.settings = settings
         self.processes = max(1, processes)
         self.drain = drain
+        self.supervise_seconds = supervise_seconds
         self._ctx = mp.get_context("spawn")
         self.stop_event = self._ctx.Event()
         self._procs: dict[int, Any] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     def submit(self, call_id: int) -> None:
         """Local workers poll the database; nothing to send."""
@@ -59,14 +71,50 @@ class LocalExecutor:
         p.start()
         self._procs[index] = p
 
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes' ids, for logs and tests."""
+        with self._lock:
+            return [p.pid for p in self._procs.values() if p.pid is not None]
+
     def start(self) -> None:
-        for i in range(self.processes):
-            self._spawn(i)
+        """Start the workers and the supervisor thread that restarts crashed ones."""
+        with self._lock:
+            for i in range(self.processes):
+                self._spawn(i)
+        self._supervisor = threading.Thread(target=self._supervise, name="callqa-worker-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def restart_crashed(self) -> bool:
+        """Start again every worker that exited when it should not have; True while any worker runs."""
+        with self._lock:
+            alive = False
+            for i, p in list(self._procs.items()):
+                if p.is_alive():
+                    alive = True
+                elif not self._stopping.is_set() and not self.stop_event.is_set() and not (self.drain and p.exitcode == 0):
+                    log.warning("worker %s (pid %s) exited with %s; starting it again", i, p.pid, p.exitcode)
+                    p.join(0)  # reap it
+                    self._spawn(i)
+                    alive = True
+            return alive
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(self.supervise_seconds):
+            try:
+                self.restart_crashed()
+            except Exception:  # e.g. no memory to start a process now: try again next round
+                log.exception("restarting a worker failed")
 
     def stop(self, timeout: float = 30.0) -> None:
+        self._stopping.set()
+        if self._supervisor is not None and self._supervisor is not threading.current_thread():
+            self._supervisor.join()
         self.stop_event.set()
         deadline = time.monotonic() + timeout
-        for p in self._procs.values():
+        with self._lock:
+            procs = list(self._procs.values())
+        for p in procs:
             p.join(max(0.1, deadline - time.monotonic()))
             if p.is_alive():
                 p.terminate()
@@ -91,15 +139,8 @@ class LocalExecutor:
         try:
             self.start()
             while True:
-                alive = False
-                for i, p in list(self._procs.items()):
-                    if p.is_alive():
-                        alive = True
-                    elif not self.stop_event.is_set() and not (self.drain and p.exitcode == 0):
-                        log.warning("worker %s exited with %s; starting it again", i, p.exitcode)
-                        self._spawn(i)
-                        alive = True
-                if not alive:
+                if not self.restart_crashed():
+                    self.stop()
                     return
                 time.sleep(0.5)
                 if stopping:
