@@ -4,8 +4,11 @@
 
 For each N: a fresh SQLite database, the same ``--calls`` rendered sample calls imported
 (``callqa import``), then ``callqa worker --drain --processes N`` timed until every call is done.
-Reports calls per hour and audio hours per hour. ``--cpu-threads auto`` gives each worker
-cores/N CTranslate2 threads so that N workers share the cores instead of fighting for them.
+Reports calls per hour and audio hours per hour over the whole run (starting the processes and
+loading the model in each included), and over the processing window alone (the first claim to the
+last finished call, from the run history), with the speed-up over the first N. ``--cpu-threads
+auto`` gives each worker cores/N CTranslate2 threads so that N workers share the cores instead of
+fighting for them. The load average is recorded beside each N: other jobs on the machine slow it.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     for f in files:
         shutil.copy(f, calls_dir / f.name)
 
-    from api.models import Call, CallStatus
+    from api.models import Call, CallRun, CallStatus
 
     cores = os.cpu_count() or 1
     results = []
@@ -58,19 +61,29 @@ def main(argv: list[str] | None = None) -> int:
         env.pop("CALLQA_DATABASE_URL", None)
         subprocess.run([sys.executable, "-m", "api", "import", str(calls_dir), "--language", "ru"], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        load_before = os.getloadavg()
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "api", "worker", "--drain", "--processes", str(n)], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wall = time.perf_counter() - t0
+        load_after = os.getloadavg()
         engine = create_engine(f"sqlite:///{data / 'callqa.db'}")
         with engine.connect() as c:
-            done = c.scalar(select(func.count()).select_from(Call).where(Call.status == CallStatus.done))
+            done = c.scalar(select(func.count()).select_from(Call).where(Call.status == CallStatus.done)) or 0
             audio = c.scalar(select(func.sum(Call.duration))) or 0.0
+            first, last = c.execute(select(func.min(CallRun.started_at), func.max(CallRun.finished_at))).one()
         engine.dispose()
+        window = (last - first).total_seconds() if first is not None and last is not None else wall
         results.append({
             "workers": n, "cpu_threads_each": threads, "calls": len(files), "done": done, "wall_seconds": round(wall, 1),
             "calls_per_hour": round(done * 3600 / wall), "audio_hours_per_hour": round(audio / wall, 1),
+            "processing_seconds": round(window, 1), "calls_per_hour_processing": round(done * 3600 / window) if window else None,
+            "load_average_before": [round(x, 2) for x in load_before], "load_average_after": [round(x, 2) for x in load_after],
         })
+    for r in results:
+        base = results[0]
+        r["speedup"] = round(r["calls_per_hour_processing"] / base["calls_per_hour_processing"], 2) \
+            if r["calls_per_hour_processing"] and base["calls_per_hour_processing"] else None
     out = {"machine": _machine(), "model": os.environ.get("CALLQA_MODEL", "embedded"), "results": results,
            "note": "wall time includes starting the worker processes and loading the model in each"}
     if args.json:
