@@ -539,6 +539,23 @@ async def drive(port: int, token: str, seeded: Seeded, *, clients: int, seconds:
     return result
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (the uvicorn workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        p = pending.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def sign_in(port: int) -> str:
     import httpx
 
@@ -576,8 +593,10 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(drive(port, token, seeded, clients=min(args.clients, 8), seconds=args.warmup_seconds,
                               max_requests=args.max_requests, detail_share=args.detail_share))
         load_before = os.getloadavg()
+        server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
         run = asyncio.run(drive(port, token, seeded, clients=args.clients, seconds=args.seconds,
                                 max_requests=args.max_requests, detail_share=args.detail_share))
+        server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
         load_after = os.getloadavg()
     finally:
         stop_server(server)
@@ -587,6 +606,11 @@ def main(argv: list[str] | None = None) -> int:
         "seed_seconds": round(seeded.seconds, 1) if fresh else None, "data": seeded.sizes,
         "load_average_before": [round(x, 2) for x in load_before], "load_average_after": [round(x, 2) for x in load_after],
         **run,
+        # how much of the 2 cores the server got, and its CPU per request: with other jobs on the
+        # machine the latency is mostly waiting for a core
+        "server_cpu_cores_used": round(server_cpu / run["wall_seconds"], 2),
+        "server_cpu_ms_per_request": round(server_cpu * 1000 / max(1, run["requests"]), 1),
+        "client_cpu_cores_used": round(client_cpu / run["wall_seconds"], 2),
     }
     if args.json:
         print(json.dumps(out, indent=1))
@@ -597,7 +621,9 @@ def main(argv: list[str] | None = None) -> int:
             r = out[kind]
             print(f"  {kind:6} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
                   f"{r['requests_per_second']:7.1f} req/s  ({r['requests']} requests, {r['mean_response_kb']} KB each)")
-        print(f"  total {out['requests_per_second']} req/s, errors {out['errors'] or 'none'}")
+        print(f"  total {out['requests_per_second']} req/s, errors {out['errors'] or 'none'}; server used "
+              f"{out['server_cpu_cores_used']} cores, {out['server_cpu_ms_per_request']} ms CPU a request; "
+              f"client {out['client_cpu_cores_used']} cores")
     return 0
 
 
