@@ -25,6 +25,8 @@ NAME = "{name}"
 ORG = "{org}"
 _PREFIX_NEGATIONS = frozenset({"не", "not", "n't", "never"})
 """Negations that stand right before the word they negate ("нет" may follow: "времени нет")."""
+_FIXED_ORDER = frozenset({"en"})
+"""Languages whose short phrasings must be found in their order (Russian word order is free)."""
 _PUNCT_INSIDE = re.compile(r"\w[^\w\s{}+'\u2019-]+\s*\w")
 _PLACEHOLDERS = {NUMBER: "qqnumberqq", NAME: "qqnameqq", ORG: "qqorgqq"}
 _NUMBER_WORDS = {
@@ -318,8 +320,9 @@ class Matcher:
             if not self._covers(phrase, per_token, s, width):
                 continue
             if phrase.short and not phrase.punctuated:
-                if any(b < a for a, b in zip(positions, positions[1:], strict=False)) and self._straddles(span, positions):
-                    continue
+                disordered = any(b < a for a, b in zip(positions, positions[1:], strict=False))
+                if disordered and (self.language in _FIXED_ORDER or self._straddles(span, positions)):
+                    continue  # English word order carries meaning: "want to see? you" is not "see you"
                 if phrase.negated and self._answer_particle(span, positions):
                     continue
             if not phrase.negated and self._negated(span.tokens, positions):
