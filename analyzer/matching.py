@@ -93,13 +93,14 @@ class Match:
 class Span:
     """Tokens of one or more consecutive utterances of one speaker."""
 
-    __slots__ = ("utterances", "tokens", "owner", "_hits")
+    __slots__ = ("utterances", "tokens", "owner", "_hits", "_top")
 
     def __init__(self, utterances: tuple[int, ...], tokens: list[Token], owner: list[int]):
         self.utterances = utterances
         self.tokens = tokens
         self.owner = owner
         self._hits: dict[str, list[tuple[int, float]]] | None = None
+        self._top: dict[str, float] = {}
 
 
 class Matcher:
@@ -277,6 +278,7 @@ class Matcher:
                 for choice, score in best.items():
                     hits.setdefault(choice, []).append((pos, score))
             span._hits = hits
+            span._top = {lem: max(sc for _, sc in h) for lem, h in hits.items()}
         return span._hits
 
     def best(self, span: Span, phrase_set: PhraseSet, *, floor: float | None = None) -> Match | None:
@@ -295,10 +297,11 @@ class Matcher:
 
     def _score(self, span: Span, phrase: Phrase, hits: dict[str, list[tuple[int, float]]], floor: float) -> Match | None:
         total = phrase.total
-        per_token = [hits.get(lem, ()) for lem in phrase.lemmas]
-        bound = sum(w * max((s for _, s in h), default=0.0) for w, h in zip(phrase.weights, per_token, strict=True)) / total
+        top = span._top
+        bound = sum(w * top.get(lem, 0.0) for w, lem in zip(phrase.weights, phrase.lemmas, strict=True)) / total
         if bound < floor:
             return None
+        per_token = [hits.get(lem, ()) for lem in phrase.lemmas]
         k = len(phrase.lemmas)
         width = k + self.t.window_slack + k // 2
         starts = sorted({p for h in per_token for p, _ in h})
