@@ -297,8 +297,8 @@ class Matcher:
 
     def _score(self, span: Span, phrase: Phrase, hits: dict[str, list[tuple[int, float]]], floor: float) -> Match | None:
         total = phrase.total
-        top = span._top
-        bound = sum(w * top.get(lem, 0.0) for w, lem in zip(phrase.weights, phrase.lemmas, strict=True)) / total
+        best_of = span._top
+        bound = sum(w * best_of.get(lem, 0.0) for w, lem in zip(phrase.weights, phrase.lemmas, strict=True)) / total
         if bound < floor:
             return None
         per_token = [hits.get(lem, ()) for lem in phrase.lemmas]
