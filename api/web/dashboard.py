@@ -7,6 +7,7 @@ import io
 import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -17,13 +18,13 @@ from api.models import Call, Role
 from api.web import stats
 from api.web.charts import line_chart, share_colour
 from api.web.pages import teams_for
-from api.web.render import PageUser, language, render, require_role, t_for
+from api.web.render import PageUser, QueryIdOrBlank, language, render, require_role, t_for
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("callqa.web")
 DASHBOARD_ROLES = (Role.admin, Role.head_of_sales, Role.quality_controller)
 Period = Annotated[str, Query(pattern="^(week|month|quarter|all)$")]
-TeamId = Annotated[int | None, Query(ge=1, le=2**31 - 1)]
+TeamId = QueryIdOrBlank
 
 
 KPI_COLUMNS = ("calls", "score_mean", "compliance", "objections_handled_rate", "conversion", "revenue", "plan_completion")
@@ -88,6 +89,7 @@ def dashboard(request: Request, session: SessionDep, user: PageUser, team_id: Te
         if points:
             conversion_chart = line_chart(points, label=t("dash.conversion_trend"), unit="%")
     return render(request, "dashboard.html", {
+        "since_q": f"&date_from={quote(since.isoformat(timespec='seconds'))}" if since else "",
         "heat": heat, "stage_titles": stage_t, "colour": share_colour, "rows": rows, "teams": teams_for(session, user),
         "team_id": team_id, "period": period, "periods": list(stats.PERIODS),
         "trend": line_chart([(p.week, p.value, p.n) for p in trend], label=t("dash.trend")) if trend else None,

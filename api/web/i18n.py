@@ -99,6 +99,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "calls.none": ("Звонков нет.", "No calls."),
     "calls.drill": ("Звонки менеджера {manager}, где пропущен этап «{stage}»",
                     "Calls of {manager} where “{stage}” was missed"),
+    "calls.since": ("Начиная с {date}", "From {date}"),
     "calls.prev": ("Назад", "Previous"),
     "calls.next": ("Дальше", "Next"),
     "call.no": ("№ {id}", "#{id}"),

@@ -4,7 +4,6 @@ audit log records every change."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -21,7 +20,18 @@ from api.reviews import service as reviews
 from api.scripts.service import get_version, script_of
 from api.web import stats
 from api.web.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, check_csrf, new_login_csrf, secure_cookies, session_token
-from api.web.render import HOME, PageUser, language, redirect, render, require_role, t_for
+from api.web.render import (
+    HOME,
+    PageUser,
+    QueryIdOrBlank,
+    QueryStatusOrBlank,
+    QueryTimeOrBlank,
+    language,
+    redirect,
+    render,
+    require_role,
+    t_for,
+)
 
 router = APIRouter(include_in_schema=False)
 CsrfField = Annotated[str, Form(alias="csrf", max_length=100)]
@@ -104,12 +114,12 @@ def queue_page(request: Request, session: SessionDep, user: PageUser) -> HTMLRes
 @router.get("/calls")
 def calls_page(
     request: Request, session: SessionDep, user: PageUser,
-    manager_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    team_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    status: CallStatus | None = None,
+    manager_id: QueryIdOrBlank = None,
+    team_id: QueryIdOrBlank = None,
+    status: QueryStatusOrBlank = None,
     stage_missed: Annotated[str | None, Query(max_length=100)] = None,
     objection_unhandled: Annotated[str | None, Query(max_length=100)] = None,
-    date_from: datetime | None = None,
+    date_from: QueryTimeOrBlank = None,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> HTMLResponse:
     visible = visible_manager_ids(session, user)
@@ -126,9 +136,10 @@ def calls_page(
     return render(request, "calls.html", {
         "rows": rows, "total": total, "offset": offset, "missed": stats.missed_stages(session, ids),
         "unhandled": stats.unhandled_objections(session, ids), "stage_titles": stage_t, "objection_titles": objection_t,
-        "managers": managers, "statuses": list(CallStatus), "drill": drill,
+        "managers": managers, "statuses": list(CallStatus), "drill": drill, "since": date_from,
         "f": {"manager_id": manager_id, "status": status.value if status else "", "stage_missed": stage_missed or "",
-              "objection_unhandled": objection_unhandled or "", "team_id": team_id},
+              "objection_unhandled": objection_unhandled or "", "team_id": team_id,
+              "date_from": date_from.isoformat() if date_from else ""},
     }, user=user)
 
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, unquote, urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import AfterValidator, BeforeValidator
 from sqlalchemy.orm import Session
 
 from analyzer.crm import DEFAULT_TZ
 from api.deps import SessionDep
-from api.models import Role, User
+from api.models import CallStatus, Role, User
 from api.web.auth import LANG_COOKIE, csrf_for, secure_cookies, session_token, web_user
 from api.web.i18n import LANGUAGES, pick_language, translator
 
@@ -33,6 +35,22 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+# A page's filter form sends "" for "any": that is no filter, not a bad value.
+def _row_id(value: int | None) -> int | None:
+    if value is not None and not 1 <= value <= 2**31 - 1:
+        raise ValueError("an id is a whole number from 1 to 2147483647")
+    return value
+
+
+QueryIdOrBlank = Annotated[int | None, BeforeValidator(_blank_is_none), AfterValidator(_row_id), Query()]
+QueryStatusOrBlank = Annotated[CallStatus | None, BeforeValidator(_blank_is_none), Query()]
+QueryTimeOrBlank = Annotated[datetime | None, BeforeValidator(_blank_is_none), Query()]
 
 
 class PageForbidden(Exception):

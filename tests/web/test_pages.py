@@ -169,9 +169,20 @@ def test_heatmap_drills_down_to_the_calls_behind_a_cell(pages, site):
     assert "Анна Смирнова" in page.locator("h1").inner_text()
     assert page.locator("table.calls tbody tr").count() == 1
     assert page.locator(f"table.calls a[href='/calls/{site.calls['anna']}']").count() == 1
+    page.select_option("select[name=manager_id]", "")  # widen the list: every manager, the same stage missed
+    page.click("form.filters button[type=submit]")
+    assert "Всего:" in page.locator("main").inner_text() and page.locator("table.calls tbody tr").count() >= 1
+    page.go_back()
     page.go_back()
     passed = page.locator("#heatmap a").filter(has_text="100%").first
     assert passed.evaluate("e => getComputedStyle(e.parentElement).backgroundColor") != colour
+
+    page.select_option("select[name=period]", "week")  # a period narrows the drill-down too
+    page.click("form.filters button[type=submit]")
+    page.locator(f"#heatmap a[data-manager='{site.managers['anna']}'][data-stage='{missed['id']}']").click()
+    assert "date_from=" in page.url and page.locator("table.calls tbody tr").count() == 1
+    assert "Начиная с" in page.locator("main").inner_text()
+    page.go_back()
 
     export = page.locator(".export a").first
     r = page.request.get(pages.url(export.get_attribute("href")))
