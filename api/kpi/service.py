@@ -105,8 +105,11 @@ def _in(column: Any, ids: Sequence[int] | None) -> Any:
 
 
 def _frame(session: Session, query: Any, columns: list[str]) -> pd.DataFrame:
-    """Rows of a Core query as a frame, column by column (no ORM rows, no per-row type sniffing)."""
-    rows = session.connection().execute(query).all()
+    """Rows of a Core query as a frame, column by column. The driver's tuples are taken as they are:
+    every column here is a number or a string as stored (times and enums through :func:`_raw`)."""
+    result = session.connection().execute(query)
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
     return pd.DataFrame({name: pd.Series(values, dtype=None if values else object)
                          for name, values in zip(columns, cols, strict=True)})
