@@ -221,7 +221,8 @@ def get_recording(request: Request, session: SessionDep, store: StoreDep, user: 
 
 def _check_range(request: Request, response: FileResponse) -> None:
     """A Range the file cannot serve is refused here, in the JSON error format (Starlette would answer
-    416 or 400 with a plain-text or empty body)."""
+    416 or 400 with a plain-text or empty body). Starlette's own range rules decide, through its
+    private helpers, so what is refused here is exactly what it would refuse (test_ingest checks)."""
     http_range = request.headers.get("range")
     if_range = request.headers.get("if-range")
     if http_range is None or (if_range is not None and not response._should_use_range(if_range)):
