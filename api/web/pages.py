@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from api.auth.service import manager_of, sign_in, sign_out
 from api.calls import service as calls
 from api.core.errors import NotFound, ServiceError
+from api.core.ids import PathId
 from api.deps import REVIEWERS, SessionDep, SettingsDep, visible_manager_ids
 from api.models import Call, CallStage, CallStatus, DisputeStatus, Manager, Role, Team, User
 from api.reviews import service as reviews
@@ -177,7 +178,7 @@ def my_calls(request: Request, session: SessionDep, user: PageUser) -> HTMLRespo
 
 
 @router.get("/calls/{call_id}")
-def call_page(request: Request, session: SessionDep, user: PageUser, call_id: int) -> HTMLResponse:
+def call_page(request: Request, session: SessionDep, user: PageUser, call_id: PathId) -> HTMLResponse:
     visible = visible_manager_ids(session, user)
     try:
         call = calls.get_call(session, call_id, visible=visible)
@@ -225,7 +226,7 @@ def _back(call_id: int, anchor: str = "") -> str:
 
 @router.post("/calls/{call_id}/review")
 def review_action(
-    request: Request, session: SessionDep, user: PageUser, call_id: int, csrf: CsrfField,
+    request: Request, session: SessionDep, user: PageUser, call_id: PathId, csrf: CsrfField,
     kind: Annotated[str, Form(max_length=20)], value: Annotated[str, Form(max_length=50)],
     item: Annotated[str, Form(max_length=100)] = "", comment: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
@@ -245,7 +246,7 @@ def review_action(
 
 @router.post("/calls/{call_id}/dispute")
 def dispute_action(
-    request: Request, session: SessionDep, user: PageUser, call_id: int, csrf: CsrfField,
+    request: Request, session: SessionDep, user: PageUser, call_id: PathId, csrf: CsrfField,
     kind: Annotated[str, Form(max_length=20)], reason: Annotated[str, Form(min_length=1, max_length=5000)],
     item: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
@@ -264,7 +265,7 @@ def dispute_action(
 
 @router.post("/disputes/{dispute_id}/resolve")
 def resolve_action(
-    request: Request, session: SessionDep, user: PageUser, dispute_id: int, csrf: CsrfField,
+    request: Request, session: SessionDep, user: PageUser, dispute_id: PathId, csrf: CsrfField,
     decision: Annotated[str, Form(pattern="^(accept|reject)$")], comment: Annotated[str, Form(max_length=5000)] = "",
     call_id: Annotated[int, Form(ge=1, le=2**31 - 1)] = 0,
 ) -> Response:
@@ -281,7 +282,7 @@ def resolve_action(
 
 
 @router.post("/calls/{call_id}/retry")
-def retry_action(request: Request, session: SessionDep, user: PageUser, call_id: int, csrf: CsrfField) -> Response:
+def retry_action(request: Request, session: SessionDep, user: PageUser, call_id: PathId, csrf: CsrfField) -> Response:
     check_csrf(request, csrf)
     require_role(user, *REVIEWERS)
     try:

@@ -133,6 +133,22 @@ def test_review_flow_with_the_keyboard_alone(pages, site, wait_until):
     page.keyboard.press("k")  # and k pauses
     assert page.evaluate("document.getElementById('player').paused")
 
+    # a stage the machine missed: Tab to its verdict, arrow to "passed", Tab to the comment, Enter saves
+    missed = next(st for st in detail["stages"] if st["status"] == "missed")
+    for _ in range(200):
+        page.keyboard.press("Tab")
+        if focused()["id"] == f"v-stage-{missed['id']}":
+            break
+    assert focused()["id"] == f"v-stage-{missed['id']}"
+    assert focused()["outline"] != "none"
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Tab")
+    page.keyboard.type("этап прозвучал в конце")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".flash")
+    assert focused()["id"] == f"stage-{missed['id']}"
+    assert page.locator(f"#stage-{missed['id']} .verdict-badge").all_inner_texts() == ["пропущен", "выполнен"]
+
     # on to the score override: Tab into the field, type, Tab to the comment, Enter submits
     for _ in range(200):
         page.keyboard.press("Tab")
