@@ -201,6 +201,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "editor.try_help": ("Одна реплика в строке: «manager: ...» или «client: ...» (также «менеджер:», «клиент:»).",
                         "One utterance a line: “manager: ...” or “client: ...”."),
     "editor.try_button": ("Проверить", "Try it"),
+    "editor.placeholder": ("manager: Добрый день! Меня зовут Анна, компания Вектор.\nclient: У вас дорого.",
+                           "manager: Hi, this is Kate from BrightDesk.\nclient: It's too expensive."),
     "editor.result": ("Результат проверки (оценка {score})", "Result (score {score})"),
     "editor.no_lines": ("Нет реплик: начните строки с «manager:» или «client:».",
                         "No utterances: start lines with “manager:” or “client:”."),
@@ -217,6 +219,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "upload.uploading": ("загружается", "uploading"),
     "upload.duplicate": ("уже загружен", "already stored"),
     "upload.rejected": ("отклонён", "rejected"),
+    "upload.limit": ("файл до {mb} МБ", "up to {mb} MB a file"),
     "upload.remove": ("Убрать", "Remove"),
     "flash.error": ("Не получилось: {message}", "Could not do it: {message}"),
 }
