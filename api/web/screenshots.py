@@ -107,6 +107,10 @@ def capture(base: str, accounts: dict[str, tuple[str, str]], out: Path) -> list[
             page.wait_for_load_state("load")
             shot(page, "05-script-editor-error")
             page.goto(f"{base}/upload")
+            samples = sorted((Path(__file__).resolve().parents[2] / "sample_calls" / "audio").glob("ru_*.wav"))
+            if samples:
+                page.select_option("#d-direction", "outbound")
+                page.set_input_files("#files", [str(p) for p in samples[:2]])
             shot(page, "06-upload")
             ctx.close()
 
