@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.model
@@ -50,6 +51,14 @@ def test_wrong_password_is_refused_and_english_is_one_click_away(pages):
     assert page.locator("h1").inner_text() == "Review queue"  # the choice is kept in a cookie
     page.click("text=Русский")
     assert page.locator("h1").inner_text() == "Очередь проверки"
+
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "callqa_session")
+    page.click("header button[type=submit]")  # sign out: the session is gone, its token revoked
+    assert page.url.endswith("/login")
+    assert not [c for c in page.context.cookies() if c["name"] == "callqa_session"]
+    assert httpx.get(pages.url("/api/v1/auth/me"), headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    page.goto(pages.url("/queue"))
+    assert "/login" in page.url
 
 
 def test_a_form_without_the_csrf_token_is_refused(pages, site):
@@ -239,6 +248,20 @@ def test_manager_reads_feedback_and_disputes_a_verdict(pages, site):
     first_row = qc.locator("#queue tbody tr").first
     assert f"/calls/{site.calls['anna']}" in first_row.locator("a").get_attribute("href")
     assert "спор: 1" in first_row.inner_text()
+
+    # the quality controller accepts it: the verdict flips and the manager sees the outcome
+    first_row.locator("a").click()
+    dispute = qc.locator("#disputes + .disputes li").first
+    assert "я так не говорила" in dispute.inner_text() and passed["title"] in dispute.inner_text()
+    dispute.locator("select").select_option("accept")
+    dispute.locator("input[name=comment]").fill("переслушала: этапа нет")
+    dispute.locator("button[type=submit]").click()
+    assert qc.locator(".flash").inner_text() == "Спор решён."
+    stage = next(st for st in site.api("manager").get(f"/api/v1/calls/{site.calls['anna']}").json()["stages"]
+                 if st["id"] == passed["id"])
+    assert (stage["machine_status"], stage["status"]) == ("passed", "missed")
+    page.reload()
+    assert "принят" in page.locator(".disputes").inner_text()
 
 
 def test_script_editor_shows_an_error_at_its_field_and_tries_a_transcript(pages):
