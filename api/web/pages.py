@@ -43,7 +43,7 @@ def _safe_next(value: str | None) -> str:
     if not value:
         return "/"
     parts = urlsplit(value)
-    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//"):
+    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith(("//", "/\\")) or "\\" in value:
         return "/"
     return value
 
