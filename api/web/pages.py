@@ -21,6 +21,7 @@ from api.reviews import service as reviews
 from api.scripts.service import get_version, script_of
 from api.web import stats
 from api.web.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, check_csrf, new_login_csrf, secure_cookies, session_token
+from api.web.charts import line_chart
 from api.web.render import (
     HOME,
     PageUser,
@@ -168,8 +169,10 @@ def my_calls(request: Request, session: SessionDep, user: PageUser) -> HTMLRespo
             .group_by(CallStage.stage_id).order_by(func.count().desc()).limit(3))]
     ids = [c.id for c in rows]
     stage_t, objection_t = stats.stage_titles(session, lang=language(request))
+    trend = stats.score_trend(session, visible={manager.id}, team_id=None, since=None) if manager else []
+    chart = line_chart([(p.week, p.value, p.n) for p in trend], label=t_for(request)("dash.trend")) if len(trend) > 1 else None
     return render(request, "my.html", {
-        "manager": manager, "rows": rows, "avg": avg, "often": often, "missed": stats.missed_stages(session, ids),
+        "manager": manager, "rows": rows, "avg": avg, "often": often, "trend": chart, "missed": stats.missed_stages(session, ids),
         "unhandled": stats.unhandled_objections(session, ids), "stage_titles": stage_t, "objection_titles": objection_t,
     }, user=user)
 

@@ -311,6 +311,9 @@ def test_upload_a_recording_and_watch_it_finish_without_reloading(pages, site, w
     page.evaluate("window.sameDocument = true")
     page.click("#start")
     wait_until(lambda: page.evaluate("() => document.querySelector('#file-table progress').value === 100"), what="the upload")
+    wait_until(lambda: row.get_attribute("data-call-id") is not None, what="the upload's answer")
+    # the call's own page, opened while it is processed, shows it once it is scored
+    watcher = pages.signed_in("quality_controller", f"/calls/{row.get_attribute('data-call-id')}")
     wait_until(lambda: row.get_attribute("data-status") in ("done", "failed"), what="the call finishing")
     assert row.get_attribute("data-status") == "done", row.inner_text()
     assert "готов" in row.inner_text() and "Оценка" in row.inner_text()
@@ -319,5 +322,6 @@ def test_upload_a_recording_and_watch_it_finish_without_reloading(pages, site, w
     call = site.api("admin").get(f"/api/v1/calls/{call_id}").json()
     assert call["manager"]["id"] == site.managers["boris"] and call["direction"] == "inbound"
     assert call["client_phone"] == "+79123456789"
+    wait_until(lambda: watcher.locator(".score-big").count() == 1, seconds=30, what="the call page showing the score")
     row.locator("a").click()
     assert page.url == pages.url(f"/calls/{call_id}")

@@ -1,6 +1,21 @@
 // The call page: the transcript follows the player, a line plays from its start, a verdict shows its evidence.
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
+  // a call still being processed: look every few seconds, show it when it is scored
+  var processing = document.getElementById("processing");
+  if (processing) {
+    var look = function () {
+      var xhr = new XMLHttpRequest();
+      xhr.open("GET", "/api/v1/calls/" + processing.dataset.call);
+      xhr.onload = function () {
+        var status = xhr.status === 200 ? JSON.parse(xhr.responseText).status : null;
+        if (status === "done" || status === "failed") location.reload(); else setTimeout(look, 3000);
+      };
+      xhr.onerror = function () { setTimeout(look, 5000); };
+      xhr.send();
+    };
+    setTimeout(look, 3000);
+  }
   var player = document.getElementById("player");
   var lines = Array.prototype.slice.call(document.querySelectorAll("#transcript .line"));
   var box = document.getElementById("transcript");
