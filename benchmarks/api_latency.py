@@ -541,19 +541,37 @@ async def drive(port: int, token: str, seeded: Seeded, *, clients: int, seconds:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its children (the uvicorn workers), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     pending = [pid]
     while pending:
         p = pending.pop()
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            total += _proc_cpu(p)
             for task in Path(f"/proc/{p}/task").iterdir():
                 pending.extend(int(c) for c in (task / "children").read_text().split())
         except (OSError, IndexError, ValueError):
             continue
     return total
+
+
+def _proc_cpu(p: int | str) -> float:
+    fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def database_backends_cpu() -> dict[int, float]:
+    """CPU of each local PostgreSQL backend serving ``callqa_bench`` (the server's connections)."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().decode(errors="replace")
+            if cmd.startswith("postgres:") and " callqa_bench " in cmd:
+                out[int(d.name)] = _proc_cpu(d.name)
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
 
 
 def sign_in(port: int) -> str:
@@ -593,10 +611,11 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(drive(port, token, seeded, clients=min(args.clients, 8), seconds=args.warmup_seconds,
                               max_requests=args.max_requests, detail_share=args.detail_share))
         load_before = os.getloadavg()
-        server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
+        server_cpu, client_cpu, db_cpu = cpu_seconds(server.pid), time.process_time(), database_backends_cpu()
         run = asyncio.run(drive(port, token, seeded, clients=args.clients, seconds=args.seconds,
                                 max_requests=args.max_requests, detail_share=args.detail_share))
         server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
+        db_seconds = sum(v - db_cpu.get(pid, 0.0) for pid, v in database_backends_cpu().items())
         load_after = os.getloadavg()
     finally:
         stop_server(server)
@@ -611,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
         "server_cpu_cores_used": round(server_cpu / run["wall_seconds"], 2),
         "server_cpu_ms_per_request": round(server_cpu * 1000 / max(1, run["requests"]), 1),
         "client_cpu_cores_used": round(client_cpu / run["wall_seconds"], 2),
+        "database_cpu_ms_per_request": round(db_seconds * 1000 / max(1, run["requests"]), 1) if args.db == "postgresql" else None,
     }
     if args.json:
         print(json.dumps(out, indent=1))
@@ -623,7 +643,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['requests_per_second']:7.1f} req/s  ({r['requests']} requests, {r['mean_response_kb']} KB each)")
         print(f"  total {out['requests_per_second']} req/s, errors {out['errors'] or 'none'}; server used "
               f"{out['server_cpu_cores_used']} cores, {out['server_cpu_ms_per_request']} ms CPU a request; "
-              f"client {out['client_cpu_cores_used']} cores")
+              f"client {out['client_cpu_cores_used']} cores"
+              + (f"; PostgreSQL {out['database_cpu_ms_per_request']} ms CPU a request" if args.db == "postgresql" else ""))
     return 0
 
 
