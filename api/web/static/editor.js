@@ -13,6 +13,8 @@ document.addEventListener("DOMContentLoaded", function () {
     var lineHeight = parseFloat(getComputedStyle(area).lineHeight) || 18;
     area.scrollTop = Math.max(0, (n - 4) * lineHeight);
   }
+  var result = document.getElementById("try-result");
+  if (result) result.scrollIntoView({ block: "start" });
   var first = document.querySelector(".goto-line");
   if (first) {  // after a refused save: show the first faulty line without taking the focus from the alert
     var n = parseInt(first.dataset.line, 10), lh = parseFloat(getComputedStyle(area).lineHeight) || 18;
