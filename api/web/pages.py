@@ -4,6 +4,7 @@ audit log records every change."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -39,7 +40,7 @@ router = APIRouter(include_in_schema=False)
 CsrfField = Annotated[str, Form(alias="csrf", max_length=100)]
 
 
-def _safe_next(value: str | None) -> str:
+def safe_next(value: str | None) -> str:
     """Only a path on this site (no scheme, no host) is followed after sign-in."""
     if not value:
         return "/"
@@ -52,7 +53,7 @@ def _safe_next(value: str | None) -> str:
 @router.get("/login")
 def login_page(request: Request, next: str | None = None, reason: str | None = None) -> HTMLResponse:
     token = new_login_csrf()
-    response = render(request, "login.html", {"login_csrf": token, "next": _safe_next(next), "reason": reason})
+    response = render(request, "login.html", {"login_csrf": token, "next": safe_next(next), "reason": reason})
     response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, path="/login", httponly=True, samesite="strict",
                         secure=secure_cookies(request))
     return response
@@ -64,18 +65,16 @@ def login(
     username: Annotated[str, Form(max_length=200)], password: Annotated[str, Form(max_length=200)],
     login_csrf: Annotated[str, Form(max_length=100)], next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
-    import hmac
-
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
     if not cookie or not hmac.compare_digest(cookie, login_csrf):
-        return render(request, "login.html", {"login_csrf": cookie or new_login_csrf(), "next": _safe_next(next),
+        return render(request, "login.html", {"login_csrf": cookie or new_login_csrf(), "next": safe_next(next),
                                               "error": t_for(request)("error.csrf"), "username": username}, status=403)
     try:
         token, row, user = sign_in(session, username=username, password=password, hours=settings.token_hours)
     except ServiceError:
-        return render(request, "login.html", {"login_csrf": cookie, "next": _safe_next(next),
+        return render(request, "login.html", {"login_csrf": cookie, "next": safe_next(next),
                                               "error": t_for(request)("login.failed"), "username": username})
-    target = _safe_next(next)
+    target = safe_next(next)
     response = RedirectResponse(HOME[user.role] if target == "/" else target, status_code=303)
     response.set_cookie(SESSION_COOKIE, token, max_age=int(settings.token_hours * 3600), path="/", httponly=True,
                         samesite="strict", secure=secure_cookies(request))
@@ -130,7 +129,7 @@ def calls_page(
     rows, total = calls.list_calls(session, filters=filters, visible=visible, limit=50, offset=offset, order="-started_at")
     ids = [c.id for c in rows]
     stage_t, objection_t = stats.stage_titles(session, lang=language(request))
-    managers = _managers(session, visible)
+    managers = managers_for(session, visible)
     drill = None
     if manager_id and stage_missed:
         name = next((m.name for m in managers if m.id == manager_id), str(manager_id))
@@ -145,7 +144,7 @@ def calls_page(
     }, user=user)
 
 
-def _managers(session: Any, visible: set[int] | None) -> list[Manager]:
+def managers_for(session: Any, visible: set[int] | None) -> list[Manager]:
     query = select(Manager).order_by(Manager.name)
     if visible is not None:
         query = query.where(Manager.id.in_(visible))

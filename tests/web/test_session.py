@@ -16,7 +16,7 @@ from api.core.config import get_service_settings
 from api.core.db import Database
 from api.models import Role
 from api.web.auth import csrf_for
-from api.web.pages import _safe_next
+from api.web.pages import safe_next
 
 
 class NoExecutor:
@@ -74,8 +74,8 @@ def test_a_page_without_a_session_sends_to_sign_in_and_back(client):
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)", ""])
 def test_sign_in_never_sends_a_person_to_another_site(target):
-    assert _safe_next(target) == "/"
+    assert safe_next(target) == "/"
 
 
 def test_a_page_of_this_site_is_kept():
-    assert _safe_next("/calls/12#stage-greeting") == "/calls/12#stage-greeting"
+    assert safe_next("/calls/12#stage-greeting") == "/calls/12#stage-greeting"
