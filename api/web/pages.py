@@ -216,7 +216,7 @@ def _feedback(session: Any, call: Any, detail: dict[str, Any], recommended: dict
             items.append({"kind": "stage", "item": s["id"], "title": s["title"], "recommended": recommended.get(s["id"], [])})
     for o in detail["objections"]:
         if o["status"] == "missed":
-            items.append({"kind": "objection", "item": str(o["position"]), "title": o.get("title") or o["type"],
+            items.append({"kind": "objection", "item": o.get("key") or str(o["position"]), "title": o.get("title") or o["type"],
                           "recommended": o.get("recommended") or [], "client": (o.get("client") or {}).get("text"),
                           "example": stats.colleague_example(session, objection_type=o["type"], manager_id=call.manager_id)})
     return items
