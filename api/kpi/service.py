@@ -7,10 +7,12 @@ CLI and the web UI all call :func:`kpi_report`::
     kpi_report(session, *, user, period, by="manager", team_id=None, manager_id=None, trend=None,
                outcome=True, lookback_days=90) -> dict
 
-``user=None`` is the command line (sees everything). What is loaded for a period ``[start, end)``:
-calls of the scope started from ``start - lookback_days`` (quality vs outcome looks at the calls
-before a deal closed) to ``end + 14 days`` (a lead of the period answered after it), their stage
-and objection verdicts; deals open at some time from the window's start on (open ones, and every
+``user=None`` is the command line (sees everything); ``period`` comes from :func:`period_of`.
+``outcome=False`` (a view showing only the table) skips the funnel and quality vs outcome, and
+costs about half. What is loaded for a period ``[start, end)``: calls of the scope started from
+``start - lookback_days`` (quality vs outcome looks at the calls before a deal closed; one day
+with ``outcome=False``) to ``end + 14 days`` (a lead of the period answered after it), their
+stage and objection verdicts (of the period's calls only with ``outcome=False``); deals open at some time from the window's start on (open ones, and every
 deal closed since); leads created from 30 days before the window (phone linking) plus the leads of
 those deals; stage history of the deals created in the period; plans overlapping it; and, for
 repeat sales, earlier won deals of the same clients (any manager). CRM rows without a known
