@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 from analyzer import crm
 from analyzer.crm import CrmFormatError, CrmSource, RawTable, RowError
 from api.core.audit import audit
-from api.core.errors import BadRequest
+from api.core.errors import BadRequest, Forbidden
 from api.crm.models import Deal, DealStageEntry, Department, Lead, SalesPlan
-from api.models import Manager, Team, User, utcnow
+from api.models import Manager, Role, Team, User, utcnow
 
 ENTITIES: tuple[str, ...] = ("leads", "deals", "plans", "stage_history", "managers")
 SOURCES: tuple[str, ...] = ("amocrm", "bitrix24", "generic")
@@ -121,6 +121,9 @@ def _import_table(session: Session, *, table: RawTable, actor: User | None, sour
     ent = entity or found_entity
     src = cast(CrmSource, source or (found_source if ent != "managers" else "generic"))
     also: dict[str, Counts] = {}
+    if ent == "managers" and actor is not None and actor.role != Role.admin:
+        raise Forbidden("a managers list creates teams and departments: only an administrator may import one",
+                        code="admin_only")
     if ent == "managers":
         frame, errors = _parse_managers(table)
         counts = _upsert_managers(session, frame)

@@ -117,6 +117,8 @@ def test_an_unreadable_file_and_wrong_roles_are_json_errors(client, people):
         assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
     r = client.post("/api/v1/crm/import", files={"file": ("plans.csv", (CRM / "plans.csv").read_bytes())})
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    r = upload(client, people, CRM / "managers.csv", role="head_of_sales")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "admin_only"
     r = upload(client, people, CRM / "plans.csv", entity="contacts")
     assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
 
