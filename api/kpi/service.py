@@ -22,6 +22,7 @@ manager are left out.
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -135,6 +136,25 @@ def _utc(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
     return frame
 
 
+def _call_metrics(metrics: pd.Series) -> tuple[list[float | None], list[float | None]]:
+    """Talk time (manager + client speech, s) and the manager's filler words from each report's
+    metrics (a dict from PostgreSQL, JSON text from SQLite, None before scoring)."""
+    talk: list[float | None] = []
+    fillers: list[float | None] = []
+    for m in metrics:
+        if isinstance(m, str):
+            m = json.loads(m)
+        if not isinstance(m, dict):
+            talk.append(None)
+            fillers.append(None)
+            continue
+        a, b = m.get("manager_talk_time"), m.get("client_talk_time")
+        talk.append(float(a) + float(b) if a is not None and b is not None else None)
+        f = m.get("manager_fillers")
+        fillers.append(float(f) if f is not None else None)
+    return talk, fillers
+
+
 def managers_frame(session: Session, ids: Sequence[int] | None) -> tuple[pd.DataFrame, dict[str, dict[Any, str]]]:
     """``manager_id, name, team_id, department_id`` of the scope, and the names of each grouping's keys."""
     rows = session.execute(
@@ -182,14 +202,15 @@ def sales_data(session: Session, *, period: K.Period, manager_ids: Sequence[int]
     in_window = (_in(Call.manager_id, manager_ids), Call.started_at >= win_start, Call.started_at < win_end)
     verdicts_of = in_window if outcome else (_in(Call.manager_id, manager_ids), Call.started_at >= start,
                                              Call.started_at < end)
-    talk = Call.report[("metrics", "manager_talk_time")].as_float() + Call.report[("metrics", "client_talk_time")].as_float()
+    # the report's metrics object in one extraction (each JSON path costs the database a parse)
     calls = _frame(session, select(
-        Call.id, Call.manager_id, _raw(Call.started_at), _raw(Call.direction), Call.duration, talk,
-        Call.report[("metrics", "manager_fillers")].as_float(), Call.score, Call.crm_lead_id, Call.crm_deal_id,
-        Call.client_phone).where(*in_window),
-        ["call_id", "manager_id", "started_at", "direction", "duration", "talk_time", "fillers", "score", "crm_lead_id",
+        Call.id, Call.manager_id, _raw(Call.started_at), _raw(Call.direction), Call.duration, _raw(Call.report["metrics"]),
+        Call.score, Call.crm_lead_id, Call.crm_deal_id, Call.client_phone).where(*in_window),
+        ["call_id", "manager_id", "started_at", "direction", "duration", "metrics", "score", "crm_lead_id",
          "crm_deal_id", "client_phone"])
     calls = _utc(calls, "started_at")
+    talk_time, fillers = _call_metrics(calls.pop("metrics"))
+    calls["talk_time"], calls["fillers"] = talk_time, fillers
     stages = _frame(session, select(CallStage.call_id, CallStage.stage_id, CallStage.status)
                     .join(Call, Call.id == CallStage.call_id).where(*verdicts_of), ["call_id", "stage_id", "status"])
     objections = _frame(session, select(CallObjection.call_id, CallObjection.type, CallObjection.status)
