@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analyzer.errors import AnalyzerError
+from api.auth.service import enable_auth_cache
 from api.core.config import ServiceSettings, get_service_settings
 from api.core.db import Database
 from api.core.errors import ServiceError
@@ -116,6 +117,7 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     )
     app.state.settings = settings
     app.state.db = db or Database(settings)
+    enable_auth_cache(app.state.db.engine)  # tokens and visible managers remembered for a few seconds
     app.state.store = RecordingStore(settings.recordings_dir, max_bytes=settings.max_upload_bytes)
     if executor is None:
         if settings.executor == "celery":

@@ -13,8 +13,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
+from api.auth.service import MISSING, auth_cache
 from api.core.config import ServiceSettings
 from api.core.errors import Forbidden, Unauthorized
 from api.core.security import token_digest
@@ -42,13 +43,27 @@ SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 StoreDep = Annotated[RecordingStore, Depends(get_store)]
 
 
+_USER_COLUMNS = tuple(c.key for c in User.__mapper__.column_attrs)
+
+
 def current_user(
     session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> User:
+    """The token's user. A token that worked is remembered for a few seconds (:class:`api.auth.service.AuthCache`
+    says how stale that can be); its expiry is checked at every request."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("sign in first: send 'Authorization: Bearer <token>' (POST /api/v1/auth/token gives one)")
+    digest = token_digest(credentials.credentials)
+    cache = auth_cache(session)
+    remembered = cache.get(("token", digest)) if cache is not None else MISSING
+    if remembered is not MISSING:
+        expires_at, columns = remembered
+        if expires_at <= datetime.now(UTC):
+            raise Unauthorized("the token has expired or was revoked; sign in again", code="token_expired")
+        return _attached_user(session, columns)
+    generation = cache.generation if cache is not None else 0
     row = session.execute(
-        select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == token_digest(credentials.credentials))
+        select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == digest)
     ).first()
     if row is None:
         raise Unauthorized("the token is not valid; sign in again", code="invalid_token")
@@ -57,6 +72,20 @@ def current_user(
         raise Unauthorized("the token has expired or was revoked; sign in again", code="token_expired")
     if not user.active:
         raise Unauthorized("this user is deactivated", code="user_inactive")
+    if cache is not None:  # only a sign-in that works is remembered
+        cache.put(("token", digest), (token.expires_at, {k: getattr(user, k) for k in _USER_COLUMNS}), generation=generation)
+    return user
+
+
+def _attached_user(session: Session, columns: dict[str, object]) -> User:
+    """The remembered user as a row of this session, as if just loaded (no query; its own object per
+    request, so no two sessions share one)."""
+    existing = session.identity_map.get(User.__mapper__.identity_key_from_primary_key((columns["id"],)))
+    if existing is not None:
+        return existing  # type: ignore[no-any-return]
+    user = User(**columns)
+    make_transient_to_detached(user)
+    session.add(user)
     return user
 
 
@@ -86,13 +115,26 @@ def visible_manager_ids(session: Session, user: User) -> set[int] | None:
 
     Admins and quality controllers see every call; a head of sales sees the teams they head (all
     teams when they head none, as in a department with one head); a manager sees only own calls.
+    Remembered for a few seconds, as the token is (:class:`api.auth.service.AuthCache`).
     """
     if user.role in (Role.admin, Role.quality_controller):
         return None
+    cache = auth_cache(session)
+    key = ("visible", user.id, user.role)
+    if cache is not None:
+        remembered = cache.get(key)
+        if remembered is not MISSING:
+            return None if remembered is None else set(remembered)
+    generation = cache.generation if cache is not None else 0
+    visible: set[int] | None
     if user.role == Role.manager:
-        ids = session.scalars(select(Manager.id).where(Manager.user_id == user.id)).all()
-        return set(ids)
-    teams = session.scalars(select(Team.id).where(Team.head_user_id == user.id)).all()
-    if not teams:
-        return None
-    return set(session.scalars(select(Manager.id).where(Manager.team_id.in_(teams))).all())
+        visible = set(session.scalars(select(Manager.id).where(Manager.user_id == user.id)).all())
+    else:
+        # the head's teams and their managers in one query: no row means no team (so every manager)
+        rows = session.execute(
+            select(Team.id, Manager.id).outerjoin(Manager, Manager.team_id == Team.id).where(Team.head_user_id == user.id)
+        ).all()
+        visible = {m for _, m in rows if m is not None} if rows else None
+    if cache is not None:
+        cache.put(key, None if visible is None else frozenset(visible), generation=generation)
+    return visible
