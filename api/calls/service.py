@@ -238,11 +238,20 @@ _SORTS: dict[str, tuple[Any, ...]] = {
 
 def _total_and_page_ids(
     session: Session, filters: CallFilters, visible: set[int] | None, limit: int, offset: int, order: str
-) -> tuple[int, Select[Any], tuple[Any, ...]]:
-    """How many calls match, and the query of the page's ids in order (from the indexes alone)."""
+) -> tuple[int, Select[Any] | list[int], tuple[Any, ...]]:
+    """How many calls match, and the page's ids in order (a query from the indexes alone, or the ids)."""
     base = _filtered(select(Call.id), filters, visible)
-    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
     sort = _SORTS[order]
+    if filters.stage_missed and session.get_bind().dialect.name == "sqlite":
+        # SQLite scans every matching call for the count and again for the page (it sorts them all),
+        # building the set of calls with the missed stage each time: a count over the page query's
+        # rows (the same rows, before LIMIT) does it once, a third less time. Not on PostgreSQL,
+        # where the window makes the page query read every row instead of stopping early.
+        rows = session.execute(base.add_columns(func.count().over()).order_by(*sort).limit(limit).offset(offset)).all()
+        if rows:
+            return rows[0][1], [r[0] for r in rows], sort
+        # past the end of the list (or no call at all): the count alone says which
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
     return total, base.order_by(*sort).limit(limit).offset(offset), sort
 
 

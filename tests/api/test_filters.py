@@ -133,6 +133,10 @@ PAGES: list[tuple[str, dict[str, Any], int, list[str]]] = [
     ("past-the-end", {"order": "started_at", "limit": 2, "offset": 7}, 7, []),
     ("filtered-page", {"status": "done", "order": "-score", "limit": 3, "offset": 1}, 5,
      ["vera_english", "boris_unhandled", "anna_handled"]),
+    # a missed stage: SQLite counts over the page query itself
+    ("stage-missed-page", {"stage_missed": "farewell", "order": "started_at", "limit": 2, "offset": 1}, 4,
+     ["boris_doubtful", "vera_english"]),
+    ("stage-missed-past-the-end", {"stage_missed": "farewell", "order": "started_at", "limit": 2, "offset": 4}, 4, []),
 ]
 
 
