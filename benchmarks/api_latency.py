@@ -564,8 +564,12 @@ def _proc_cpu(p: int | str) -> float:
 
 
 def database_backends_cpu() -> dict[int, float]:
-    """CPU of each local PostgreSQL backend serving ``callqa_bench`` (the server's connections)."""
+    """CPU of each local PostgreSQL backend serving ``callqa_bench`` (the server's connections), and
+    under the key 0 what the postmaster's exited children used: the parallel workers a query starts
+    (a count over many calls uses 2) live for that query only and name no database, so their time
+    shows only there, once they exit (with that of any other database's closed connections)."""
     out = {}
+    postmaster = None
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
@@ -573,8 +577,15 @@ def database_backends_cpu() -> dict[int, float]:
             cmd = (d / "cmdline").read_bytes().decode(errors="replace")
             if cmd.startswith("postgres:") and " callqa_bench " in cmd:
                 out[int(d.name)] = _proc_cpu(d.name)
+                postmaster = postmaster or int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             continue
+    if postmaster is not None:
+        try:
+            fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+            out[0] = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
     return out
 
 
@@ -619,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
         run = asyncio.run(drive(port, token, seeded, clients=args.clients, seconds=args.seconds,
                                 max_requests=args.max_requests, detail_share=args.detail_share))
         server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
-        db_seconds = sum(v - db_cpu.get(pid, 0.0) for pid, v in database_backends_cpu().items())
+        db_seconds = sum(v - db_cpu.get(pid, v if pid == 0 else 0.0) for pid, v in database_backends_cpu().items())
         load_after = os.getloadavg()
     finally:
         stop_server(server)
