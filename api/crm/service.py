@@ -248,7 +248,10 @@ def _upsert(session: Session, model: type[Lead] | type[Deal] | type[SalesPlan], 
             elif all(_same(old[i + 2], r[f]) for i, f in enumerate(fields)):
                 counts.unchanged += 1
             else:
-                changed.append({**{f: r[f] for f in fields}, "id": old[0], "updated_at": now})
+                row = {**{f: r[f] for f in fields}, "id": old[0], "updated_at": now}
+                if "manager_name" in fields and old[fields.index("manager_name") + 2] != r["manager_name"]:
+                    row["manager_id"] = None  # reassigned in the CRM: resolved again below
+                changed.append(row)
         if new:
             session.execute(insert(model), new)
         if changed:

@@ -88,6 +88,12 @@ def test_pushed_records_upsert_and_count_updates(client, people, db):
     with db.sessions() as s:
         d1 = s.scalar(select(Deal).where(Deal.crm_id == "D1"))
         assert d1 is not None and d1.status == "won" and d1.closed_at is not None
+        assert d1.manager_id == people.manager_id
+    rows[0] = {**rows[0], "manager": "Boris"}  # the deal was handed over in the CRM
+    r = client.post("/api/v1/crm/records", json={"records": rows}, headers=people.h("head_of_sales")).json()
+    assert (r["updated"], r["unchanged"]) == (1, 1)
+    with db.sessions() as s:
+        assert s.scalar(select(Deal.manager_id).where(Deal.crm_id == "D1")) == people.other_manager_id
     bad = client.post("/api/v1/crm/records", json={"records": [{"deal_id": "", "created_at": "x", "status": "won"}]},
                       headers=people.h("admin")).json()
     assert bad["inserted"] == 0 and bad["errors"][0]["line"] == 1
