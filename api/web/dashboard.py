@@ -49,8 +49,8 @@ def _kpi(session: Any, user: Any, period: str, team_id: int | None) -> dict[str,
     first, last = _days(session, period)
     try:
         p = kpi.period_of(date_from=first, date_to=last)
-        table = kpi.kpi_report(session, user=user, period=p, by="manager", team_id=team_id)
-        overall = kpi.kpi_report(session, user=user, period=p, by="all", team_id=team_id, trend="week")
+        table = kpi.kpi_report(session, user=user, period=p, by="manager", team_id=team_id, outcome=False)
+        overall = kpi.kpi_report(session, user=user, period=p, by="all", team_id=team_id, trend="week", outcome=False)
     except Exception:
         log.exception("the KPI report failed; the dashboard shows the call figures only")
         session.rollback()
