@@ -1,5 +1,6 @@
 # Two commands that work on a fresh machine (see README.md):
-#   make demo   set up, then queue, transcribe and score the sample calls (SQLite, local worker, embedded model)
+#   make demo   set up, queue, transcribe and score the sample calls with their CRM data (SQLite, local worker,
+#               embedded model), print the calls and the KPI table, then serve the web UI and API (Ctrl-C stops)
 #   make test   set up, then run the whole test suite (what .ci/run runs)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -37,6 +38,7 @@ demo: $(STAMP)
 	$(BIN)/callqa worker --drain
 	$(BIN)/callqa calls
 	$(BIN)/callqa kpi --period 2024-04
+	$(BIN)/callqa serve --demo
 
 # The service on one machine: SQLite, a local worker, the sample calls queued at start.
 serve: $(STAMP)
