@@ -6,11 +6,12 @@ so tests build an app per database and nothing global is created at import time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -25,17 +26,30 @@ from api.models import ApiToken, Manager, Role, Team, User
 _bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/auth/token")
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.db.sessions() as session:
+# The dependencies are coroutines where they need no I/O: FastAPI runs a plain function in a worker
+# thread, and each such hop (a thread woken, the GIL and the event loop handed over) costs about as
+# much CPU as a small query.
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session for the request. Making one does no I/O (it connects at its first query); closing one
+    that holds a connection does (a rollback), so that happens in a worker thread, as the queries did."""
+    session = request.app.state.db.sessions()
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
-def get_settings(request: Request) -> ServiceSettings:
-    return request.app.state.settings
+async def get_settings(request: Request) -> ServiceSettings:
+    return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_store(request: Request) -> RecordingStore:
-    return request.app.state.store
+async def get_store(request: Request) -> RecordingStore:
+    return request.app.state.store  # type: ignore[no-any-return]
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -51,16 +65,12 @@ def current_user(
 ) -> User:
     """The token's user. A token that worked is remembered for a few seconds (:class:`api.auth.service.AuthCache`
     says how stale that can be); its expiry is checked at every request."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("sign in first: send 'Authorization: Bearer <token>' (POST /api/v1/auth/token gives one)")
+    remembered = _remembered_user(session, credentials)
+    if remembered is not None:
+        return remembered
+    assert credentials is not None
     digest = token_digest(credentials.credentials)
     cache = auth_cache(session)
-    remembered = cache.get(("token", digest)) if cache is not None else MISSING
-    if remembered is not MISSING:
-        expires_at, columns = remembered
-        if expires_at <= datetime.now(UTC):
-            raise Unauthorized("the token has expired or was revoked; sign in again", code="token_expired")
-        return _attached_user(session, columns)
     generation = cache.generation if cache is not None else 0
     row = session.execute(
         select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(ApiToken.token_hash == digest)
@@ -77,6 +87,31 @@ def current_user(
     return user
 
 
+async def _request_user(
+    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    """:func:`current_user` of a request: on the event loop when the token is remembered (no query),
+    in a worker thread when the database must be asked."""
+    user = _remembered_user(session, credentials)
+    return user if user is not None else await run_in_threadpool(current_user, session, credentials)
+
+
+def _remembered_user(session: Session, credentials: HTTPAuthorizationCredentials | None) -> User | None:
+    """The user of a remembered token (no query), or None when the database must say."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("sign in first: send 'Authorization: Bearer <token>' (POST /api/v1/auth/token gives one)")
+    cache = auth_cache(session)
+    if cache is None:
+        return None
+    remembered = cache.get(("token", token_digest(credentials.credentials)))
+    if remembered is MISSING:
+        return None
+    expires_at, columns = remembered
+    if expires_at <= datetime.now(UTC):
+        raise Unauthorized("the token has expired or was revoked; sign in again", code="token_expired")
+    return _attached_user(session, columns)
+
+
 def _attached_user(session: Session, columns: dict[str, object]) -> User:
     """The remembered user as a row of this session, as if just loaded (no query; its own object per
     request, so no two sessions share one)."""
@@ -89,7 +124,7 @@ def _attached_user(session: Session, columns: dict[str, object]) -> User:
     return user
 
 
-UserDep = Annotated[User, Depends(current_user)]
+UserDep = Annotated[User, Depends(_request_user)]
 
 
 def require(*roles: Role) -> Callable[[User], User]:
