@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,21 @@ def _bootstrap(settings) -> None:  # noqa: ANN001
             f"[bold]First start: created the administrator '{settings.admin_username}' with password [green]{password}[/green]"
             " (shown once; set CALLQA_ADMIN_PASSWORD to choose it).[/bold]"
         )
+
+
+@contextmanager
+def _session() -> Iterator[Any]:
+    """A database session on the configured database, migrated and seeded first; closed after."""
+    from api.core.db import Database
+
+    settings = _settings()
+    _bootstrap(settings)
+    database = Database(settings)
+    try:
+        with database.sessions() as session:
+            yield settings, session
+    finally:
+        database.dispose()
 
 
 @app.command()
@@ -194,41 +211,34 @@ def calls(
     from sqlalchemy import select
     from sqlalchemy.orm import selectinload
 
-    from api.core.db import Database
     from api.models import Call, CallStatus
 
-    settings = _settings()
-    _bootstrap(settings)
-    database = Database(settings)
-    try:
-        with database.sessions() as session:
-            query = select(Call).options(selectinload(Call.stages), selectinload(Call.objections), selectinload(Call.manager),
-                                         selectinload(Call.recording)).order_by(Call.id.desc()).limit(limit)
-            if status:
-                query = query.where(Call.status == CallStatus(status))
-            rows = session.scalars(query).all()
-            table = Table(title=f"calls in {_safe_url(settings.db_url)}")
-            for col in ("id", "recording", "manager", "duration", "status", "score", "stages missed", "objections not handled"):
-                table.add_column(col, overflow="fold")
-            for c in rows:
-                missed = [s.stage_id for s in c.stages if s.status == "missed"]
-                unhandled = [o.type for o in c.objections if o.status == "missed"]
-                uncertain = c.uncertain
-                item = {"id": c.id, "recording": c.recording.original_name if c.recording else c.recording_url,
-                        "manager": c.manager.name if c.manager else None, "duration": c.duration, "status": c.status.value,
-                        "score": c.score, "stages_missed": missed, "objections_unhandled": unhandled, "uncertain": uncertain,
-                        "error": c.error_message if c.status == CallStatus.failed else None}
-                if as_json:
-                    print(json.dumps(item, ensure_ascii=False))
-                    continue
-                score = "-" if c.score is None else f"{c.score:.0f}" + (f" ({uncertain} uncertain)" if uncertain else "")
-                state = c.status.value if c.status != CallStatus.failed else f"failed: {c.error_message}"
-                table.add_row(str(c.id), str(item["recording"] or ""), str(item["manager"] or ""), f"{c.duration or 0:.0f} s", state, score,
-                              ", ".join(missed), ", ".join(unhandled))
-            if not as_json:
-                Console().print(table)
-    finally:
-        database.dispose()
+    with _session() as (settings, session):
+        query = select(Call).options(selectinload(Call.stages), selectinload(Call.objections), selectinload(Call.manager),
+                                     selectinload(Call.recording)).order_by(Call.id.desc()).limit(limit)
+        if status:
+            query = query.where(Call.status == CallStatus(status))
+        rows = session.scalars(query).all()
+        table = Table(title=f"calls in {_safe_url(settings.db_url)}")
+        for col in ("id", "recording", "manager", "duration", "status", "score", "stages missed", "objections not handled"):
+            table.add_column(col, overflow="fold")
+        for c in rows:
+            missed = [s.stage_id for s in c.stages if s.status == "missed"]
+            unhandled = [o.type for o in c.objections if o.status == "missed"]
+            uncertain = c.uncertain
+            item = {"id": c.id, "recording": c.recording.original_name if c.recording else c.recording_url,
+                    "manager": c.manager.name if c.manager else None, "duration": c.duration, "status": c.status.value,
+                    "score": c.score, "stages_missed": missed, "objections_unhandled": unhandled, "uncertain": uncertain,
+                    "error": c.error_message if c.status == CallStatus.failed else None}
+            if as_json:
+                print(json.dumps(item, ensure_ascii=False))
+                continue
+            score = "-" if c.score is None else f"{c.score:.0f}" + (f" ({uncertain} uncertain)" if uncertain else "")
+            state = c.status.value if c.status != CallStatus.failed else f"failed: {c.error_message}"
+            table.add_row(str(c.id), str(item["recording"] or ""), str(item["manager"] or ""), f"{c.duration or 0:.0f} s", state, score,
+                          ", ".join(missed), ", ".join(unhandled))
+        if not as_json:
+            Console().print(table)
 
 
 @app.command()
@@ -238,16 +248,9 @@ def rescore(
 ) -> None:
     """Score every stored transcript again against the active script versions, without transcribing."""
     from api.calls.service import rescore as rescore_calls
-    from api.core.db import Database
 
-    settings = _settings()
-    _bootstrap(settings)
-    database = Database(settings)
-    try:
-        with database.sessions() as session:
-            result = rescore_calls(session, actor=None, script_id=script, call_ids=None, dry_run=dry_run)
-    finally:
-        database.dispose()
+    with _session() as (_, session):
+        result = rescore_calls(session, actor=None, script_id=script, call_ids=None, dry_run=dry_run)
     verb = "would change" if dry_run else "changed"
     console.print(f"re-scored {result.rescored} calls; {result.changed} {verb}")
     for stage, flips in sorted(result.stage_flips.items()):
@@ -275,7 +278,6 @@ def user(
 ) -> None:
     """Create a user."""
     from api.auth.service import create_user
-    from api.core.db import Database
     from api.core.errors import ServiceError
     from api.models import Role
 
@@ -285,18 +287,13 @@ def user(
         raise typer.BadParameter(f"one of {', '.join(r.value for r in Role)}", param_hint="--role") from None
     if len(password) < 8:
         raise typer.BadParameter("at least 8 characters", param_hint="--password")
-    settings = _settings()
-    _bootstrap(settings)
-    database = Database(settings)
     try:
-        with database.sessions() as session:
+        with _session() as (_, session):
             u = create_user(session, actor=None, username=username, password=password, role=role_value, manager_id=manager_id)
             console.print(f"user {u.username} ({u.role.value}) created, id {u.id}")
     except ServiceError as e:
         console.print(f"[red]{e.message}[/red]")
         raise typer.Exit(1) from None
-    finally:
-        database.dispose()
 
 
 def _safe_url(url: str) -> str:
