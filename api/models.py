@@ -96,7 +96,9 @@ class Team(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    head_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL", use_alter=True))
+    head_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL", use_alter=True, name="fk_teams_head_user_id_users")
+    )
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -163,9 +165,10 @@ class Call(Base):
         Index("ix_calls_manager_started", "manager_id", "started_at"),
         Index("ix_calls_started", "started_at"),
         Index("ix_calls_score", "score"),
-        # the call list's filters and sorts from an index (migration 0003)
-        Index("ix_calls_list", "manager_id", "started_at", "status", "score", "uncertain"),
-        Index("ix_calls_status_list", "status", "manager_id", "started_at", "score"),
+        # the call list's filters and sorts from an index (migration 0003), with the call id on
+        # PostgreSQL (0005; SQLite keeps the row id in every index)
+        Index("ix_calls_list", "manager_id", "started_at", "status", "score", "uncertain", postgresql_include=["id"]),
+        Index("ix_calls_status_list", "status", "manager_id", "started_at", "score", postgresql_include=["id"]),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

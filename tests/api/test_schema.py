@@ -1,0 +1,34 @@
+"""The migrations build exactly the schema the models describe, on SQLite and PostgreSQL: a column,
+index or constraint that only one of them has is a database that behaves unlike the code (0001
+left PostgreSQL without the team head's foreign key, so deleting a user left teams pointing at
+nobody)."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, delete, select
+
+from api.auth.service import create_user
+from api.core.db import Base
+from api.models import Role, Team, User
+
+
+def test_migrated_schema_is_the_models(db_url):
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as c:
+            diff = compare_metadata(MigrationContext.configure(c), Base.metadata)
+    finally:
+        engine.dispose()
+    assert diff == []
+
+
+def test_deleting_a_team_head_leaves_the_team_without_a_head(db):
+    with db.sessions() as s:
+        head = create_user(s, actor=None, username="head", password="head-password", role=Role.head_of_sales)
+        s.add(Team(name="North", head_user_id=head.id))
+        s.commit()
+        s.execute(delete(User).where(User.id == head.id))
+        s.commit()
+        assert s.scalar(select(Team.head_user_id).where(Team.name == "North")) is None
