@@ -1,8 +1,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 DATA = Path(__file__).parent / "data"
@@ -29,3 +39,50 @@ def analyzer():
 @pytest.fixture(scope="session")
 def report_schema() -> dict:
     return json.loads((Path(__file__).parent.parent / "analyzer" / "report.schema.json").read_text())
+
+
+@dataclass
+class Served:
+    """A running `callqa serve`: its process, base address and log file."""
+
+    proc: subprocess.Popen
+    base: str
+    log: Path
+
+
+@pytest.fixture
+def callqa_serve(tmp_path: Path) -> Callable[..., AbstractContextManager[Served]]:
+    """Start `callqa serve ARGS` on a free loopback port with a fresh data folder under tmp_path
+    (SQLite), wait until it answers /healthz, and on leaving stop it with SIGTERM and check that it
+    exited cleanly."""
+
+    @contextmanager
+    def serve(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Iterator[Served]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        environ = {**os.environ, "CALLQA_DATA_DIR": str(tmp_path / "data"), "CALLQA_ADMIN_PASSWORD": "first-admin-pass",
+                   **(env or {})}
+        environ.pop("CALLQA_DATABASE_URL", None)
+        log = tmp_path / "serve.log"
+        proc = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port), *args], env=environ,
+                                cwd=Path(__file__).resolve().parent.parent, start_new_session=True,
+                                stdout=log.open("w"), stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            yield Served(proc, base, log)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(60)
+        assert proc.returncode == 0, log.read_text()[-3000:]
+
+    return serve

@@ -6,9 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,52 +17,21 @@ pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_serve_runs_api_and_worker_on_a_fresh_machine(tmp_path):
+def test_serve_runs_api_and_worker_on_a_fresh_machine(tmp_path, callqa_serve):
     calls = tmp_path / "calls"
     calls.mkdir()
     shutil.copy(ROOT / "tests" / "data" / "clip_ru.wav", calls / "first call.wav")
     (calls / "notes.txt").write_text("not a recording")
-    port = _free_port()
-    env = {**os.environ, "CALLQA_DATA_DIR": str(tmp_path / "data"), "CALLQA_ADMIN_PASSWORD": "first-admin-pass",
-           "CALLQA_POLL_SECONDS": "0.2"}
-    env.pop("CALLQA_DATABASE_URL", None)
-    log = tmp_path / "serve.log"
-    proc = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port), "--import", str(calls)],
-                            env=env, cwd=ROOT, start_new_session=True, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    with callqa_serve("--import", str(calls), env={"CALLQA_POLL_SECONDS": "0.2"}) as served:
+        base, log = served.base, served.log
         assert httpx.post(f"{base}/api/v1/auth/token", data={"username": "admin", "password": "wrong"}).status_code == 401
         token = httpx.post(f"{base}/api/v1/auth/token", data={"username": "admin", "password": "first-admin-pass"}).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
-        deadline = time.monotonic() + 120
-        while True:
-            page = httpx.get(f"{base}/api/v1/calls", headers=headers).json()
-            if page["total"] == 1 and page["items"][0]["status"] == "done":
-                break
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.5)
+        page = _wait(lambda: (p := httpx.get(f"{base}/api/v1/calls", headers=headers).json())["total"] == 1
+                     and p["items"][0]["status"] == "done" and p, 120, log)
         call = httpx.get(f"{base}/api/v1/calls/{page['items'][0]['id']}", headers=headers).json()
         assert {s["id"]: s["status"] for s in call["stages"]}["greeting"] == "passed"
         assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "callqa"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(60)
-    assert proc.returncode == 0, log.read_text()[-3000:]
 
 
 def _worker_pids(parent: int) -> set[int]:
@@ -92,24 +58,10 @@ def _wait(predicate, timeout: float, log: Path):
         time.sleep(0.2)
 
 
-def test_serve_restarts_a_killed_worker_and_the_new_one_takes_the_next_call(tmp_path):
-    port = _free_port()
+def test_serve_restarts_a_killed_worker_and_the_new_one_takes_the_next_call(tmp_path, callqa_serve):
     data = tmp_path / "data"
-    env = {**os.environ, "CALLQA_DATA_DIR": str(data), "CALLQA_ADMIN_PASSWORD": "first-admin-pass",
-           "CALLQA_POLL_SECONDS": "0.2", "CALLQA_WORKERS": "1"}
-    env.pop("CALLQA_DATABASE_URL", None)
-    log = tmp_path / "serve.log"
-    proc = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port)], env=env, cwd=ROOT,
-                            start_new_session=True, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{base}/healthz").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        _wait(healthy, 60, log)
+    with callqa_serve(env={"CALLQA_POLL_SECONDS": "0.2", "CALLQA_WORKERS": "1"}) as served:
+        proc, base, log = served.proc, served.base, served.log
         (first,) = _wait(lambda: _worker_pids(proc.pid), 30, log)
         os.kill(first, signal.SIGKILL)  # as the kernel's OOM killer would
         (second,) = _wait(lambda: (pids := _worker_pids(proc.pid)) and first not in pids and pids, 30, log)
@@ -128,8 +80,4 @@ def test_serve_restarts_a_killed_worker_and_the_new_one_takes_the_next_call(tmp_
         engine.dispose()
         assert [w.rsplit(":", 1)[1] for w in workers] == [str(second)]  # the new worker took it
         assert f"exited with -{signal.SIGKILL.value}; starting it again" in log.read_text()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(60)
-    assert proc.returncode == 0, log.read_text()[-3000:]
     assert not _worker_pids(proc.pid)

@@ -3,19 +3,9 @@ each demo login, and a person signs in with them through the sign-in form."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
-
-from api.web.screenshots import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _sign_in(base: str, username: str, password: str) -> httpx.Response:
@@ -27,27 +17,12 @@ def _sign_in(base: str, username: str, password: str) -> httpx.Response:
                                             "password": password})
 
 
-def test_serve_demo_prints_the_address_and_logins_that_work(tmp_path):
-    port = free_port()
-    env = {**os.environ, "CALLQA_DATA_DIR": str(tmp_path / "data"), "CALLQA_ADMIN_PASSWORD": "first-admin-pass"}
-    env.pop("CALLQA_DATABASE_URL", None)
-    log = tmp_path / "serve.log"
+def test_serve_demo_prints_the_address_and_logins_that_work(callqa_serve):
     # no worker: this is about the address and the logins, not about processing the sample calls
-    proc = subprocess.Popen([sys.executable, "-m", "api", "serve", "--demo", "--workers", "0", "--port", str(port)],
-                            env=env, cwd=ROOT, start_new_session=True, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        out = re.sub(r"\s+", " ", log.read_text())
-        assert f"Web UI: http://127.0.0.1:{port}/" in out
+    with callqa_serve("--demo", "--workers", "0", timeout=90) as served:
+        base = served.base
+        out = re.sub(r"\s+", " ", served.log.read_text())
+        assert f"Web UI: {base}/" in out
         logins = dict(re.findall(r"demo login (\w+) \(\w+\), password (\S+)", out))
         assert set(logins) == {"okk", "rop", "orlova"}, out
 
@@ -61,7 +36,3 @@ def test_serve_demo_prints_the_address_and_logins_that_work(tmp_path):
         token = httpx.post(f"{base}/api/v1/auth/token", data={"username": "orlova", "password": logins["orlova"]}).json()
         own = httpx.get(f"{base}/api/v1/calls", headers={"Authorization": f"Bearer {token['access_token']}"}).json()
         assert own["total"] >= 1  # the manager login has sample calls to read feedback on
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(60)
-    assert proc.returncode == 0, log.read_text()[-3000:]
