@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,3 +123,13 @@ class Evaluation:
             "handled_objections": self.handled.row(),
             "uncertain_share": round(self.uncertain / self.verdicts, 3) if self.verdicts else 0.0,
         }
+
+
+def print_figures(out: dict[str, Any], *, as_json: bool) -> None:
+    """A benchmark's figures: one JSON line for machines, aligned ``name  value`` lines for people."""
+    if as_json:
+        print(json.dumps(out))
+        return
+    width = max(map(len, out))
+    for k, v in out.items():
+        print(f"{k:<{width}}  {v}")

@@ -17,7 +17,6 @@ buffers included) and the process's peak RSS at the end (data included).
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import time
@@ -30,6 +29,7 @@ import pandas as pd
 
 from analyzer.crm import link_calls
 from analyzer.kpi import Period, SalesData, sales_report
+from benchmarks.common import print_figures
 
 STAGES = ["greeting", "introduction", "time_check", "needs_discovery", "presentation", "next_step", "farewell"]
 OBJECTIONS = ["price", "think_it_over", "no_time", "have_supplier", "send_offer", "no_need", "not_decision_maker",
@@ -186,12 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary_rows": len(report.summary), "trend_rows": len(report.trend),
         "quality_outcome_rows": len(report.quality_outcome),
     }
-    if args.json:
-        print(json.dumps(out))
-    else:
-        width = max(map(len, out))
-        for k, v in out.items():
-            print(f"{k:<{width}}  {v}")
+    print_figures(out, as_json=args.json)
     return 0
 
 

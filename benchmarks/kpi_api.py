@@ -17,7 +17,6 @@ median with ``format=xlsx``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -32,6 +31,7 @@ from analyzer.kpi import Period
 from api.core.db import Database, upgrade
 from api.crm.models import Deal, DealStageEntry, Department, Lead, SalesPlan
 from api.models import Call, CallObjection, CallStage, CallStatus, Manager, Role, Team, User
+from benchmarks.common import print_figures
 from benchmarks.kpi import synthetic
 
 N_MANAGERS = 100
@@ -225,12 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_ms": round(max(times[1:]) * 1000), "cpu_median_ms": round(statistics.median(cpu[1:]) * 1000),
         "xlsx_median_ms": round(statistics.median(xlsx) * 1000),
     }
-    if args.json:
-        print(json.dumps(out))
-    else:
-        width = max(map(len, out))
-        for k, v in out.items():
-            print(f"{k:<{width}}  {v}")
+    print_figures(out, as_json=args.json)
     return 0
 
 
