@@ -165,6 +165,7 @@ class Call(Base):
         Index("ix_calls_manager_started", "manager_id", "started_at"),
         Index("ix_calls_started", "started_at"),
         Index("ix_calls_score", "score"),
+        Index("ix_calls_updated", "updated_at"),
         # the call list's filters and sorts from an index (migration 0003), with the call id on
         # PostgreSQL (0005; SQLite keeps the row id in every index)
         Index("ix_calls_list", "manager_id", "started_at", "status", "score", "uncertain", postgresql_include=["id"]),

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from analyzer.scripts import Script
 from analyzer.verdicts import score_with_verdicts
-from api.models import CallObjection, CallStage, Review
+from api.models import CallObjection, CallStage, Review, utcnow
 
 
 def objection_keys(objections: list[dict[str, Any]]) -> list[str]:
@@ -83,4 +83,6 @@ def result_values(session: Session, call_id: int, report: dict[str, Any], script
         "script_version": report.get("script", {}).get("version"),
         "language": report.get("language"),
         "duration": report.get("duration"),
+        # the verdict rows changed even when no column of the call does: the list index follows this
+        "updated_at": utcnow(),
     }

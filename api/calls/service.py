@@ -17,6 +17,7 @@ from analyzer.errors import AnalyzerError
 from analyzer.results import Transcript
 from analyzer.scoring import score_transcript
 from api.auth.service import manager_by_external_id
+from api.calls.list_index import list_index
 from api.calls.results import objection_keys, result_values
 from api.calls.schemas import CallMetadata, RescoreChange, RescoreResult, ScriptRef
 from api.core.audit import audit
@@ -239,9 +240,14 @@ _SORTS: dict[str, tuple[Any, ...]] = {
 def _total_and_page_ids(
     session: Session, filters: CallFilters, visible: set[int] | None, limit: int, offset: int, order: str
 ) -> tuple[int, Select[Any] | list[int], tuple[Any, ...]]:
-    """How many calls match, and the page's ids in order (a query from the indexes alone, or the ids)."""
-    base = _filtered(select(Call.id), filters, visible)
+    """How many calls match, and the page's ids in order (a query from the indexes alone, or the ids):
+    from the process's :class:`~api.calls.list_index.CallListIndex` when the app keeps one."""
     sort = _SORTS[order]
+    index = list_index(session)
+    found = index.page(session, filters, visible, limit=limit, offset=offset, order=order) if index is not None else None
+    if found is not None:
+        return found[0], found[1], sort
+    base = _filtered(select(Call.id), filters, visible)
     if filters.stage_missed and session.get_bind().dialect.name == "sqlite":
         # SQLite scans every matching call for the count and again for the page (it sorts them all),
         # building the set of calls with the missed stage each time: a count over the page query's

@@ -43,6 +43,10 @@ class ServiceSettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     import_dirs: list[Path] = Field(default_factory=list, description="folders the API may import from (the CLI may import any)")
     webhook_secret: str | None = Field(None, description="shared secret a PBX sends in X-Callqa-Secret instead of a token")
+    list_index: bool = Field(True, description="answer the call list's filters, counts and sorts from columns each API "
+                             "process keeps in memory (about 40 bytes a call); off: the database answers every list")
+    api_threads: int = Field(8, ge=1, le=200, description="worker threads of an API process for the endpoints that "
+                             "query the database: a few per core, or they take turns holding Python's lock")
 
     @property
     def max_upload_bytes(self) -> int:

@@ -6,10 +6,14 @@ transcripts (what the worker writes after transcribing), so no model runs here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
+from api.calls.list_index import CallListIndex, _indexes
+from api.calls.service import CallFilters
 from api.models import Call, CallStatus
 from api.processing import queue
 
@@ -140,8 +144,30 @@ PAGES: list[tuple[str, dict[str, Any], int, list[str]]] = [
 ]
 
 
-def test_call_list_filters_sorts_and_pages(client, db, people):
+@pytest.fixture(params=["index", "database"])
+def answered_by(request: pytest.FixtureRequest, app, db) -> Iterator[str]:
+    """Who answers the lists: each API process's in-memory index (the default), or the database
+    (CALLQA_LIST_INDEX=false, and what answers while the index is first read)."""
+    if request.param == "database":
+        engine_index = list_index_of(db)
+        assert engine_index is not None  # the app keeps one: take it away
+        _indexes.pop(db.engine)
+    yield request.param
+
+
+def list_index_of(db) -> CallListIndex | None:
+    return _indexes.get(db.engine)
+
+
+def test_call_list_filters_sorts_and_pages(client, db, people, answered_by):
     ids, kazan = build_calls(client, db, people)
+    if answered_by == "index":
+        index = list_index_of(db)
+        assert index is not None and index.wait_ready()
+        with db.sessions() as s:  # and it is what answers now
+            assert index.page(s, CallFilters(), None, limit=50, offset=0, order="-started_at") is not None
+    else:
+        assert list_index_of(db) is None
     names = {v: k for k, v in ids.items()}
     with db.sessions() as s:
         vera = s.get(Call, ids["vera_english"]).manager_id

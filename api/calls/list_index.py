@@ -1,0 +1,349 @@
+"""The call list's filters, counts and sorting, from columns kept in memory.
+
+A quality controller's or head of sales's list asks, for a quarter of calls, which ones missed a
+stage or left an objection unhandled, how many there are, and which 50 come first by date or by
+score. A database answers that by reading every matching call (and every matching verdict row) for
+the count, and often again to sort them: 10-20 ms of CPU a request at 100,000 calls, too much
+for a few dozen people on two cores. This index keeps, per process, the few columns those
+filters and sorts read (manager, started_at, status, score, uncertain count, and which stages were
+missed and which objection types left unhandled) as arrays, one slot per call id: a filter is a
+few vectorised comparisons, the count a sum, the page a slice of a kept sort order. The page's
+rows themselves are then read from the database by id, so what a row says is always current.
+
+It is never behind what this process wrote, and it follows other processes (workers, other API
+processes, other machines) by the calls' ``updated_at``, which every write to a call or to its
+verdicts moves (``result_values`` sets it): before answering, one indexed query asks for the
+newest ``updated_at``, and when it moved, the calls changed since (less a margin, for
+transactions that commit a little after they stamped their rows) are read again. For a
+transaction that commits long after it stamped its rows, the whole index is rebuilt in the
+background every few minutes. A filter it does not hold (the PBX ``external_id``, a unique
+lookup the database's index answers at once) goes to the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+import numpy as np
+from sqlalchemy import Engine, event, func, select
+from sqlalchemy.orm import Session
+
+from api.models import Call, CallObjection, CallStage, CallStatus, Manager
+
+if TYPE_CHECKING:
+    from api.calls.service import CallFilters
+
+log = logging.getLogger(__name__)
+_STATUS_CODES = {s: i for i, s in enumerate(CallStatus)}
+_NAT = np.datetime64("NaT", "us")
+
+
+@dataclass
+class _Arrays:
+    """One slot per call id (slot = id); ``exists`` says which ids are calls."""
+
+    exists: np.ndarray
+    manager: np.ndarray  # int64, -1 when the call has no manager
+    started: np.ndarray  # datetime64[us], NaT when unknown
+    status: np.ndarray  # int8 code of CallStatus
+    score: np.ndarray  # float64, NaN when unscored
+    uncertain: np.ndarray  # int32
+    missed_stage: dict[str, np.ndarray]  # stage id -> bool per slot
+    unhandled: dict[str, np.ndarray]  # objection type -> bool per slot
+
+    @classmethod
+    def empty(cls, capacity: int) -> _Arrays:
+        return cls(np.zeros(capacity, bool), np.full(capacity, -1, np.int64), np.full(capacity, _NAT),
+                   np.zeros(capacity, np.int8), np.full(capacity, np.nan), np.zeros(capacity, np.int32), {}, {})
+
+    @property
+    def capacity(self) -> int:
+        return len(self.exists)
+
+    def grow(self, needed: int) -> None:
+        if needed <= self.capacity:
+            return
+        new = max(needed, self.capacity * 2, 1024)
+        bigger = _Arrays.empty(new)
+        for name in ("exists", "manager", "started", "status", "score", "uncertain"):
+            getattr(bigger, name)[: self.capacity] = getattr(self, name)
+        for src, dst in ((self.missed_stage, bigger.missed_stage), (self.unhandled, bigger.unhandled)):
+            for key, column in src.items():
+                dst[key] = np.zeros(new, bool)
+                dst[key][: self.capacity] = column
+        self.__dict__.update(bigger.__dict__)
+
+    def flag(self, table: dict[str, np.ndarray], key: str) -> np.ndarray:
+        column = table.get(key)
+        if column is None:
+            column = table[key] = np.zeros(self.capacity, bool)
+        return column
+
+
+class CallListIndex:
+    """See the module. One per database engine and process; thread-safe."""
+
+    def __init__(self, engine: Engine, *, margin: float = 10.0, rebuild_every: float = 300.0):
+        self.engine = engine
+        self.margin = timedelta(seconds=margin)
+        self.rebuild_every = rebuild_every
+        # the database's NULLs sort first ascending on SQLite, last on PostgreSQL: the kept orders do
+        # the same, so a page is the one the database would give
+        self.nulls_first = engine.dialect.name == "sqlite"
+        self._lock = threading.RLock()
+        self._a: _Arrays | None = None
+        self._watermark: datetime | None = None  # the newest updated_at read
+        self._recent_until = 0.0  # re-read the margin until then (monotonic), after a change
+        self._window_read_at = 0.0
+        self._poked = False  # this process committed since the last look
+        self._built_at = 0.0
+        self._orders: dict[str, np.ndarray] = {}
+        self._rebuilding = False
+
+    # -- answering -------------------------------------------------------------------------------
+
+    def page(self, session: Session, filters: CallFilters, visible: set[int] | None, *, limit: int, offset: int,
+             order: str) -> tuple[int, list[int]] | None:
+        """How many calls match and the ids of the page in order; None when the filter is not held here."""
+        if filters.external_id is not None:
+            return None
+        team_managers = None
+        if filters.team_id is not None:
+            team_managers = set(session.scalars(select(Manager.id).where(Manager.team_id == filters.team_id)))
+        with self._lock:
+            if self._a is None:  # read in the background; until then the database answers
+                self._start_rebuild()
+                return None
+            self._refresh(session)
+            a = self._a
+            assert a is not None
+            mask = a.exists.copy()
+            for allowed in (visible, team_managers):
+                if allowed is not None:
+                    mask &= _member(a.manager, allowed)
+            if filters.manager_id is not None:
+                mask &= a.manager == filters.manager_id
+            if filters.date_from is not None:
+                mask &= a.started >= _np_time(filters.date_from)
+            if filters.date_to is not None:
+                mask &= a.started < _np_time(filters.date_to)
+            if filters.status is not None:
+                mask &= a.status == _STATUS_CODES[CallStatus(filters.status)]
+            if filters.score_min is not None:
+                mask &= a.score >= filters.score_min
+            if filters.score_max is not None:
+                mask &= a.score <= filters.score_max
+            for table, key in ((a.missed_stage, filters.stage_missed), (a.unhandled, filters.objection_unhandled)):
+                if key:
+                    column = table.get(key)
+                    mask &= column if column is not None else False
+            if filters.uncertain is True:
+                mask &= a.uncertain > 0
+            elif filters.uncertain is False:
+                mask &= a.uncertain == 0
+            total = int(np.count_nonzero(mask))
+            if offset >= total:
+                return total, []
+            key = order.lstrip("-")
+            ascending = self._order(key)
+            hits = ascending[mask[ascending]]
+            if order.startswith("-"):
+                end = len(hits) - offset
+                ids = hits[max(0, end - limit): end][::-1]
+            else:
+                ids = hits[offset: offset + limit]
+            return total, [int(i) for i in ids]
+
+    def _order(self, key: str) -> np.ndarray:
+        kept = self._orders.get(key)
+        if kept is None:
+            assert self._a is not None
+            kept = self._orders[key] = _sorted(self._a, key, self.nulls_first)
+        return kept
+
+    # -- keeping up ------------------------------------------------------------------------------
+
+    def changed_here(self) -> None:
+        """A transaction of this process committed: look at the latest changes at the next question,
+        even if its rows' stamps are older than the newest seen."""
+        self._poked = True
+
+    def _refresh(self, session: Session) -> None:
+        now = time.monotonic()
+        if now - self._built_at > self.rebuild_every:
+            self._start_rebuild()
+        newest = session.scalar(select(func.max(Call.updated_at)))
+        moved = newest is not None and (self._watermark is None or newest > self._watermark)
+        # after a change, transactions stamped a little before the newest may still be committing:
+        # the margin is looked at again for a while, a few times a second at most
+        again = now < self._recent_until and now - self._window_read_at >= 0.2
+        if not (moved or self._poked or again):
+            return
+        self._poked = False
+        self._window_read_at = now
+        since = (self._watermark or newest or datetime.now(UTC)) - self.margin
+        self._apply(session, since)
+        if moved:
+            self._watermark = newest
+            self._recent_until = now + self.margin.total_seconds()
+
+    def _apply(self, session: Session, since: datetime) -> None:
+        rows = session.execute(
+            select(Call.id, Call.manager_id, Call.started_at, Call.status, Call.score, Call.uncertain)
+            .where(Call.updated_at >= since)
+        ).all()
+        if not rows:
+            return
+        a = self._a
+        assert a is not None
+        ids = [r[0] for r in rows]
+        known = [i for i in ids if i < a.capacity]
+        before = (a.exists[known].copy(), a.started[known].view(np.int64).copy(), a.score[known].copy())
+        self._put(a, rows)
+        for table in (a.missed_stage, a.unhandled):
+            for column in table.values():
+                column[ids] = False
+        self._flags(session, a, ids)
+        # the kept sort orders hold while no call came, went or moved in them
+        same = (len(known) == len(ids) and np.array_equal(before[0], a.exists[known])
+                and np.array_equal(before[1], a.started[known].view(np.int64))
+                and np.array_equal(before[2], a.score[known], equal_nan=True))
+        if not same:
+            self._orders.clear()
+
+    def _put(self, a: _Arrays, rows: Sequence[Any]) -> None:
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        a.grow(int(ids.max()) + 1)
+        a.exists[ids] = True
+        a.manager[ids] = [r[1] if r[1] is not None else -1 for r in rows]
+        a.started[ids] = [_np_time(r[2]) if r[2] is not None else _NAT for r in rows]
+        a.status[ids] = [_STATUS_CODES[CallStatus(r[3])] for r in rows]
+        a.score[ids] = [r[4] if r[4] is not None else np.nan for r in rows]
+        a.uncertain[ids] = [r[5] or 0 for r in rows]
+
+    def _flags(self, session: Session, a: _Arrays, ids: list[int] | None) -> None:
+        """Which of the calls ``ids`` (all when None) missed which stage or left which objection unhandled."""
+        for model, key, table in ((CallStage, CallStage.stage_id, a.missed_stage), (CallObjection, CallObjection.type, a.unhandled)):
+            for chunk in _chunks(ids):
+                query = select(model.call_id, key).where(model.status == "missed")
+                if chunk is not None:
+                    query = query.where(model.call_id.in_(chunk))
+                by_key: dict[str, list[int]] = {}
+                for call_id, k in session.execute(query):
+                    by_key.setdefault(k, []).append(call_id)
+                for k, members in by_key.items():
+                    a.flag(table, k)[members] = True
+
+    def _start_rebuild(self) -> None:
+        if not self._rebuilding:
+            self._rebuilding = True
+            threading.Thread(target=self._rebuild_in_background, name="callqa-list-index", daemon=True).start()
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """Reads the index now if it is not yet (tests, and a benchmark's warm-up); True when ready."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self._a is None:
+                self._start_rebuild()
+        while self._a is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self._a is not None
+
+    def _read_all(self, session: Session) -> tuple[_Arrays, datetime | None]:
+        newest = session.scalar(select(func.max(Call.updated_at)))
+        top = session.scalar(select(func.max(Call.id))) or 0
+        a = _Arrays.empty(top + 1024)
+        rows = session.execute(select(Call.id, Call.manager_id, Call.started_at, Call.status, Call.score, Call.uncertain)).all()
+        if rows:
+            self._put(a, rows)
+        self._flags(session, a, None)
+        return a, newest
+
+    def _rebuild_in_background(self) -> None:
+        try:
+            with Session(self.engine) as session:
+                fresh, newest = self._read_all(session)
+            orders = {key: _sorted(fresh, key, self.nulls_first) for key in ("started_at", "score", "created_at")}
+            with self._lock:
+                # a change committed while it was read is newer than its newest stamp, or within the
+                # margin of it, which is looked at again at the next questions
+                self._a, self._orders, self._watermark = fresh, orders, newest
+                self._recent_until = time.monotonic() + self.margin.total_seconds()
+                self._built_at = time.monotonic()
+        except Exception:  # the database answers meanwhile; the next list tries again
+            log.exception("the call list index could not be read")
+            with self._lock:
+                self._built_at = time.monotonic()
+        finally:
+            self._rebuilding = False
+
+
+def _sorted(a: _Arrays, key: str, nulls_first: bool) -> np.ndarray:
+    """Slots of every call sorted ascending by ``key`` (started_at, score or created_at = id), ties
+    by id: the descending order is this one reversed, as the database's (key desc, id desc)."""
+    slots = np.flatnonzero(a.exists)
+    if key == "created_at":
+        return slots
+    if key == "started_at":
+        missing = np.isnat(a.started[slots])
+        values: np.ndarray = a.started[slots].view(np.int64)
+    else:
+        values = a.score[slots]
+        missing = np.isnan(values)
+    # NULL first or last, then the value, then the id (lexsort's last key is the first)
+    return slots[np.lexsort((slots, np.where(missing, 0, values), missing != nulls_first))]
+
+
+def _np_time(value: datetime) -> np.datetime64:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return np.datetime64(value.astimezone(UTC).replace(tzinfo=None), "us")
+
+
+def _member(managers: np.ndarray, allowed: Iterable[int]) -> np.ndarray:
+    allowed = [m for m in allowed if m >= 0]
+    if not allowed:
+        return np.zeros(len(managers), bool)
+    lookup = np.zeros(max(int(managers.max(initial=0)), max(allowed)) + 2, bool)
+    lookup[allowed] = True
+    return lookup[managers]  # -1 (no manager) reads the last slot, which is never allowed
+
+
+def _chunks(ids: list[int] | None, size: int = 5000) -> Iterable[list[int] | None]:
+    if ids is None:
+        yield None
+        return
+    for i in range(0, len(ids), size):
+        yield ids[i: i + size]
+
+
+# -- one index per engine ----------------------------------------------------------------------
+
+_indexes: WeakKeyDictionary[Engine, CallListIndex] = WeakKeyDictionary()
+
+
+def enable_list_index(engine: Engine, **options: Any) -> CallListIndex:
+    """Lists on sessions of ``engine`` are answered from a :class:`CallListIndex` (the app does this)."""
+    index = _indexes.get(engine)
+    if index is None:
+        index = _indexes[engine] = CallListIndex(engine, **options)
+    return index
+
+
+def list_index(session: Session) -> CallListIndex | None:
+    bind = session.bind
+    return _indexes.get(bind.engine) if bind is not None else None
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    index = list_index(session)
+    if index is not None:
+        index.changed_here()

@@ -1,0 +1,94 @@
+"""The call list answered from each API process's in-memory index keeps up with every writer: this
+process's own (a review), another process's (a worker claiming a call, through its own engine and
+connections), a transaction that committed a little after it stamped its rows, and, through the
+background re-read, one that committed long after. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import func, select, update
+
+from api.core.db import Database
+from api.models import Call
+from api.processing import queue
+
+from .test_filters import build_calls, list_index_of
+
+API = "/api/v1"
+
+
+def test_the_list_follows_every_writer(client, db, people, settings):
+    ids, _ = build_calls(client, db, people)
+    index = list_index_of(db)
+    assert index is not None and index.wait_ready()
+
+    def listed(**query) -> list[int]:
+        r = client.get(f"{API}/calls", params=query, headers=people.h("quality_controller"))
+        assert r.status_code == 200, r.text
+        assert r.json()["total"] == len(r.json()["items"])
+        return [c["id"] for c in r.json()["items"]]
+
+    def eventually(check, seconds: float = 15) -> bool:
+        deadline = time.monotonic() + seconds
+        while not check():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    # this process: a reviewer decides that Anna did say goodbye; the missed-stage list drops the call at once
+    assert ids["anna_handled"] in listed(stage_missed="farewell")
+    r = client.post(f"{API}/calls/{ids['anna_handled']}/reviews", json={"kind": "stage", "item": "farewell", "value": "passed"},
+                    headers=people.h("quality_controller"))
+    assert r.status_code in (200, 201), r.text
+    assert ids["anna_handled"] not in listed(stage_missed="farewell")
+
+    other = Database(settings)  # a worker elsewhere: its own engine, pool and connections
+    try:
+        # a worker claims the queued call: it is transcribing at the next list
+        assert listed(status="queued") == [ids["vera_queued"]]
+        claim = queue.claim(other.sessions, worker="elsewhere", lease_seconds=30, call_id=ids["vera_queued"])
+        assert claim is not None
+        assert listed(status="queued") == []
+        assert listed(status="transcribing") == [ids["vera_queued"]]
+
+        # a transaction that stamped its row a moment before the newest stamp seen and committed after it
+        with other.sessions() as s:
+            newest = s.scalar(select(func.max(Call.updated_at)))
+            s.execute(update(Call).where(Call.id == ids["boris_unhandled"])
+                      .values(score=97.0, updated_at=newest - timedelta(seconds=2)))
+            s.commit()
+        assert eventually(lambda: listed(score_min=95) == [ids["boris_unhandled"]])
+
+        # one that committed long after its stamp: the background re-read brings it
+        with other.sessions() as s:
+            s.execute(update(Call).where(Call.id == ids["anna_two"])
+                      .values(score=99.0, updated_at=newest - timedelta(hours=1)))
+            s.commit()
+        index.rebuild_every = 0  # the next list starts the re-read (every few minutes by default)
+        assert eventually(lambda: listed(score_min=98) == [ids["anna_two"]])
+        assert listed(score_min=95) == [ids["anna_two"], ids["boris_unhandled"]]
+    finally:
+        other.dispose()
+
+
+def test_many_more_requests_than_threads_are_all_answered(callqa_serve):
+    """Requests beyond the endpoints' threads and the database's connections wait their turn: a
+    session closing after its answer never waits behind endpoints that wait for its connection
+    (which stalled the server until the pool's 30 s timeout, then failed requests with 500)."""
+    with callqa_serve(env={"CALLQA_API_THREADS": "2"}) as served:
+        token = httpx.post(f"{served.base}/api/v1/auth/token", data={"username": "admin", "password": "first-admin-pass"}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+
+        async def burst() -> list[int]:
+            limits = httpx.Limits(max_connections=80, max_keepalive_connections=80)
+            async with httpx.AsyncClient(base_url=served.base, headers=headers, limits=limits, timeout=120) as c:
+                answers = await asyncio.gather(*(c.get(path) for _ in range(40)
+                                                 for path in ("/api/v1/auth/me", "/api/v1/calls")))
+            return [a.status_code for a in answers]
+
+        assert asyncio.run(burst()) == [200] * 80
