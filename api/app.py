@@ -5,9 +5,13 @@ Errors are mapped to JSON here and only here: ``{"error": {"code", "message", "d
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analyzer.errors import AnalyzerError
 from api.auth.service import enable_auth_cache
+from api.calls.list_index import enable_list_index
 from api.core.config import ServiceSettings, get_service_settings
 from api.core.db import Database
 from api.core.errors import ServiceError
@@ -37,6 +42,30 @@ def _error(status: int, code: str, message: str, details: Any = None, headers: d
     if details is not None:
         body["details"] = details
     return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+class InFlightLimit:
+    """ASGI middleware: at most ``limit`` requests are inside the app at once; the others wait at the
+    door, holding nothing. A request's database session can hold a connection from its endpoint's
+    thread until its answer is serialised, which FastAPI does in another thread from the same pool;
+    with more requests inside than the database pool has connections, every thread could be waiting
+    for a connection that only a waiting request would give back, and the server stalled until the
+    pool's timeout. Recordings (long downloads that hold no session) and static files pass freely."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self._gate: asyncio.Semaphore | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.endswith("/recording") or path.startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.limit)
+        async with self._gate:
+            await self.app(scope, receive, send)
 
 
 class BodyLimit:
@@ -110,7 +139,16 @@ class _TooLarge(Exception):
 
 def create_app(settings: ServiceSettings | None = None, *, db: Database | None = None, executor: Any = None) -> FastAPI:
     settings = settings or get_service_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # the endpoints' thread pool (40 threads by default): more threads than a few a core only
+        # take turns holding Python's lock, and a request waits longer for its answer
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="callqa",
         version="1.0",
         summary="Call quality and script compliance for sales calls",
@@ -121,6 +159,8 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     app.state.settings = settings
     app.state.db = db or Database(settings)
     enable_auth_cache(app.state.db.engine)  # tokens and visible managers remembered for a few seconds
+    if settings.list_index:
+        enable_list_index(app.state.db.engine)  # the call list's filters, counts and sorts in memory
     app.state.store = RecordingStore(settings.recordings_dir, max_bytes=settings.max_upload_bytes)
     if executor is None:
         if settings.executor == "celery":
@@ -192,6 +232,9 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
     app.add_middleware(BodyLimit, upload_limit=int(settings.max_request_mb * 1024 * 1024))
+    pool = app.state.db.engine.pool
+    connections = pool.size() + max(0, getattr(pool, "_max_overflow", 0))  # type: ignore[attr-defined]
+    app.add_middleware(InFlightLimit, limit=max(1, connections - 2))  # two left for the list index's reads
     return app
 
 

@@ -6,10 +6,12 @@ so tests build an app per database and nothing global is created at import time.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Annotated
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -33,15 +35,26 @@ _bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/au
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """A session for the request. Making one does no I/O (it connects at its first query); closing one
-    that holds a connection does (a rollback), so that happens in a worker thread, as the queries did."""
+    that still holds a connection does (a rollback), so that happens in a worker thread, as the
+    queries did, but not one of the endpoints' threads: a session waiting for one of those to give
+    back its connection, while every one of them waits for a connection, would stall the server
+    until the pool's timeout. Endpoints that read can close their session themselves
+    (:func:`release`), in the thread they run in, and spare the request that second hop."""
     session = request.app.state.db.sessions()
     try:
         yield session
     finally:
         if session.in_transaction():
-            await run_in_threadpool(session.close)
+            await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))  # as FastAPI's own exits
         else:
             session.close()
+
+
+
+def release(session: Session) -> None:
+    """Ends a read-only request's transaction and gives its connection back to the pool, in the
+    endpoint's own thread (what :func:`get_session` would otherwise do in another one)."""
+    session.close()
 
 
 async def get_settings(request: Request) -> ServiceSettings:
@@ -93,7 +106,16 @@ async def _request_user(
     """:func:`current_user` of a request: on the event loop when the token is remembered (no query),
     in a worker thread when the database must be asked."""
     user = _remembered_user(session, credentials)
-    return user if user is not None else await run_in_threadpool(current_user, session, credentials)
+    return user if user is not None else await run_in_threadpool(_looked_up_user, session, credentials)
+
+
+def _looked_up_user(session: Session, credentials: HTTPAuthorizationCredentials | None) -> User:
+    """:func:`current_user` from the database, its connection given back before the request waits
+    for the endpoint's thread: a request never holds a connection while it waits for a thread (with
+    every thread waiting for a connection, that stalled the server until the pool's timeout)."""
+    user = current_user(session, credentials)
+    session.commit()  # a read: nothing to write; the user stays loaded (expire_on_commit=False)
+    return user
 
 
 def _remembered_user(session: Session, credentials: HTTPAuthorizationCredentials | None) -> User | None:
@@ -127,17 +149,23 @@ def _attached_user(session: Session, columns: dict[str, object]) -> User:
 UserDep = Annotated[User, Depends(_request_user)]
 
 
-def require(*roles: Role) -> Callable[[User], User]:
-    allowed = set(roles)
+def require(*roles: Role) -> Callable[[User], Awaitable[User]]:
+    """A dependency: the current user when they have one of ``roles``, else 403."""
+    allowed = frozenset(roles)
 
-    def check(user: UserDep) -> User:
-        if user.role not in allowed:
-            names = ", ".join(sorted(r.value for r in allowed))
-            raise Forbidden(f"this needs one of the roles {names}; you are {user.role.value}")
-        return user
+    async def check(user: UserDep) -> User:  # no I/O: on the event loop, not a worker thread
+        return ensure_role(user, allowed)
 
-    check.allowed_roles = frozenset(allowed)  # type: ignore[attr-defined]  # read by the auth-matrix test
+    check.allowed_roles = allowed  # type: ignore[attr-defined]  # read by the auth-matrix test
     return check
+
+
+def ensure_role(user: User, allowed: Iterable[Role]) -> User:
+    allowed = frozenset(allowed)
+    if user.role not in allowed:
+        names = ", ".join(sorted(r.value for r in allowed))
+        raise Forbidden(f"this needs one of the roles {names}; you are {user.role.value}")
+    return user
 
 
 ANY_ROLE = tuple(Role)

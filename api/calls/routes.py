@@ -27,7 +27,18 @@ from api.calls.schemas import (
 )
 from api.core.errors import BadRequest, NotFound, RangeNotSatisfiable, ServiceError, Unauthorized
 from api.core.ids import MAX_ID, PathId, QueryId
-from api.deps import REVIEWERS, SessionDep, SettingsDep, StoreDep, UserDep, current_user, require, visible_manager_ids
+from api.deps import (
+    REVIEWERS,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    UserDep,
+    current_user,
+    ensure_role,
+    release,
+    require,
+    visible_manager_ids,
+)
 from api.models import CallStatus, Role, User
 
 router = APIRouter(prefix="/api/v1", tags=["calls"])
@@ -151,7 +162,7 @@ def _webhook_caller(
     from fastapi.security import HTTPAuthorizationCredentials
 
     user = current_user(session, HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if token else None)
-    return require(Role.admin)(user)
+    return ensure_role(user, (Role.admin,))
 
 
 @router.post("/webhooks/pbx", response_model=CallSummary, status_code=202,
@@ -193,6 +204,7 @@ def list_calls(
                                   objection_unhandled=objection_unhandled, uncertain=uncertain, external_id=external_id)
     items, total = service.list_call_summaries(session, filters=filters, visible=visible_manager_ids(session, user), limit=limit,
                                                offset=offset, order=order)
+    release(session)
     # The summaries are typed by their columns already: serialised as they are, the bytes FastAPI's
     # validation through CallPage would give (response_model keeps the schema), without validating
     # 50 rows and then validating them again in another thread.
@@ -202,6 +214,7 @@ def list_calls(
 @router.get("/calls/{call_id}", response_model=CallDetail, summary="A call: transcript, stages with evidence, objections, metrics")
 def get_call(session: SessionDep, user: UserDep, call_id: PathId) -> Response:
     detail = service.call_detail(session, call_id, visible=visible_manager_ids(session, user))
+    release(session)
     # validated once here (it picks the report's fields the schema names) and serialised as FastAPI would
     return _json(CallDetail.__pydantic_serializer__.to_json(CallDetail.model_validate(detail)))
 

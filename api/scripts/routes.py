@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from api.core.errors import BadRequest, NotFound, ServiceError
-from api.deps import ANY_ROLE, STAFF, SessionDep, require
+from api.deps import ANY_ROLE, STAFF, SessionDep, ensure_role, require
 from api.models import Role, ScriptVersion, User
 from api.scripts import service
 from api.scripts.schemas import (
@@ -137,7 +137,7 @@ def create_script_version(
     activate: Annotated[bool, Query(description="also make it the active version (admins and heads of sales)")] = False,
 ) -> ScriptVersionPublic:
     if activate and actor.role not in ACTIVATORS:
-        require(*ACTIVATORS)(actor)
+        ensure_role(actor, ACTIVATORS)
     return _version_public(service.create_version(session, actor=actor, body=body, activate=activate))
 
 
