@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _STATUS_CODES = {s: i for i, s in enumerate(CallStatus)}
 _NAT = np.datetime64("NaT", "us")
+_STEP = 8192  # slots of a sort order read at a time when the page is near its start
 
 
 @dataclass
@@ -105,6 +106,7 @@ class CallListIndex:
         self._poked = False  # this process committed since the last look
         self._built_at = 0.0
         self._orders: dict[str, np.ndarray] = {}
+        self._member_masks: dict[frozenset[int], np.ndarray] = {}
         self._rebuilding = False
 
     # -- answering -------------------------------------------------------------------------------
@@ -127,7 +129,7 @@ class CallListIndex:
             mask = a.exists.copy()
             for allowed in (visible, team_managers):
                 if allowed is not None:
-                    mask &= _member(a.manager, allowed)
+                    mask &= self._members(allowed)
             if filters.manager_id is not None:
                 mask &= a.manager == filters.manager_id
             if filters.date_from is not None:
@@ -151,15 +153,21 @@ class CallListIndex:
             total = int(np.count_nonzero(mask))
             if offset >= total:
                 return total, []
-            key = order.lstrip("-")
-            ascending = self._order(key)
-            hits = ascending[mask[ascending]]
-            if order.startswith("-"):
-                end = len(hits) - offset
-                ids = hits[max(0, end - limit): end][::-1]
-            else:
-                ids = hits[offset: offset + limit]
-            return total, [int(i) for i in ids]
+            ids = _page_of(self._order(order.lstrip("-")), mask, total, offset=offset, limit=limit,
+                           descending=order.startswith("-"))
+            return total, ids.tolist()
+
+    def _members(self, allowed: set[int]) -> np.ndarray:
+        """Which slots belong to these managers; kept for the last few sets (a head's teams, a team)
+        until a call comes or changes manager."""
+        key = frozenset(allowed)
+        kept = self._member_masks.get(key)
+        if kept is None:
+            assert self._a is not None
+            if len(self._member_masks) > 64:
+                self._member_masks.clear()
+            kept = self._member_masks[key] = _member(self._a.manager, key)
+        return kept
 
     def _order(self, key: str) -> np.ndarray:
         kept = self._orders.get(key)
@@ -205,7 +213,7 @@ class CallListIndex:
         assert a is not None
         ids = [r[0] for r in rows]
         known = [i for i in ids if i < a.capacity]
-        before = (a.exists[known].copy(), a.started[known].view(np.int64).copy(), a.score[known].copy())
+        before = (a.exists[known].copy(), a.started[known].view(np.int64).copy(), a.score[known].copy(), a.manager[known].copy())
         self._put(a, rows)
         for table in (a.missed_stage, a.unhandled):
             for column in table.values():
@@ -217,6 +225,8 @@ class CallListIndex:
                 and np.array_equal(before[2], a.score[known], equal_nan=True))
         if not same:
             self._orders.clear()
+        if not (len(known) == len(ids) and np.array_equal(before[3], a.manager[known])):
+            self._member_masks.clear()
 
     def _put(self, a: _Arrays, rows: Sequence[Any]) -> None:
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
@@ -275,6 +285,7 @@ class CallListIndex:
                 # a change committed while it was read is newer than its newest stamp, or within the
                 # margin of it, which is looked at again at the next questions
                 self._a, self._orders, self._watermark = fresh, orders, newest
+                self._member_masks = {}
                 self._recent_until = time.monotonic() + self.margin.total_seconds()
                 self._built_at = time.monotonic()
         except Exception:  # the database answers meanwhile; the next list tries again
@@ -299,6 +310,33 @@ def _sorted(a: _Arrays, key: str, nulls_first: bool) -> np.ndarray:
         missing = np.isnan(values)
     # NULL first or last, then the value, then the id (lexsort's last key is the first)
     return slots[np.lexsort((slots, np.where(missing, 0, values), missing != nulls_first))]
+
+
+def _page_of(ascending: np.ndarray, mask: np.ndarray, total: int, *, offset: int, limit: int,
+             descending: bool) -> np.ndarray:
+    """The slots of one page: the ``offset``-th to ``offset + limit``-th matching slot of the order.
+    When matches are common the page is found near the end it starts from, so the order is read in
+    steps from there instead of all of it."""
+    want = offset + limit
+    n = len(ascending)
+    step = _STEP
+    if total and want * n / total < n / 2:
+        found: list[np.ndarray] = []
+        have = 0
+        for start in range(0, n, step):
+            segment = ascending[n - start - step if n - start - step > 0 else 0: n - start] if descending \
+                else ascending[start: start + step]
+            hits = segment[mask[segment]]
+            found.append(hits[::-1] if descending else hits)
+            have += len(hits)
+            if have >= want:
+                break
+        return np.concatenate(found)[offset: want]
+    hits = ascending[mask[ascending]]
+    if descending:
+        end = len(hits) - offset
+        return hits[max(0, end - limit): end][::-1]
+    return hits[offset: want]
 
 
 def _np_time(value: datetime) -> np.datetime64:

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import CompoundSelect, Select, func, literal_column, or_, select, union_all, update
+from sqlalchemy import CompoundSelect, Select, bindparam, func, literal_column, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, joinedload
 
@@ -289,8 +289,13 @@ def list_call_summaries(
     total, ids, sort = _total_and_page_ids(session, filters, visible, limit, offset, order)
     if offset >= total:  # past the end: the page is empty, no need to ask
         return [], total
-    query = select(*_SUMMARY_COLUMNS).outerjoin(Manager, Manager.id == Call.manager_id).where(Call.id.in_(ids)).order_by(*sort)
-    return [_summary_of_row(r) for r in session.execute(query)], total
+    rows = select(*_SUMMARY_COLUMNS).outerjoin(Manager, Manager.id == Call.manager_id)
+    if isinstance(ids, list):  # one parameter for the page's ids: the statement is compiled once, not per id
+        result = session.execute(rows.where(Call.id.in_(bindparam("page_ids", expanding=True))).order_by(*sort),
+                                 {"page_ids": ids})
+    else:
+        result = session.execute(rows.where(Call.id.in_(ids)).order_by(*sort))
+    return [_summary_of_row(r) for r in result], total
 
 
 def _summary_of_row(r: Any) -> dict[str, Any]:
