@@ -158,6 +158,13 @@ class Recording(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+SUMMARY_INDEX_COLUMNS = (
+    "id", "status", "error_code", "error_message", "manager_id", "client_phone", "direction", "started_at", "duration", "language",
+    "external_id", "crm_lead_id", "crm_deal_id", "source", "score", "machine_score", "uncertain", "script_id", "script_version",
+    "attempts", "created_at", "processed_at",
+)
+
+
 class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (
@@ -170,6 +177,9 @@ class Call(Base):
         # PostgreSQL (0005; SQLite keeps the row id in every index)
         Index("ix_calls_list", "manager_id", "started_at", "status", "score", "uncertain", postgresql_include=["id"]),
         Index("ix_calls_status_list", "status", "manager_id", "started_at", "score", postgresql_include=["id"]),
+        # SQLite: a list row's columns by id, without walking the transcript's and report's overflow
+        # pages (migration 0007; PostgreSQL keeps those out of line)
+        Index("ix_calls_summary", *SUMMARY_INDEX_COLUMNS).ddl_if(dialect="sqlite"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

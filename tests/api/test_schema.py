@@ -16,9 +16,15 @@ from api.models import Role, Team, User
 
 def test_migrated_schema_is_the_models(db_url):
     engine = create_engine(db_url)
+
+    def on_this_database(obj, _name, type_, reflected, _compare_to) -> bool:
+        # an index the models create on one database only (``Index(...).ddl_if(dialect=...)``)
+        only = getattr(getattr(obj, "_ddl_if", None), "dialect", None)
+        return reflected or type_ != "index" or only in (None, engine.dialect.name)
+
     try:
         with engine.connect() as c:
-            diff = compare_metadata(MigrationContext.configure(c), Base.metadata)
+            diff = compare_metadata(MigrationContext.configure(c, opts={"include_object": on_this_database}), Base.metadata)
     finally:
         engine.dispose()
     assert diff == []
