@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _STATUS_CODES = {s: i for i, s in enumerate(CallStatus)}
 _NAT = np.datetime64("NaT", "us")
+_NEWEST = select(func.max(Call.updated_at))
 _STEP = 8192  # slots of a sort order read at a time when the page is near its start
 
 
@@ -187,7 +188,7 @@ class CallListIndex:
         now = time.monotonic()
         if now - self._built_at > self.rebuild_every:
             self._start_rebuild()
-        newest = session.scalar(select(func.max(Call.updated_at)))
+        newest = session.scalar(_NEWEST)
         moved = newest is not None and (self._watermark is None or newest > self._watermark)
         # after a change, transactions stamped a little before the newest may still be committing:
         # the margin is looked at again for a while, a few times a second at most

@@ -281,6 +281,12 @@ _SUMMARY_COLUMNS = (
 )
 
 
+_SUMMARY_ROWS = (select(*_SUMMARY_COLUMNS).outerjoin(Manager, Manager.id == Call.manager_id)
+                 .with_hint(Call, "INDEXED BY ix_calls_summary", "sqlite"))  # migration 0007
+_PAGE_ROWS = {order: _SUMMARY_ROWS.where(Call.id.in_(bindparam("page_ids", expanding=True))).order_by(*sort)
+              for order, sort in _SORTS.items()}
+
+
 def list_call_summaries(
     session: Session, *, filters: CallFilters, visible: set[int] | None, limit: int, offset: int, order: str
 ) -> tuple[list[dict[str, Any]], int]:
@@ -289,15 +295,12 @@ def list_call_summaries(
     total, ids, sort = _total_and_page_ids(session, filters, visible, limit, offset, order)
     if offset >= total:  # past the end: the page is empty, no need to ask
         return [], total
-    rows = (select(*_SUMMARY_COLUMNS).outerjoin(Manager, Manager.id == Call.manager_id)
-            .with_hint(Call, "INDEXED BY ix_calls_summary", "sqlite"))  # migration 0007
     # Core, not ORM, execution (the ORM's row handling was a fifth of a list request), and for a page
-    # of ids one parameter for them all: the statement is compiled once, not per id
+    # of ids a statement made once, with one parameter for them all
     if isinstance(ids, list):
-        result = session.connection().execute(rows.where(Call.id.in_(bindparam("page_ids", expanding=True))).order_by(*sort),
-                                              {"page_ids": ids})
+        result = session.connection().execute(_PAGE_ROWS[order], {"page_ids": ids})
     else:
-        result = session.connection().execute(rows.where(Call.id.in_(ids)).order_by(*sort))
+        result = session.connection().execute(_SUMMARY_ROWS.where(Call.id.in_(ids)).order_by(*sort))
     return [_summary_of_row(*r) for r in result], total  # type: ignore[call-arg]  # a row of _SUMMARY_COLUMNS
 
 
@@ -375,19 +378,28 @@ def detail(call: Call) -> dict[str, Any]:
                    {o.position: (o.status, o.reviewed) for o in call.objections})
 
 
+# made once (building them was a fifth of a call detail's time): what get_call reads, and the
+# call's stage and objection verdicts in one query
+_DETAIL_CALL = select(Call).options(joinedload(Call.manager), defer(Call.transcript)).where(Call.id == bindparam("call_id"))
+_VERDICTS: CompoundSelect[Any] = union_all(
+    select(literal_column("'s'"), CallStage.stage_id, literal_column("0"), CallStage.status, CallStage.reviewed)
+    .where(CallStage.call_id == bindparam("call_id")),
+    select(literal_column("'o'"), literal_column("''"), CallObjection.position, CallObjection.status, CallObjection.reviewed)
+    .where(CallObjection.call_id == bindparam("call_id")),
+)
+
+
 def call_detail(session: Session, call_id: int, *, visible: set[int] | None) -> dict[str, Any]:
     """:func:`detail` of :func:`get_call`, the stage and objection verdicts read in one query of their
     columns instead of two relationship loads."""
-    call = get_call(session, call_id, visible=visible)
-    verdicts: CompoundSelect[Any] = union_all(
-        select(literal_column("'s'"), CallStage.stage_id, literal_column("0"), CallStage.status, CallStage.reviewed)
-        .where(CallStage.call_id == call_id),
-        select(literal_column("'o'"), literal_column("''"), CallObjection.position, CallObjection.status, CallObjection.reviewed)
-        .where(CallObjection.call_id == call_id),
-    )
+    call = session.execute(_DETAIL_CALL, {"call_id": call_id}).scalar_one_or_none()
+    if call is None:
+        raise NotFound(f"no call {call_id}", code="call_not_found")
+    if visible is not None and call.manager_id not in visible:
+        raise Forbidden("this call belongs to another manager", code="not_your_call")
     stage_rows: dict[str, tuple[str, bool]] = {}
     objection_rows: dict[int, tuple[str, bool]] = {}
-    for kind, stage_id, position, status, reviewed in session.execute(verdicts):
+    for kind, stage_id, position, status, reviewed in session.execute(_VERDICTS, {"call_id": call_id}):
         if kind == "s":
             stage_rows[stage_id] = (status, reviewed)
         else:
