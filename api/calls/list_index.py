@@ -43,7 +43,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _STATUS_CODES = {s: i for i, s in enumerate(CallStatus)}
 _NAT = np.datetime64("NaT", "us")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NEWEST = select(func.max(Call.updated_at))
+_COLUMNS = (Call.id, Call.manager_id, Call.started_at, Call.status, Call.score, Call.uncertain, Call.updated_at)
+_MANAGER_NAMES = select(Manager.id, Manager.name)
+NAMES_TTL = 5.0  # seconds: how long a manager's new name may take to show in another process's kept rows
+MAX_KEPT_ROWS = 50_000
 _STEP = 8192  # slots of a sort order read at a time when the page is near its start
 
 
@@ -57,13 +62,15 @@ class _Arrays:
     status: np.ndarray  # int8 code of CallStatus
     score: np.ndarray  # float64, NaN when unscored
     uncertain: np.ndarray  # int32
+    updated: np.ndarray  # int64 microseconds: the call's updated_at, which says whether a kept row is current
     missed_stage: dict[str, np.ndarray]  # stage id -> bool per slot
     unhandled: dict[str, np.ndarray]  # objection type -> bool per slot
 
     @classmethod
     def empty(cls, capacity: int) -> _Arrays:
         return cls(np.zeros(capacity, bool), np.full(capacity, -1, np.int64), np.full(capacity, _NAT),
-                   np.zeros(capacity, np.int8), np.full(capacity, np.nan), np.zeros(capacity, np.int32), {}, {})
+                   np.zeros(capacity, np.int8), np.full(capacity, np.nan), np.zeros(capacity, np.int32),
+                   np.zeros(capacity, np.int64), {}, {})
 
     @property
     def capacity(self) -> int:
@@ -74,7 +81,7 @@ class _Arrays:
             return
         new = max(needed, self.capacity * 2, 1024)
         bigger = _Arrays.empty(new)
-        for name in ("exists", "manager", "started", "status", "score", "uncertain"):
+        for name in ("exists", "manager", "started", "status", "score", "uncertain", "updated"):
             getattr(bigger, name)[: self.capacity] = getattr(self, name)
         for src, dst in ((self.missed_stage, bigger.missed_stage), (self.unhandled, bigger.unhandled)):
             for key, column in src.items():
@@ -109,6 +116,11 @@ class CallListIndex:
         self._orders: dict[str, np.ndarray] = {}
         self._member_masks: dict[frozenset[int], np.ndarray] = {}
         self._rebuilding = False
+        # list rows as sent (JSON), by call id, with the updated_at and manager names they were made from
+        self._kept_rows: dict[int, tuple[int, int, bytes]] = {}
+        self._names: dict[int, str] | None = None
+        self._names_version = 0
+        self._names_read_at = -NAMES_TTL
 
     # -- answering -------------------------------------------------------------------------------
 
@@ -158,6 +170,39 @@ class CallListIndex:
                            descending=order.startswith("-"))
             return total, ids.tolist()
 
+    def kept_rows(self, session: Session, ids: list[int]) -> list[bytes | None]:
+        """The list rows of these calls as last sent, where still current: the call's updated_at is
+        the one the index holds (as fresh as the page's ids) and no manager was renamed since (other
+        processes' renames are seen within ``NAMES_TTL``); None for each row to read again."""
+        with self._lock:
+            a = self._a
+            if a is None:
+                return [None] * len(ids)
+            now = time.monotonic()
+            if now - self._names_read_at >= NAMES_TTL:
+                names = dict(session.execute(_MANAGER_NAMES).tuples().all())
+                if names != self._names:
+                    self._names, self._names_version = names, self._names_version + 1
+                self._names_read_at = now
+            out: list[bytes | None] = []
+            for i in ids:
+                kept = self._kept_rows.get(i)
+                ok = kept is not None and i < a.capacity and kept[0] == a.updated[i] and kept[1] == self._names_version
+                out.append(kept[2] if ok and kept is not None else None)
+            return out
+
+    def keep_rows(self, rows: list[tuple[int, bytes]]) -> None:
+        """Remembers list rows just read (``kept_rows`` checked the names' version this request)."""
+        with self._lock:
+            a = self._a
+            if a is None:
+                return
+            if len(self._kept_rows) + len(rows) > MAX_KEPT_ROWS:
+                self._kept_rows.clear()
+            for i, body in rows:
+                if i < a.capacity:
+                    self._kept_rows[i] = (int(a.updated[i]), self._names_version, body)
+
     def _members(self, allowed: set[int]) -> np.ndarray:
         """Which slots belong to these managers; kept for the last few sets (a head's teams, a team)
         until a call comes or changes manager."""
@@ -181,8 +226,10 @@ class CallListIndex:
 
     def changed_here(self) -> None:
         """A transaction of this process committed: look at the latest changes at the next question,
-        even if its rows' stamps are older than the newest seen."""
+        even if its rows' stamps are older than the newest seen, and the managers' names (a rename here
+        shows at once)."""
         self._poked = True
+        self._names_read_at = -NAMES_TTL
 
     def _refresh(self, session: Session) -> None:
         now = time.monotonic()
@@ -205,8 +252,7 @@ class CallListIndex:
 
     def _apply(self, session: Session, since: datetime) -> None:
         rows = session.execute(
-            select(Call.id, Call.manager_id, Call.started_at, Call.status, Call.score, Call.uncertain)
-            .where(Call.updated_at >= since)
+            select(*_COLUMNS).where(Call.updated_at >= since)
         ).all()
         if not rows:
             return
@@ -238,6 +284,7 @@ class CallListIndex:
         a.status[ids] = [_STATUS_CODES[CallStatus(r[3])] for r in rows]
         a.score[ids] = [r[4] if r[4] is not None else np.nan for r in rows]
         a.uncertain[ids] = [r[5] or 0 for r in rows]
+        a.updated[ids] = [_micros(r[6]) for r in rows]
 
     def _flags(self, session: Session, a: _Arrays, ids: list[int] | None) -> None:
         """Which of the calls ``ids`` (all when None) missed which stage or left which objection unhandled."""
@@ -271,7 +318,7 @@ class CallListIndex:
         newest = session.scalar(select(func.max(Call.updated_at)))
         top = session.scalar(select(func.max(Call.id))) or 0
         a = _Arrays.empty(top + 1024)
-        rows = session.execute(select(Call.id, Call.manager_id, Call.started_at, Call.status, Call.score, Call.uncertain)).all()
+        rows = session.execute(select(*_COLUMNS)).all()
         if rows:
             self._put(a, rows)
         self._flags(session, a, None)
@@ -338,6 +385,14 @@ def _page_of(ascending: np.ndarray, mask: np.ndarray, total: int, *, offset: int
         end = len(hits) - offset
         return hits[max(0, end - limit): end][::-1]
     return hits[offset: want]
+
+
+def _micros(value: datetime | None) -> int:
+    if value is None:
+        return 0
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // timedelta(microseconds=1)
 
 
 def _np_time(value: datetime) -> np.datetime64:

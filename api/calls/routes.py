@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import to_json
 from starlette import responses as starlette_responses
 
 from api.calls import service
@@ -202,13 +201,11 @@ def list_calls(
     filters = service.CallFilters(manager_id=manager_id, team_id=team_id, date_from=date_from, date_to=date_to, status=status,
                                   score_min=score_min, score_max=score_max, stage_missed=stage_missed,
                                   objection_unhandled=objection_unhandled, uncertain=uncertain, external_id=external_id)
-    items, total = service.list_call_summaries(session, filters=filters, visible=visible_manager_ids(session, user), limit=limit,
-                                               offset=offset, order=order)
+    body = service.list_call_page(session, filters=filters, visible=visible_manager_ids(session, user), limit=limit,
+                                  offset=offset, order=order)
     release(session)
-    # The summaries are typed by their columns already: serialised as they are, the bytes FastAPI's
-    # validation through CallPage would give (response_model keeps the schema), without validating
-    # 50 rows and then validating them again in another thread.
-    return _json(to_json({"items": items, "total": total, "limit": limit, "offset": offset}))
+    # the bytes FastAPI's validation through CallPage would give (response_model keeps the schema)
+    return _json(body)
 
 
 @router.get("/calls/{call_id}", response_model=CallDetail, summary="A call: transcript, stages with evidence, objections, metrics")

@@ -18,7 +18,7 @@ from api.calls.list_index import CallListIndex
 from api.calls.service import CallFilters, _total_and_page_ids
 from api.core.db import Database
 from api.deps import visible_manager_ids
-from api.models import Call, User
+from api.models import Call, Manager, User
 from api.processing import queue
 from benchmarks.api_latency import list_query, seed
 
@@ -38,6 +38,11 @@ def test_the_list_follows_every_writer(client, db, people, settings):
         assert r.json()["total"] == len(r.json()["items"])
         return [c["id"] for c in r.json()["items"]]
 
+    def row(call_id: int) -> dict:
+        """The call as the (unfiltered) list shows it: after the first time, a row the index keeps."""
+        items = client.get(f"{API}/calls", headers=people.h("quality_controller")).json()["items"]
+        return next(c for c in items if c["id"] == call_id)
+
     def eventually(check, seconds: float = 15) -> bool:
         deadline = time.monotonic() + seconds
         while not check():
@@ -55,12 +60,24 @@ def test_the_list_follows_every_writer(client, db, people, settings):
 
     other = Database(settings)  # a worker elsewhere: its own engine, pool and connections
     try:
-        # a worker claims the queued call: it is transcribing at the next list
+        # a worker claims the queued call: it is transcribing at the next list, and its row says so
         assert listed(status="queued") == [ids["vera_queued"]]
+        assert row(ids["vera_queued"])["status"] == row(ids["vera_queued"])["status"] == "queued"
         claim = queue.claim(other.sessions, worker="elsewhere", lease_seconds=30, call_id=ids["vera_queued"])
         assert claim is not None
         assert listed(status="queued") == []
         assert listed(status="transcribing") == [ids["vera_queued"]]
+        assert row(ids["vera_queued"])["status"] == "transcribing"
+
+        # a manager renamed here shows at once in the rows; one renamed elsewhere within seconds
+        anna = row(ids["anna_handled"])["manager"]
+        r = client.patch(f"{API}/managers/{anna['id']}", json={"name": "Anna Petrova"}, headers=people.h("admin"))
+        assert r.status_code == 200, r.text
+        assert row(ids["anna_handled"])["manager"] == {"id": anna["id"], "name": "Anna Petrova"}
+        with other.sessions() as s:
+            s.execute(update(Manager).where(Manager.id == anna["id"]).values(name="Anna Sidorova"))
+            s.commit()
+        assert eventually(lambda: row(ids["anna_two"])["manager"]["name"] == "Anna Sidorova")
 
         # a transaction that stamped its row a moment before the newest stamp seen and committed after it
         with other.sessions() as s:
@@ -69,6 +86,7 @@ def test_the_list_follows_every_writer(client, db, people, settings):
                       .values(score=97.0, updated_at=newest - timedelta(seconds=2)))
             s.commit()
         assert eventually(lambda: listed(score_min=95) == [ids["boris_unhandled"]])
+        assert row(ids["boris_unhandled"])["score"] == 97.0
 
         # one that committed long after its stamp: the background re-read brings it
         with other.sessions() as s:
