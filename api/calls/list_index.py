@@ -12,9 +12,12 @@ rows themselves are then read from the database by id, so what a row says is alw
 
 It is never behind what this process wrote, and it follows other processes (workers, other API
 processes, other machines) by the calls' ``updated_at``, which every write to a call or to its
-verdicts moves (``result_values`` sets it): before answering, one indexed query asks for the
-newest ``updated_at``, and when it moved, the calls changed since (less a margin, for
-transactions that commit a little after they stamped their rows) are read again. For a
+verdicts moves (``result_values`` sets it): before answering (at most every ``PROBE_EVERY``,
+0.05 s), one indexed query asks for the newest ``updated_at``, and when it moved, the calls changed
+since (less a margin, for transactions that commit a little after they stamped their rows) are
+read again. The rows of a page it sent before are sent again as they were while the call's
+``updated_at`` and the managers' names are unchanged, so a list of calls that did not change
+needs no query at all; managers' names and teams are read again every ``NAMES_TTL`` (5 s). For a
 transaction that commits long after it stamped its rows, the whole index is rebuilt in the
 background every few minutes. A filter it does not hold (the PBX ``external_id``, a unique
 lookup the database's index answers at once) goes to the database.
@@ -46,8 +49,9 @@ _NAT = np.datetime64("NaT", "us")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NEWEST = select(func.max(Call.updated_at))
 _COLUMNS = (Call.id, Call.manager_id, Call.started_at, Call.status, Call.score, Call.uncertain, Call.updated_at)
-_MANAGER_NAMES = select(Manager.id, Manager.name)
-NAMES_TTL = 5.0  # seconds: how long a manager's new name may take to show in another process's kept rows
+_MANAGERS = select(Manager.id, Manager.name, Manager.team_id)
+NAMES_TTL = 5.0  # seconds: how long a manager's new name or team may take to show in another process
+PROBE_EVERY = 0.05  # seconds: how often the newest updated_at is asked for (so another process's change shows within it)
 MAX_KEPT_ROWS = 50_000
 _STEP = 8192  # slots of a sort order read at a time when the page is near its start
 
@@ -111,6 +115,7 @@ class CallListIndex:
         self._watermark: datetime | None = None  # the newest updated_at read
         self._recent_until = 0.0  # re-read the margin until then (monotonic), after a change
         self._window_read_at = 0.0
+        self._probed_at = -PROBE_EVERY
         self._poked = False  # this process committed since the last look
         self._built_at = 0.0
         self._orders: dict[str, np.ndarray] = {}
@@ -118,7 +123,7 @@ class CallListIndex:
         self._rebuilding = False
         # list rows as sent (JSON), by call id, with the updated_at and manager names they were made from
         self._kept_rows: dict[int, tuple[int, int, bytes]] = {}
-        self._names: dict[int, str] | None = None
+        self._managers: dict[int, tuple[str, int | None]] | None = None
         self._names_version = 0
         self._names_read_at = -NAMES_TTL
 
@@ -129,9 +134,6 @@ class CallListIndex:
         """How many calls match and the ids of the page in order; None when the filter is not held here."""
         if filters.external_id is not None:
             return None
-        team_managers = None
-        if filters.team_id is not None:
-            team_managers = set(session.scalars(select(Manager.id).where(Manager.team_id == filters.team_id)))
         with self._lock:
             if self._a is None:  # read in the background; until then the database answers
                 self._start_rebuild()
@@ -139,6 +141,9 @@ class CallListIndex:
             self._refresh(session)
             a = self._a
             assert a is not None
+            team_managers = None
+            if filters.team_id is not None:
+                team_managers = {m for m, (_, team) in self._read_managers(session).items() if team == filters.team_id}
             mask = a.exists.copy()
             for allowed in (visible, team_managers):
                 if allowed is not None:
@@ -178,18 +183,24 @@ class CallListIndex:
             a = self._a
             if a is None:
                 return [None] * len(ids)
-            now = time.monotonic()
-            if now - self._names_read_at >= NAMES_TTL:
-                names = dict(session.execute(_MANAGER_NAMES).tuples().all())
-                if names != self._names:
-                    self._names, self._names_version = names, self._names_version + 1
-                self._names_read_at = now
+            self._read_managers(session)
             out: list[bytes | None] = []
             for i in ids:
                 kept = self._kept_rows.get(i)
                 ok = kept is not None and i < a.capacity and kept[0] == a.updated[i] and kept[1] == self._names_version
                 out.append(kept[2] if ok and kept is not None else None)
             return out
+
+    def _read_managers(self, session: Session) -> dict[int, tuple[str, int | None]]:
+        """Every manager's name and team, read again when ``NAMES_TTL`` has passed or this process
+        committed (a rename or a move to another team here shows at once, elsewhere within the TTL)."""
+        now = time.monotonic()
+        if self._managers is None or now - self._names_read_at >= NAMES_TTL:
+            managers = {m: (name, team) for m, name, team in session.execute(_MANAGERS)}
+            if managers != self._managers:
+                self._managers, self._names_version = managers, self._names_version + 1
+            self._names_read_at = now
+        return self._managers
 
     def keep_rows(self, rows: list[tuple[int, bytes]]) -> None:
         """Remembers list rows just read (``kept_rows`` checked the names' version this request)."""
@@ -235,6 +246,9 @@ class CallListIndex:
         now = time.monotonic()
         if now - self._built_at > self.rebuild_every:
             self._start_rebuild()
+        if not self._poked and now - self._probed_at < PROBE_EVERY:
+            return  # asked a moment ago: a list of the same moment needs no query at all
+        self._probed_at = now
         newest = session.scalar(_NEWEST)
         moved = newest is not None and (self._watermark is None or newest > self._watermark)
         # after a change, transactions stamped a little before the newest may still be committing:
