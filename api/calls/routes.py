@@ -26,6 +26,7 @@ from api.calls.schemas import (
 )
 from api.core.errors import BadRequest, NotFound, RangeNotSatisfiable, ServiceError, Unauthorized
 from api.core.ids import MAX_ID, PathId, QueryId
+from api.core.lanes import slow_lane
 from api.deps import (
     REVIEWERS,
     SessionDep,
@@ -70,6 +71,7 @@ def _metadata(raw: str | None, fields: dict[str, Any]) -> list[dict] | dict:
     "rejected with its reason and the others go on; when every file is rejected the answer is an error.",
     responses={413: {"description": "a file is over the size limit"}, 422: {"description": "no file is usable audio"}},
 )
+@slow_lane
 def upload_calls(
     request: Request,
     session: SessionDep,
@@ -130,6 +132,7 @@ class ImportRequest(BaseModel):
 
 
 @router.post("/calls/import", response_model=UploadResult, summary="Import every recording in a server folder")
+@slow_lane
 def import_calls(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, body: ImportRequest,
                  actor: Annotated[User, Depends(require(Role.admin))]) -> UploadResult:
     folder = service.import_root_allowed(body.folder, settings.import_dirs)
@@ -268,6 +271,7 @@ def retry(request: Request, session: SessionDep, call_id: PathId, actor: Annotat
 @router.post("/calls/rescore", response_model=RescoreResult,
              summary="Re-score stored transcripts against the active script versions, without transcribing",
              description="`dry_run` shows what would change. Reviewers' verdicts are kept.")
+@slow_lane
 def rescore(session: SessionDep, body: RescoreRequest, actor: Annotated[User, Depends(require(Role.admin, Role.quality_controller, Role.head_of_sales))]) -> RescoreResult:
     return service.rescore(session, actor=actor, script_id=body.script_id, call_ids=body.call_ids, dry_run=body.dry_run)
 

@@ -45,9 +45,9 @@ class ServiceSettings(BaseSettings):
     webhook_secret: str | None = Field(None, description="shared secret a PBX sends in X-Callqa-Secret instead of a token")
     list_index: bool = Field(True, description="answer the call list's filters, counts and sorts from columns each API "
                              "process keeps in memory (about 40 bytes a call); off: the database answers every list")
-    api_threads: int = Field(4, ge=1, le=200, description="worker threads of an API process for the endpoints that "
-                             "query the database: more only take turns holding Python's lock (2 gives the tightest "
-                             "latency under load; more keep answering while long requests such as a re-score run)")
+    api_threads: int = Field(2, ge=1, le=200, description="worker threads of an API process for the endpoints that "
+                             "query the database (long ones such as a re-score, a KPI report or a CRM import have "
+                             "their own): more only take turns holding Python's lock")
 
     @property
     def max_upload_bytes(self) -> int:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
 from api.core.errors import PayloadTooLarge
+from api.core.lanes import slow_lane
 from api.crm import service
 from api.crm.schemas import EntityName, ImportResultOut, RecordsIn, SourceName
 from api.deps import SessionDep, SettingsDep, require
@@ -25,6 +26,7 @@ _Importer = Annotated[User, Depends(require(Role.admin, Role.head_of_sales))]
     "key: importing the same file again changes nothing. Bad rows come back in `errors` with line and reason; "
     "the good rows land. A file that cannot be read as a whole is a 422 `crm_format_error`.",
 )
+@slow_lane
 def import_file(
     session: SessionDep,
     settings: SettingsDep,
@@ -48,6 +50,7 @@ def import_file(
     description="`records`: objects keyed by the export's headers (generic: `deal_id`, `created_at`, `status`, ...). "
     "Error lines are the records' positions counted from 1.",
 )
+@slow_lane
 def import_records(session: SessionDep, actor: _Importer, body: RecordsIn) -> dict[str, Any]:
     result = service.import_records(session, records=body.records, actor=actor, entity=body.entity, source=body.source)
     return result.to_dict()
