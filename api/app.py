@@ -158,9 +158,10 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     )
     app.state.settings = settings
     app.state.db = db or Database(settings)
-    enable_auth_cache(app.state.db.engine)  # tokens and visible managers remembered for a few seconds
+    db_ = app.state.db
+    enable_auth_cache(db_.engine, also=db_.read_engine)  # tokens and visible managers remembered for a few seconds
     if settings.list_index:
-        enable_list_index(app.state.db.engine)  # the call list's filters, counts and sorts in memory
+        enable_list_index(db_.engine, also=db_.read_engine)  # the call list's filters, counts and sorts in memory
     app.state.store = RecordingStore(settings.recordings_dir, max_bytes=settings.max_upload_bytes)
     if executor is None:
         if settings.executor == "celery":

@@ -57,6 +57,16 @@ def release(session: Session) -> None:
     session.close()
 
 
+async def get_read_session(request: Request) -> AsyncIterator[Session]:
+    """A session for an endpoint that only reads (the call list and detail): each query on its own,
+    without a transaction around them. Closing it does no I/O."""
+    session = request.app.state.db.read_sessions()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
 async def get_settings(request: Request) -> ServiceSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
@@ -66,6 +76,7 @@ async def get_store(request: Request) -> RecordingStore:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 StoreDep = Annotated[RecordingStore, Depends(get_store)]
 

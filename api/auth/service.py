@@ -75,11 +75,14 @@ class AuthCache:
 _caches: weakref.WeakKeyDictionary[Engine, AuthCache] = weakref.WeakKeyDictionary()
 
 
-def enable_auth_cache(engine: Engine, *, ttl: float = 5.0, max_entries: int = 10_000) -> AuthCache:
-    """Sessions on ``engine`` remember sign-ins for ``ttl`` seconds (the app does this for its database)."""
+def enable_auth_cache(engine: Engine, *, ttl: float = 5.0, max_entries: int = 10_000, also: Engine | None = None) -> AuthCache:
+    """Sessions on ``engine`` (and on ``also``, the same database with other options) remember
+    sign-ins for ``ttl`` seconds (the app does this for its database)."""
     cache = _caches.get(engine)
     if cache is None:
         cache = _caches[engine] = AuthCache(ttl=ttl, max_entries=max_entries)
+    if also is not None:
+        _caches[also] = cache
     return cache
 
 

@@ -437,11 +437,14 @@ def _chunks(ids: list[int] | None, size: int = 5000) -> Iterable[list[int] | Non
 _indexes: WeakKeyDictionary[Engine, CallListIndex] = WeakKeyDictionary()
 
 
-def enable_list_index(engine: Engine, **options: Any) -> CallListIndex:
-    """Lists on sessions of ``engine`` are answered from a :class:`CallListIndex` (the app does this)."""
+def enable_list_index(engine: Engine, *, also: Engine | None = None, **options: Any) -> CallListIndex:
+    """Lists on sessions of ``engine`` (and of ``also``, the same database with other options) are
+    answered from a :class:`CallListIndex` (the app does this)."""
     index = _indexes.get(engine)
     if index is None:
         index = _indexes[engine] = CallListIndex(engine, **options)
+    if also is not None:
+        _indexes[also] = index
     return index
 
 

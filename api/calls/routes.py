@@ -29,6 +29,7 @@ from api.core.ids import MAX_ID, PathId, QueryId
 from api.core.lanes import slow_lane
 from api.deps import (
     REVIEWERS,
+    ReadSessionDep,
     SessionDep,
     SettingsDep,
     StoreDep,
@@ -184,7 +185,7 @@ def pbx_webhook(request: Request, session: SessionDep, body: WebhookCall,
 
 @router.get("/calls", response_model=CallPage, summary="Calls, filtered and paged (a manager sees own calls only)")
 def list_calls(
-    session: SessionDep,
+    session: ReadSessionDep,
     user: UserDep,
     manager_id: QueryId = None,
     team_id: QueryId = None,
@@ -212,7 +213,7 @@ def list_calls(
 
 
 @router.get("/calls/{call_id}", response_model=CallDetail, summary="A call: transcript, stages with evidence, objections, metrics")
-def get_call(session: SessionDep, user: UserDep, call_id: PathId) -> Response:
+def get_call(session: ReadSessionDep, user: UserDep, call_id: PathId) -> Response:
     detail = service.call_detail(session, call_id, visible=visible_manager_ids(session, user))
     release(session)
     # validated once here (it picks the report's fields the schema names) and serialised as FastAPI would

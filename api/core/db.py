@@ -79,6 +79,10 @@ class Database:
         self.url = settings.db_url
         self.engine = make_engine(self.url)
         self.sessions = make_sessionmaker(self.engine)
+        # sessions for requests that only read: no BEGIN and ROLLBACK around their queries (two round
+        # trips on PostgreSQL, a quarter of a call detail's CPU there); the same pool
+        self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.read_sessions = make_sessionmaker(self.read_engine)
 
     @property
     def is_sqlite(self) -> bool:

@@ -152,6 +152,7 @@ def answered_by(request: pytest.FixtureRequest, app, db) -> Iterator[str]:
         engine_index = list_index_of(db)
         assert engine_index is not None  # the app keeps one: take it away
         _indexes.pop(db.engine)
+        _indexes.pop(db.read_engine)  # the same index, for the read-only sessions of the list and the detail
     yield request.param
 
 
