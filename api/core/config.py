@@ -44,7 +44,7 @@ class ServiceSettings(BaseSettings):
     import_dirs: list[Path] = Field(default_factory=list, description="folders the API may import from (the CLI may import any)")
     webhook_secret: str | None = Field(None, description="shared secret a PBX sends in X-Callqa-Secret instead of a token")
     list_index: bool = Field(True, description="answer the call list's filters, counts and sorts from columns each API "
-                             "process keeps in memory (about 40 bytes a call); off: the database answers every list")
+                             "process keeps in memory (about 60 bytes a call, and up to 50,000 rows as sent); off: the database answers every list")
     api_threads: int = Field(2, ge=1, le=200, description="worker threads of an API process for the endpoints that "
                              "query the database (long ones such as a re-score, a KPI report or a CRM import have "
                              "their own): more only take turns holding Python's lock")
