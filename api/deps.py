@@ -38,8 +38,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     that still holds a connection does (a rollback), so that happens in a worker thread, as the
     queries did, but not one of the endpoints' threads: a session waiting for one of those to give
     back its connection, while every one of them waits for a connection, would stall the server
-    until the pool's timeout. Endpoints that read can close their session themselves
-    (:func:`release`), in the thread they run in, and spare the request that second hop."""
+    until the pool's timeout. Endpoints that only read take :func:`get_read_session`, whose close
+    does no I/O."""
     session = request.app.state.db.sessions()
     try:
         yield session
@@ -49,12 +49,6 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         else:
             session.close()
 
-
-
-def release(session: Session) -> None:
-    """Ends a read-only request's transaction and gives its connection back to the pool, in the
-    endpoint's own thread (what :func:`get_session` would otherwise do in another one)."""
-    session.close()
 
 
 async def get_read_session(request: Request) -> AsyncIterator[Session]:

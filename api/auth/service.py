@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-import weakref
 from collections.abc import Hashable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from api.core.audit import audit
+from api.core.db import PerDatabase
 from api.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from api.core.security import hash_password, new_token, token_digest, verify_password
 from api.models import ApiToken, Manager, Role, Team, User
@@ -72,24 +72,18 @@ class AuthCache:
             self._entries.clear()
 
 
-_caches: weakref.WeakKeyDictionary[Engine, AuthCache] = weakref.WeakKeyDictionary()
+_caches: PerDatabase[AuthCache] = PerDatabase()
 
 
 def enable_auth_cache(engine: Engine, *, ttl: float = 5.0, max_entries: int = 10_000, also: Engine | None = None) -> AuthCache:
     """Sessions on ``engine`` (and on ``also``, the same database with other options) remember
     sign-ins for ``ttl`` seconds (the app does this for its database)."""
-    cache = _caches.get(engine)
-    if cache is None:
-        cache = _caches[engine] = AuthCache(ttl=ttl, max_entries=max_entries)
-    if also is not None:
-        _caches[also] = cache
-    return cache
+    return _caches.enable(engine, lambda: AuthCache(ttl=ttl, max_entries=max_entries), also=also)
 
 
 def auth_cache(session: Session) -> AuthCache | None:
     """The cache of the session's database, or None when it has none (then every lookup is a query)."""
-    bind = session.bind
-    return _caches.get(bind.engine) if bind is not None else None
+    return _caches.of(session)
 
 
 _CHANGED = "callqa.auth_changed"

@@ -32,12 +32,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
 
 import numpy as np
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
+from api.core.db import PerDatabase
 from api.models import Call, CallObjection, CallStage, CallStatus, Manager
 
 if TYPE_CHECKING:
@@ -434,23 +434,17 @@ def _chunks(ids: list[int] | None, size: int = 5000) -> Iterable[list[int] | Non
 
 # -- one index per engine ----------------------------------------------------------------------
 
-_indexes: WeakKeyDictionary[Engine, CallListIndex] = WeakKeyDictionary()
+list_indexes: PerDatabase[CallListIndex] = PerDatabase()
 
 
 def enable_list_index(engine: Engine, *, also: Engine | None = None, **options: Any) -> CallListIndex:
     """Lists on sessions of ``engine`` (and of ``also``, the same database with other options) are
     answered from a :class:`CallListIndex` (the app does this)."""
-    index = _indexes.get(engine)
-    if index is None:
-        index = _indexes[engine] = CallListIndex(engine, **options)
-    if also is not None:
-        _indexes[also] = index
-    return index
+    return list_indexes.enable(engine, lambda: CallListIndex(engine, **options), also=also)
 
 
 def list_index(session: Session) -> CallListIndex | None:
-    bind = session.bind
-    return _indexes.get(bind.engine) if bind is not None else None
+    return list_indexes.of(session)
 
 
 @event.listens_for(Session, "after_commit")

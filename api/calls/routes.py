@@ -36,7 +36,6 @@ from api.deps import (
     UserDep,
     current_user,
     ensure_role,
-    release,
     require,
     visible_manager_ids,
 )
@@ -207,7 +206,6 @@ def list_calls(
                                   objection_unhandled=objection_unhandled, uncertain=uncertain, external_id=external_id)
     body = service.list_call_page(session, filters=filters, visible=visible_manager_ids(session, user), limit=limit,
                                   offset=offset, order=order)
-    release(session)
     # the bytes FastAPI's validation through CallPage would give (response_model keeps the schema)
     return _json(body)
 
@@ -215,7 +213,6 @@ def list_calls(
 @router.get("/calls/{call_id}", response_model=CallDetail, summary="A call: transcript, stages with evidence, objections, metrics")
 def get_call(session: ReadSessionDep, user: UserDep, call_id: PathId) -> Response:
     detail = service.call_detail(session, call_id, visible=visible_manager_ids(session, user))
-    release(session)
     # validated once here (it picks the report's fields the schema names) and serialised as FastAPI would
     return _json(CallDetail.__pydantic_serializer__.to_json(CallDetail.model_validate(detail)))
 

@@ -328,7 +328,7 @@ def _summary_of_row(
     score: float | None, machine_score: float | None, uncertain: int, script_id: str | None, script_version: str | None,
     attempts: int, created_at: datetime, processed_at: datetime | None,
 ) -> dict[str, Any]:
-    """:func:`summary` of a row of ``_SUMMARY_COLUMNS``, taken by position (the same keys, values and order)."""
+    """A call's summary (the list's row) from its columns in the order of ``_SUMMARY_COLUMNS``."""
     return {
         "id": id,
         "status": status,
@@ -365,29 +365,13 @@ def get_call(session: Session, call_id: int, *, visible: set[int] | None) -> Cal
 
 
 def summary(call: Call) -> dict[str, Any]:
-    return {
-        "id": call.id,
-        "status": call.status,
-        "error": {"code": call.error_code, "message": call.error_message or ""}
-        if call.error_code and call.status in (CallStatus.failed, CallStatus.queued) else None,
-        "manager": {"id": call.manager.id, "name": call.manager.name} if call.manager else None,
-        "client_phone": call.client_phone,
-        "direction": call.direction,
-        "started_at": call.started_at,
-        "duration": call.duration,
-        "language": call.language,
-        "external_id": call.external_id,
-        "crm_lead_id": call.crm_lead_id,
-        "crm_deal_id": call.crm_deal_id,
-        "source": call.source,
-        "score": call.score,
-        "machine_score": call.machine_score,
-        "uncertain": call.uncertain,
-        "script": {"id": call.script_id, "version": call.script_version} if call.script_id else None,
-        "attempts": call.attempts,
-        "created_at": call.created_at,
-        "processed_at": call.processed_at,
-    }
+    manager = call.manager
+    return _summary_of_row(
+        call.id, call.status, call.error_code, call.error_message, manager.id if manager else None,
+        manager.name if manager else None, call.client_phone, call.direction, call.started_at, call.duration, call.language,
+        call.external_id, call.crm_lead_id, call.crm_deal_id, call.source, call.score, call.machine_score, call.uncertain,
+        call.script_id, call.script_version, call.attempts, call.created_at, call.processed_at,
+    )
 
 
 def detail(call: Call) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from api.calls.list_index import CallListIndex, _indexes
+from api.calls.list_index import CallListIndex, list_indexes
 from api.calls.service import CallFilters
 from api.models import Call, CallStatus
 from api.processing import queue
@@ -151,13 +151,12 @@ def answered_by(request: pytest.FixtureRequest, app, db) -> Iterator[str]:
     if request.param == "database":
         engine_index = list_index_of(db)
         assert engine_index is not None  # the app keeps one: take it away
-        _indexes.pop(db.engine)
-        _indexes.pop(db.read_engine)  # the same index, for the read-only sessions of the list and the detail
+        list_indexes.disable(db.engine, db.read_engine)  # read_engine: the list's and detail's read-only sessions
     yield request.param
 
 
 def list_index_of(db) -> CallListIndex | None:
-    return _indexes.get(db.engine)
+    return list_indexes.of_engine(db.engine)
 
 
 def test_call_list_filters_sorts_and_pages(client, db, people, answered_by):
