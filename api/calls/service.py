@@ -65,30 +65,28 @@ def ingest_stream(
     """Store a recording and queue its call. The same bytes again are the same call (its metadata is
     not overwritten); a file that is not usable audio is rejected before anything is stored."""
     name = display_name(filename)
-    try:
-        stored = store.put_stream(stream)
-    except ServiceError as e:
-        e.message = f"{name}: {e.message}"
-        raise
-    try:
-        info = probe_audio(stored.path)
-    except AnalyzerError as e:
-        _drop_if_orphan(session, stored.sha256, stored.path)
-        raise UnprocessableRecording(str(e).replace(stored.sha256, name), code=e.code) from None
-    try:
-        return _ingest_stored(session, stored=stored, duration=info.duration, filename=filename, content_type=content_type,
-                              meta=meta, source=source, actor=actor)
-    except ServiceError:
-        _drop_if_orphan(session, stored.sha256, stored.path)
-        raise
+    with store.receive_stream(stream, name=name) as stored:  # the address is held until the call is committed or refused
+        try:
+            info = probe_audio(stored.path)
+        except AnalyzerError as e:
+            _drop_if_orphan(session, store, stored)
+            raise UnprocessableRecording(str(e).replace(stored.sha256, name), code=e.code) from None
+        try:
+            return _ingest_stored(session, stored=stored, duration=info.duration, filename=filename,
+                                  content_type=content_type, meta=meta, source=source, actor=actor)
+        except ServiceError:
+            _drop_if_orphan(session, store, stored)
+            raise
 
 
-def _drop_if_orphan(session: Session, sha256: str, path: Path) -> None:
-    """Remove a just-stored file that no recording row or call refers to (the upload was refused)."""
+def _drop_if_orphan(session: Session, store: RecordingStore, stored: Stored) -> None:
+    """Remove a just-stored file that no recording row or call refers to (the upload was refused);
+    inside the store's hold on the address, so no concurrent upload of the same bytes is between
+    storing them and committing its call."""
     session.rollback()
-    if session.get(Recording, sha256) is None and \
-            session.scalar(select(Call.id).where(Call.recording_sha256 == sha256).limit(1)) is None:
-        path.unlink(missing_ok=True)
+    if session.get(Recording, stored.sha256) is None and \
+            session.scalar(select(Call.id).where(Call.recording_sha256 == stored.sha256).limit(1)) is None:
+        store.discard(stored)
 
 
 def _ingest_stored(

@@ -20,7 +20,7 @@ from api.calls.results import result_values
 from api.core.config import ServiceSettings
 from api.core.db import Database
 from api.core.errors import PayloadTooLarge, ServiceError
-from api.core.storage import RecordingStore
+from api.core.storage import RecordingStore, Stored
 from api.models import Call, CallStatus, Recording
 from api.processing import queue
 from api.processing.queue import Claim
@@ -179,15 +179,16 @@ class CallProcessor:
                             f"{self.store.max_bytes / 1048576:g} MB (CALLQA_MAX_UPLOAD_MB)",
                             code="recording_too_large",
                         )
-                    stored = self.store.put_chunks(r.iter_bytes(1 << 20))
-                break
+                    with self.store.receive(r.iter_bytes(1 << 20)) as stored:  # held until the call refers to it
+                        return self._take_recording(c, stored, url)
             except (httpx.TransportError, httpx.HTTPStatusError) as e:
                 last = e
-        else:
-            raise ServiceError(
-                f"could not download the recording after {self.settings.download_retries + 1} tries: {last}",
-                code="download_failed",
-            )
+        raise ServiceError(
+            f"could not download the recording after {self.settings.download_retries + 1} tries: {last}",
+            code="download_failed",
+        )
+
+    def _take_recording(self, c: Claim, stored: Stored, url: str) -> str | None:
         with self.db.sessions() as session:
             owner = session.scalar(select(Call.id).where(Call.recording_sha256 == stored.sha256))
             if owner is not None and owner != c.call_id:

@@ -1,13 +1,22 @@
-"""Recordings in: the server-folder import, a refused upload leaves no file behind, byte ranges of a
-stored recording. Real uploads on SQLite and PostgreSQL; nothing here runs the model."""
+"""Recordings in: the server-folder import, a refused upload leaves no file behind (and never takes
+the file of a concurrent upload of the same bytes), byte ranges of a stored recording. Real uploads
+on SQLite and PostgreSQL; nothing here runs the model."""
 
 from __future__ import annotations
 
+import io
+import re
 import shutil
+import threading
 from pathlib import Path
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select
 
+from api.calls.schemas import CallMetadata
+from api.calls.service import Ingested, ingest_stream
+from api.core.errors import ServiceError
+from api.core.storage import RecordingStore
 from api.models import Call, Recording
 
 from .test_security import tone
@@ -17,8 +26,9 @@ DATA = Path(__file__).parent.parent / "data"
 
 
 def stored_files(settings) -> set[str]:
+    """The recordings in the store (files named by their sha256)."""
     root = settings.recordings_dir
-    return {p.name for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+    return {p.name for p in root.rglob("*") if p.is_file() and re.fullmatch(r"[0-9a-f]{64}", p.name)} if root.exists() else set()
 
 
 def test_a_folder_inside_the_import_dirs_is_imported(client, people, settings, db):
@@ -87,6 +97,55 @@ def test_a_refused_upload_leaves_no_orphan_file(client, people, settings, db):
     assert len(stored_files(settings)) == 1
     with db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Recording)) == 1
+
+
+@pytest.mark.parametrize("refusal", ["external_id_taken", "manager_not_found"])
+def test_an_upload_refused_at_the_same_moment_never_takes_the_file_of_the_accepted_one(settings, db, people, refusal):
+    """Two requests (or API processes) receive the same recording at once; one of them would be
+    refused (its PBX call id belongs to another call, or its manager does not exist). A refused
+    upload removes its file when nothing refers to it, so it is let in at the worst moment: after
+    the accepted upload stored the file and before it committed its call. Whatever order they then
+    reach the database in, the accepted call keeps its recording, and the other upload ends as a
+    duplicate of it or refused with its reason, never as a server error."""
+    store = RecordingStore(settings.recordings_dir, max_bytes=settings.max_upload_bytes)
+    with db.sessions() as s:  # the call that already has the PBX call id, with other bytes
+        ingest_stream(s, store, stream=io.BytesIO(tone(900)), filename="earlier.wav", content_type="audio/wav",
+                      meta=CallMetadata(external_id="pbx-7"))
+    data = tone(350)
+    bad = CallMetadata(external_id="pbx-7") if refusal == "external_id_taken" else CallMetadata(manager_id=999_999)
+    outcome: list[object] = []
+
+    def other_upload() -> None:
+        with db.sessions() as s:
+            try:
+                outcome.append(ingest_stream(s, store, stream=io.BytesIO(data), filename="other.wav", content_type="audio/wav",
+                                             meta=bad))
+            except Exception as e:  # noqa: BLE001 (whatever it was, the assertion shows it)
+                outcome.append(e)
+
+    with db.sessions() as accepted:
+        other = threading.Thread(target=other_upload)
+
+        def let_the_other_one_in(_session) -> None:  # the accepted upload is about to commit its call
+            other.start()
+            other.join(timeout=2)  # it runs to its end meanwhile unless it has to wait for this one
+
+        event.listen(accepted, "before_commit", let_the_other_one_in, once=True)
+        call = ingest_stream(accepted, store, stream=io.BytesIO(data), filename="right.wav", content_type="audio/wav",
+                             meta=CallMetadata(manager_id=people.manager_id)).call
+    other.join(timeout=60)
+    assert not other.is_alive()
+    # the accepted call's recording is there, whole
+    assert store.path(call.recording_sha256).read_bytes() == data
+    assert len(stored_files(settings)) == 2
+    # the other upload is the same call, or refused with its own reason
+    (result,) = outcome
+    if isinstance(result, Ingested):
+        assert result.call.id == call.id and not result.created
+    else:
+        assert isinstance(result, ServiceError) and result.code == refusal, result
+    with db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Call)) == 2
 
 
 def test_byte_ranges_of_a_recording(client, people):

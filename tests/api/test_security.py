@@ -59,10 +59,14 @@ def test_a_file_name_never_becomes_a_path(client, people, settings, db, tmp_path
     with db.sessions() as s:
         recording = s.scalar(select(Recording))
     assert recording.original_name == shown
-    # the only file written is the content-addressed one, inside the data folder
+    # the only file written is the content-addressed one, inside the data folder (beside the store's
+    # lock of its address, named by hex digits too)
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".db" and "-wal" not in p.name
                and "-shm" not in p.name]
-    assert written == [settings.recordings_dir / recording.sha256[:2] / recording.sha256[2:4] / recording.sha256]
+    locks = [p for p in written if p.parent == settings.recordings_dir / ".locks"]
+    assert [p.name for p in locks] == [recording.sha256[:3]]
+    assert [p for p in written if p not in locks] == [
+        settings.recordings_dir / recording.sha256[:2] / recording.sha256[2:4] / recording.sha256]
     got = client.get(f"{API}/calls/{item['call_id']}/recording", headers=people.h("admin"))
     assert got.status_code == 200
     disposition = got.headers["content-disposition"]
