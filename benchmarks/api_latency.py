@@ -13,7 +13,8 @@
    calls cycle through them (80% Russian), so scores, missed stages and unhandled objections vary
    as they would. ``--reuse`` keeps a database that already holds ``--calls`` calls (migrations
    still run, so a new index revision is applied).
-2. The real app (``uvicorn api.main:app``, ``--server-workers`` processes) on a free loopback port,
+2. The real app as a department runs it, ``callqa serve --workers 0 --api-processes N --no-access-log``
+   (``--server-workers`` API processes, each on its own listening socket) on a free loopback port,
    warmed up for ``--warmup-seconds`` (each process reads its call list index in the background
    meanwhile: 1.6 s at 100,000 calls on a free core).
 3. ``--clients`` concurrent keep-alive clients in this process (asyncio and a minimal HTTP/1.1
@@ -42,8 +43,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -401,19 +403,21 @@ def free_port() -> int:
 
 
 def start_server(url: str, *, port: int, workers: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    """The API as a department runs it on one machine: ``callqa serve`` with ``workers`` API processes
+    (each on its own listening socket) and no local worker, without the per-request access log."""
     env = {**os.environ, "CALLQA_DATABASE_URL": url, "CALLQA_DATA_DIR": str(data_dir), "CALLQA_ADMIN_PASSWORD": ADMIN_PASSWORD}
-    log = open(data_dir / "uvicorn.log", "wb")  # noqa: SIM115 (the server's lifetime)
+    log = open(data_dir / "serve.log", "wb")  # noqa: SIM115 (the server's lifetime)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-         "--no-access-log", "--log-level", "warning"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "0",
+         "--api-processes", str(workers), "--no-access-log"],
+        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     import httpx
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}; see {data_dir / 'uvicorn.log'}")
+            raise RuntimeError(f"the server exited with {proc.returncode}; see {data_dir / 'serve.log'}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
                 return proc
@@ -422,6 +426,40 @@ def start_server(url: str, *, port: int, workers: int, data_dir: Path) -> subpro
         time.sleep(0.3)
     stop_server(proc)
     raise RuntimeError("the server did not answer /healthz within 120 s")
+
+
+def api_processes(parent: int) -> list[int]:
+    """The API processes ``callqa serve`` started (its spawned children, not the resource tracker)."""
+    pids = []
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
+                pids.append(int(child))
+    return sorted(pids)
+
+
+def connections_by_process(port: int, pids: Iterable[int]) -> dict[int, int]:
+    """How many established connections to ``port`` each process holds, from /proc (the kernel's view)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # local port, ESTABLISHED
+                inodes.add(fields[9])
+    held = {}
+    for pid in pids:
+        links = []
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                links.append(os.readlink(fd))
+            except OSError:
+                continue
+        held[pid] = sum(link.startswith("socket:[") and link[8:-1] in inodes for link in links)
+    return held
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
@@ -546,7 +584,7 @@ async def drive(port: int, token: str, seeded: Seeded, *, clients: int, seconds:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children (the uvicorn workers), from /proc."""
+    """User + system CPU of a process and its children (the API processes), from /proc."""
     total = 0.0
     pending = [pid]
     while pending:
@@ -607,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--max-requests", type=int, default=500_000, help="stop after this many requests even before --seconds")
     ap.add_argument("--detail-share", type=float, default=0.5, help="share of requests that are call detail")
-    ap.add_argument("--server-workers", type=int, default=2, help="uvicorn worker processes (one per core)")
+    ap.add_argument("--server-workers", type=int, default=2, help="API processes, callqa serve --api-processes (one per core)")
     ap.add_argument("--warmup-seconds", type=float, default=10,
                     help="load before measuring: imports, first queries, and each process's list index read in the background")
     ap.add_argument("--reuse", action="store_true", help="keep a database that already has --calls calls")
@@ -626,12 +664,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         token = sign_in(port)
         if args.warmup_seconds > 0:  # every worker process: imports, first queries, caches
-            asyncio.run(drive(port, token, seeded, clients=min(args.clients, 8), seconds=args.warmup_seconds,
+            asyncio.run(drive(port, token, seeded, clients=min(args.clients, 16), seconds=args.warmup_seconds,
                               max_requests=args.max_requests, detail_share=args.detail_share))
         load_before = os.getloadavg()
         server_cpu, client_cpu, db_cpu = cpu_seconds(server.pid), time.process_time(), database_backends_cpu()
+        split: list[int] = []  # the clients' connections per API process, a few seconds into the run
+        look = threading.Timer(min(3.0, args.seconds / 2), lambda: split.extend(
+            sorted(connections_by_process(port, api_processes(server.pid)).values(), reverse=True)))
+        look.start()
         run = asyncio.run(drive(port, token, seeded, clients=args.clients, seconds=args.seconds,
                                 max_requests=args.max_requests, detail_share=args.detail_share))
+        look.join()
         server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
         db_seconds = sum(v - db_cpu.get(pid, v if pid == 0 else 0.0) for pid, v in database_backends_cpu().items())
         load_after = os.getloadavg()
@@ -646,22 +689,23 @@ def main(argv: list[str] | None = None) -> int:
         # how much of the 2 cores the server got, and its CPU per request: with other jobs on the
         # machine the latency is mostly waiting for a core
         "server_cpu_cores_used": round(server_cpu / run["wall_seconds"], 2),
-        "server_cpu_ms_per_request": round(server_cpu * 1000 / max(1, run["requests"]), 1),
+        "server_cpu_ms_per_request": round(server_cpu * 1000 / max(1, run["requests"]), 2),
+        "connections_per_api_process": split,
         "client_cpu_cores_used": round(client_cpu / run["wall_seconds"], 2),
-        "database_cpu_ms_per_request": round(db_seconds * 1000 / max(1, run["requests"]), 1) if args.db == "postgresql" else None,
+        "database_cpu_ms_per_request": round(db_seconds * 1000 / max(1, run["requests"]), 2) if args.db == "postgresql" else None,
     }
     if args.json:
         print(json.dumps(out, indent=1))
     else:
         print(f"{out['machine']}; {args.db}, {args.calls} calls, {args.clients} clients, {args.seconds:g} s, "
-              f"{args.server_workers} uvicorn workers; load average {out['load_average_before']} -> {out['load_average_after']}")
+              f"{args.server_workers} API processes; load average {out['load_average_before']} -> {out['load_average_after']}")
         for kind in ("list", "detail"):
             r = out[kind]
             print(f"  {kind:6} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
                   f"{r['requests_per_second']:7.1f} req/s  ({r['requests']} requests, {r['mean_response_kb']} KB each)")
         print(f"  total {out['requests_per_second']} req/s, errors {out['errors'] or 'none'}; server used "
               f"{out['server_cpu_cores_used']} cores, {out['server_cpu_ms_per_request']} ms CPU a request; "
-              f"client {out['client_cpu_cores_used']} cores"
+              f"client {out['client_cpu_cores_used']} cores; connections per API process {'/'.join(map(str, split))}"
               + (f"; PostgreSQL {out['database_cpu_ms_per_request']} ms CPU a request" if args.db == "postgresql" else ""))
     return 0
 

@@ -54,11 +54,19 @@ class LocalExecutor:
         self.drain = drain
         self.supervise_seconds = supervise_seconds
         self._ctx = mp.get_context("spawn")
-        self.stop_event = self._ctx.Event()
+        self._stop_event: EventType | None = None  # made when workers start: an API process that only submits needs none
         self._procs: dict[int, Any] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
+
+    @property
+    def stop_event(self) -> EventType:
+        """Set to stop the workers after their calls in hand (a multiprocessing event: semaphores the
+        operating system keeps until it is released)."""
+        if self._stop_event is None:
+            self._stop_event = self._ctx.Event()
+        return self._stop_event
 
     def submit(self, call_id: int) -> None:
         """Local workers poll the database; nothing to send."""
@@ -110,7 +118,8 @@ class LocalExecutor:
         self._stopping.set()
         if self._supervisor is not None and self._supervisor is not threading.current_thread():
             self._supervisor.join()
-        self.stop_event.set()
+        if self._stop_event is not None:
+            self._stop_event.set()
         deadline = time.monotonic() + timeout
         with self._lock:
             procs = list(self._procs.values())
