@@ -34,6 +34,7 @@ from api.deps import (
     SettingsDep,
     StoreDep,
     UserDep,
+    ViewerDep,
     current_user,
     ensure_role,
     require,
@@ -185,7 +186,7 @@ def pbx_webhook(request: Request, session: SessionDep, body: WebhookCall,
 @router.get("/calls", response_model=CallPage, summary="Calls, filtered and paged (a manager sees own calls only)")
 def list_calls(
     session: ReadSessionDep,
-    user: UserDep,
+    user: ViewerDep,
     manager_id: QueryId = None,
     team_id: QueryId = None,
     date_from: Annotated[datetime | None, Query(description="started at or after")] = None,
@@ -211,7 +212,7 @@ def list_calls(
 
 
 @router.get("/calls/{call_id}", response_model=CallDetail, summary="A call: transcript, stages with evidence, objections, metrics")
-def get_call(session: ReadSessionDep, user: UserDep, call_id: PathId) -> Response:
+def get_call(session: ReadSessionDep, user: ViewerDep, call_id: PathId) -> Response:
     detail = service.call_detail(session, call_id, visible=visible_manager_ids(session, user))
     # validated once here (it picks the report's fields the schema names) and serialised as FastAPI would
     return _json(CallDetail.__pydantic_serializer__.to_json(CallDetail.model_validate(detail)))
