@@ -6,9 +6,9 @@ sockets by a hash of the connection's addresses.
 
 Why not uvicorn's ``--workers``: there every process accepts from one shared socket, and whichever
 is awake first takes a whole burst of new connections. 50 clients connecting at once were split
-30/20 and once 42/8 between two processes. Keep-alive connections stay where they landed, so the
-busier process's clients waited longer: at 50 clients, p95 110-470 ms against 64-69 ms split evenly
-(README, "Service"). The hash splits such a burst about evenly (27/23, 24/26, 26/24).
+30/20 or worse in 5 runs of 8 between two processes, once 42/8. Keep-alive connections stay where
+they landed, so the busier process's clients waited longer for every request (p95 470 ms in the
+42/8 run; README, "Service"). The hash splits such a burst about evenly (25/25 to 31/19).
 
 The sockets are made here, in the parent, and each process is given its own; a process that dies
 is started again with the same socket. A connection the kernel gives that socket meanwhile waits
