@@ -59,12 +59,12 @@ class RecordingStore:
         """Store the bytes at their address and hold the address until the block ends.
 
         Raises PayloadTooLarge past the limit and UnprocessableRecording when empty (their messages
-        start with ``name`` when given). The caller
-        records its reference to the recording in the database inside the block, or calls
-        :meth:`discard` there when it refuses the recording and nothing else refers to it. Another
-        request, process or machine receiving the same bytes waits at the address meanwhile, so a
-        refused upload never removes a file that a concurrent upload of the same bytes is about to
-        refer to; whoever comes second puts the bytes back in place if the first removed them.
+        start with ``name`` when given). The caller records its reference to the recording in the
+        database inside the block, or calls :meth:`discard` there when it refuses the recording and
+        nothing else refers to it. Another request, process or machine receiving the same bytes
+        waits at the address meanwhile, so a refused upload never removes a file that a concurrent
+        upload of the same bytes is about to refer to; whoever comes second puts the bytes back in
+        place if the first removed them.
         """
         try:
             tmp, sha, size = self._write_temporary(chunks)
