@@ -7,8 +7,8 @@ For each N: a fresh SQLite database, the same ``--calls`` rendered sample calls 
 Reports calls per hour and audio hours per hour over the whole run (starting the processes and
 loading the model in each included), and over the processing window alone (the first claim to the
 last finished call, from the run history), with the speed-up over the first N. ``--cpu-threads
-auto`` gives each worker cores/N CTranslate2 threads so that N workers share the cores instead of
-fighting for them. The load average is recorded beside each N: other jobs on the machine slow it.
+auto`` leaves the CTranslate2 threads to the worker, which shares the cores out (cores/N threads
+each, all cores for one process) so that N workers do not fight over them. The load average is recorded beside each N: other jobs on the machine slow it.
 """
 
 from __future__ import annotations
@@ -50,15 +50,21 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy(f, calls_dir / f.name)
 
     from api.models import Call, CallRun, CallStatus
+    from api.processing.pipeline import threads_each
 
     cores = os.cpu_count() or 1
     results = []
     for n in args.workers:
         data = args.work_dir / f"data-{n}"
-        threads = max(1, cores // n) if args.cpu_threads == "auto" else int(args.cpu_threads)
         env = {**os.environ, "CALLQA_DATA_DIR": str(data), "CALLQA_ADMIN_PASSWORD": "benchmark-admin",
-               "CALLQA_CPU_THREADS": str(threads), "CALLQA_POLL_SECONDS": "0.2"}
+               "CALLQA_POLL_SECONDS": "0.2"}
         env.pop("CALLQA_DATABASE_URL", None)
+        if args.cpu_threads == "auto":  # what the worker does by itself: the cores shared out
+            env.pop("CALLQA_CPU_THREADS", None)
+            threads = threads_each(n) or cores
+        else:
+            threads = int(args.cpu_threads) or cores
+            env["CALLQA_CPU_THREADS"] = str(threads)
         subprocess.run([sys.executable, "-m", "api", "import", str(calls_dir), "--language", "ru"], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         load_before = os.getloadavg()

@@ -10,9 +10,10 @@ is awake first takes a whole burst of new connections. 50 clients connecting at 
 they landed, so the busier process's clients waited longer for every request (p95 470 ms in the
 42/8 run; README, "Service"). The hash splits such a burst about evenly (25/25 to 31/19).
 
-The sockets are made here, in the parent, and each process is given its own; a process that dies
-is started again with the same socket. A connection the kernel gives that socket meanwhile waits
-in its queue instead of being refused. ``SIGTERM`` or ``SIGINT`` stop every process gracefully
+The sockets are made and start listening here, in the parent, and each process is given its own;
+a process that dies is started again with the same socket. A connection the kernel gives a socket
+whose process is starting (at first, or again) waits in its queue instead of being refused or
+going elsewhere, so the connections are spread evenly from the start. ``SIGTERM`` or ``SIGINT`` stop every process gracefully
 (uvicorn finishes the requests in progress).
 """
 
@@ -43,7 +44,7 @@ def serve_api(app: str, *, host: str, port: int, processes: int = 1, **uvicorn_o
     if processes <= 1 or not hasattr(socket, "SO_REUSEPORT"):
         uvicorn.run(app, host=host, port=port, workers=processes, **uvicorn_options)
         return
-    sockets = [_listening_socket(host, port) for _ in range(processes)]
+    sockets = [_listening_socket(host, port, backlog=uvicorn_options.get("backlog", 2048)) for _ in range(processes)]
     try:
         _Supervisor(app, sockets, uvicorn_options).run()
     finally:
@@ -51,18 +52,21 @@ def serve_api(app: str, *, host: str, port: int, processes: int = 1, **uvicorn_o
             sock.close()
 
 
-def _listening_socket(host: str, port: int) -> socket.socket:
+def _listening_socket(host: str, port: int, *, backlog: int) -> socket.socket:
+    """A socket of the group on ``host:port``, listening from now on: the kernel gives it its share of
+    new connections even before its process has started, and they wait in its queue meanwhile."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
+        sock.listen(backlog)
     except OSError:
         sock.close()
         raise
     sock.set_inheritable(True)
-    return sock  # listen() is called by the process that serves it
+    return sock
 
 
 def _serve_one(app: str, sock: socket.socket, options: dict[str, Any]) -> None:

@@ -50,13 +50,14 @@ def make_celery(settings: ServiceSettings) -> Celery:
 
 
 _state: dict[str, Any] = {}
+_pool = {"processes": 1}  # set by CeleryExecutor.run before the pool's processes are forked
 
 
 def _processor() -> Any:
     if "processor" not in _state:
-        from api.processing.pipeline import CallProcessor
+        from api.processing.pipeline import CallProcessor, threads_each
 
-        _state["processor"] = CallProcessor(get_service_settings())
+        _state["processor"] = CallProcessor(get_service_settings(), cpu_threads=threads_each(_pool["processes"]))
     return _state["processor"]
 
 
@@ -110,6 +111,7 @@ class CeleryExecutor:
                 except Exception:
                     log.exception("sweep failed")
 
+        _pool["processes"] = max(1, concurrency)
         self.sweep()
         thread = threading.Thread(target=sweeper, daemon=True, name="callqa-sweeper")
         thread.start()

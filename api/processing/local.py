@@ -13,11 +13,12 @@ from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
 from api.core.config import ServiceSettings
+from api.processing.pipeline import threads_each
 
 log = logging.getLogger("callqa.worker")
 
 
-def _worker_main(settings_data: dict[str, Any], stop: EventType, drain: bool, index: int) -> None:
+def _worker_main(settings_data: dict[str, Any], stop: EventType, drain: bool, index: int, cpu_threads: int) -> None:
     """One worker process: claim, process, repeat; with ``drain`` stop when the queue is empty."""
     from api.processing.pipeline import CallProcessor
 
@@ -28,7 +29,7 @@ def _worker_main(settings_data: dict[str, Any], stop: EventType, drain: bool, in
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker-{index} %(levelname)s %(message)s")
     for noisy in ("faster_whisper", "spacy", "pymorphy3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    processor = CallProcessor(settings)
+    processor = CallProcessor(settings, cpu_threads=cpu_threads)
     try:
         while not stop.is_set() and not stopping:
             if processor.process_next() is None:
@@ -73,7 +74,8 @@ class LocalExecutor:
 
     def _spawn(self, index: int) -> None:
         p = self._ctx.Process(
-            target=_worker_main, args=(self.settings.model_dump(), self.stop_event, self.drain, index),
+            target=_worker_main, args=(self.settings.model_dump(), self.stop_event, self.drain, index,
+                                       threads_each(self.processes)),
             name=f"callqa-worker-{index}", daemon=False,
         )
         p.start()

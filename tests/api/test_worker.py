@@ -157,3 +157,20 @@ def test_a_call_that_kills_its_workers_ends_failed_with_a_reason(db, settings):
         assert all(r.finished_at is not None for r in runs) and "worker_lost" in runs[-1].error
     assert queue.claim(db.sessions, worker="next", lease_seconds=30) is None
     assert queue.release_dead(db.sessions, max_attempts=settings.max_attempts) == 0
+
+
+@pytest.mark.parametrize(("processes", "set_by_user", "expected"), [
+    (1, None, 0),  # one process: CTranslate2 takes one thread a core
+    (2, None, max(1, (os.cpu_count() or 1) // 2)),  # two share the cores instead of fighting over them
+    (2, "3", 3),  # CALLQA_CPU_THREADS is the user's word
+], ids=["one-process", "two-processes", "set-by-user"])
+def test_worker_processes_share_the_cores_unless_the_threads_are_set(settings, monkeypatch, processes, set_by_user, expected):
+    from api.processing.pipeline import CallProcessor, threads_each
+
+    if set_by_user is None:
+        monkeypatch.delenv("CALLQA_CPU_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("CALLQA_CPU_THREADS", set_by_user)
+    processor = CallProcessor(settings, cpu_threads=threads_each(processes))
+    assert processor.analyzer.transcriber.settings.cpu_threads == expected
+    processor.db.dispose()
