@@ -428,18 +428,19 @@ def start_server(url: str, *, port: int, workers: int, data_dir: Path) -> subpro
     raise RuntimeError("the server did not answer /healthz within 120 s")
 
 
-def api_processes(parent: int) -> list[int]:
-    """The API processes ``callqa serve`` started (its spawned children, not the resource tracker)."""
-    pids = []
-    for task in Path(f"/proc/{parent}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            try:
-                cmdline = Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
-                pids.append(int(child))
-    return sorted(pids)
+def spawned_children(parent: int) -> set[int]:
+    """The processes ``parent`` started with multiprocessing's spawn (``callqa serve``'s API processes
+    or local workers), not its resource tracker; from /proc."""
+    pids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if int(fields[1]) == parent and "spawn_main" in cmdline and "resource_tracker" not in cmdline:
+            pids.add(int(stat.parent.name))
+    return pids
 
 
 def connections_by_process(port: int, pids: Iterable[int]) -> dict[int, int]:
@@ -670,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
         server_cpu, client_cpu, db_cpu = cpu_seconds(server.pid), time.process_time(), database_backends_cpu()
         split: list[int] = []  # the clients' connections per API process, a few seconds into the run
         look = threading.Timer(min(3.0, args.seconds / 2), lambda: split.extend(
-            sorted(connections_by_process(port, api_processes(server.pid)).values(), reverse=True)))
+            sorted(connections_by_process(port, spawned_children(server.pid)).values(), reverse=True)))
         look.start()
         run = asyncio.run(drive(port, token, seeded, clients=args.clients, seconds=args.seconds,
                                 max_requests=args.max_requests, detail_share=args.detail_share))

@@ -8,7 +8,8 @@ Reports calls per hour and audio hours per hour over the whole run (starting the
 loading the model in each included), and over the processing window alone (the first claim to the
 last finished call, from the run history), with the speed-up over the first N. ``--cpu-threads
 auto`` leaves the CTranslate2 threads to the worker, which shares the cores out (cores/N threads
-each, all cores for one process) so that N workers do not fight over them. The load average is recorded beside each N: other jobs on the machine slow it.
+each, all cores for one process) so that N workers do not fight over them. The load average is
+recorded beside each N: other jobs on the machine slow it.
 """
 
 from __future__ import annotations

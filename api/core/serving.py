@@ -13,8 +13,8 @@ they landed, so the busier process's clients waited longer for every request (p9
 The sockets are made and start listening here, in the parent, and each process is given its own;
 a process that dies is started again with the same socket. A connection the kernel gives a socket
 whose process is starting (at first, or again) waits in its queue instead of being refused or
-going elsewhere, so the connections are spread evenly from the start. ``SIGTERM`` or ``SIGINT`` stop every process gracefully
-(uvicorn finishes the requests in progress).
+going elsewhere, so the connections are spread evenly from the start. ``SIGTERM`` or ``SIGINT``
+stop every process gracefully (uvicorn finishes the requests in progress).
 """
 
 from __future__ import annotations

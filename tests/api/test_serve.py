@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from benchmarks.api_latency import connections_by_process
+from benchmarks.api_latency import connections_by_process, spawned_children
 
 pytestmark = pytest.mark.model
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,20 +39,6 @@ def test_serve_runs_api_and_worker_on_a_fresh_machine(tmp_path, callqa_serve):
         assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "callqa"
 
 
-def _worker_pids(parent: int) -> set[int]:
-    """The local worker processes `callqa serve` started (spawned children, not the resource tracker)."""
-    pids = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if int(fields[1]) == parent and "spawn_main" in cmdline and "resource_tracker" not in cmdline:
-            pids.add(int(stat.parent.name))
-    return pids
-
-
 def _wait(predicate, timeout: float, log: Path):
     deadline = time.monotonic() + timeout
     while True:
@@ -67,9 +53,9 @@ def test_serve_restarts_a_killed_worker_and_the_new_one_takes_the_next_call(tmp_
     data = tmp_path / "data"
     with callqa_serve(env={"CALLQA_POLL_SECONDS": "0.2", "CALLQA_WORKERS": "1"}) as served:
         proc, base, log = served.proc, served.base, served.log
-        (first,) = _wait(lambda: _worker_pids(proc.pid), 30, log)
+        (first,) = _wait(lambda: spawned_children(proc.pid), 30, log)
         os.kill(first, signal.SIGKILL)  # as the kernel's OOM killer would
-        (second,) = _wait(lambda: (pids := _worker_pids(proc.pid)) and first not in pids and pids, 30, log)
+        (second,) = _wait(lambda: (pids := spawned_children(proc.pid)) and first not in pids and pids, 30, log)
         assert second != first
 
         token = httpx.post(f"{base}/api/v1/auth/token", data={"username": "admin", "password": "first-admin-pass"}).json()
@@ -85,7 +71,7 @@ def test_serve_restarts_a_killed_worker_and_the_new_one_takes_the_next_call(tmp_
         engine.dispose()
         assert [w.rsplit(":", 1)[1] for w in workers] == [str(second)]  # the new worker took it
         assert f"exited with -{signal.SIGKILL.value}; starting it again" in log.read_text()
-    assert not _worker_pids(proc.pid)
+    assert not spawned_children(proc.pid)
 
 
 @contextmanager
@@ -116,7 +102,7 @@ def test_api_processes_share_a_burst_of_connections_and_one_killed_is_replaced(c
     process killed is replaced without a connection refused meanwhile."""
     with callqa_serve("--workers", "0", "--api-processes", "2", "--no-access-log") as served:
         port = int(served.base.rsplit(":", 1)[1])
-        pids = _wait(lambda: _two(_worker_pids(served.proc.pid)), 30, served.log)
+        pids = _wait(lambda: _two(spawned_children(served.proc.pid)), 30, served.log)
         for _ in range(3):
             with _connections(port, 100):
                 held = connections_by_process(port, pids)
@@ -126,7 +112,7 @@ def test_api_processes_share_a_burst_of_connections_and_one_killed_is_replaced(c
         os.kill(killed, signal.SIGKILL)
         with _connections(port, 40):  # those the kernel gives the dead process's socket wait for its successor
             pass
-        survivors = _wait(lambda: _two(_worker_pids(served.proc.pid)), 30, served.log)
+        survivors = _wait(lambda: _two(spawned_children(served.proc.pid)), 30, served.log)
         assert killed not in survivors
         assert f"API process {killed} exited with -{signal.SIGKILL.value}; starting another" in served.log.read_text()
         with _connections(port, 100):
