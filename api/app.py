@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
@@ -22,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analyzer.errors import AnalyzerError
-from api.auth.service import enable_auth_cache
+from api.auth.cache import enable_auth_cache
 from api.calls.list_index import enable_list_index
 from api.core.config import ServiceSettings, get_service_settings
 from api.core.db import Database
@@ -137,7 +138,13 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(settings: ServiceSettings | None = None, *, db: Database | None = None, executor: Any = None) -> FastAPI:
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: ServiceSettings | None = None, *, db: Database | None = None, executor: Any = None,
+               clock: Callable[[], datetime] = _now) -> FastAPI:
+    """The app; ``clock`` is what time it is for sign-in throttling (tests move it instead of waiting)."""
     settings = settings or get_service_settings()
 
     @contextlib.asynccontextmanager
@@ -157,6 +164,7 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
         "`Authorization: Bearer <token>`. Every error is `{\"error\": {\"code\", \"message\"}}`.",
     )
     app.state.settings = settings
+    app.state.clock = clock
     app.state.db = db or Database(settings)
     db_ = app.state.db
     enable_auth_cache(db_.engine, also=db_.read_engine)  # tokens and visible managers remembered for a few seconds

@@ -44,8 +44,13 @@ def _logging() -> None:
 
 def _bootstrap(settings) -> None:  # noqa: ANN001
     from api.app import bootstrap
+    from api.core.errors import ServiceError
 
-    password = bootstrap(settings)
+    try:
+        password = bootstrap(settings)
+    except ServiceError as e:  # e.g. CALLQA_ADMIN_PASSWORD refused by the password policy
+        console.print(f"[red]{e.message}[/red]")
+        raise typer.Exit(2) from None
     if password:
         console.print(
             f"[bold]First start: created the administrator '{settings.admin_username}' with password [green]{password}[/green]"
@@ -278,6 +283,7 @@ def user(
     manager_id: int = typer.Option(None, help="for a manager login: the manager whose calls it owns"),
 ) -> None:
     """Create a user."""
+    from api.auth.passwords import PasswordPolicy
     from api.auth.service import create_user
     from api.core.errors import ServiceError
     from api.models import Role
@@ -286,11 +292,10 @@ def user(
         role_value = Role(role)
     except ValueError:
         raise typer.BadParameter(f"one of {', '.join(r.value for r in Role)}", param_hint="--role") from None
-    if len(password) < 8:
-        raise typer.BadParameter("at least 8 characters", param_hint="--password")
     try:
-        with _session() as (_, session):
-            u = create_user(session, actor=None, username=username, password=password, role=role_value, manager_id=manager_id)
+        with _session() as (settings, session):
+            u = create_user(session, actor=None, username=username, password=password, role=role_value, manager_id=manager_id,
+                            passwords=PasswordPolicy.of(settings))
             console.print(f"user {u.username} ({u.role.value}) created, id {u.id}")
     except ServiceError as e:
         console.print(f"[red]{e.message}[/red]")

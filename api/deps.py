@@ -19,12 +19,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from api.auth.service import MISSING, auth_cache
+from api.auth.cache import MISSING, auth_cache
 from api.core.config import ServiceSettings
 from api.core.errors import Forbidden, Unauthorized
 from api.core.security import token_digest
 from api.core.storage import RecordingStore
-from api.models import ApiToken, Manager, Role, Team, User
+from api.models import ApiToken, Role, User
 
 _bearer = HTTPBearer(auto_error=False, description="a token from POST /api/v1/auth/token")
 
@@ -82,7 +82,7 @@ _USER_COLUMNS = tuple(c.key for c in User.__mapper__.column_attrs)
 def current_user(
     session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> User:
-    """The token's user. A token that worked is remembered for a few seconds (:class:`api.auth.service.AuthCache`
+    """The token's user. A token that worked is remembered for a few seconds (:class:`api.auth.cache.AuthCache`
     says how stale that can be); its expiry is checked at every request."""
     remembered = _remembered_user(session, credentials)
     if remembered is not None:
@@ -205,36 +205,12 @@ def ensure_role(user: User, allowed: Iterable[Role]) -> User:
     return user
 
 
+def client_address(request: Request) -> str | None:
+    """The address a request came from (behind a reverse proxy, uvicorn's ``--forwarded-allow-ips`` makes
+    it the client's, from X-Forwarded-For)."""
+    return request.client.host if request.client else None
+
+
 ANY_ROLE = tuple(Role)
 STAFF = (Role.admin, Role.head_of_sales, Role.quality_controller)
 REVIEWERS = (Role.admin, Role.quality_controller)
-
-
-def visible_manager_ids(session: Session, user: User | Viewer) -> set[int] | None:
-    """Managers whose calls the user may see: None means all of them.
-
-    Admins and quality controllers see every call; a head of sales sees the teams they head (all
-    teams when they head none, as in a department with one head); a manager sees only own calls.
-    Remembered for a few seconds, as the token is (:class:`api.auth.service.AuthCache`).
-    """
-    if user.role in (Role.admin, Role.quality_controller):
-        return None
-    cache = auth_cache(session)
-    key = ("visible", user.id, user.role)
-    if cache is not None:
-        remembered = cache.get(key)
-        if remembered is not MISSING:
-            return None if remembered is None else set(remembered)
-    generation = cache.generation if cache is not None else 0
-    visible: set[int] | None
-    if user.role == Role.manager:
-        visible = set(session.scalars(select(Manager.id).where(Manager.user_id == user.id)).all())
-    else:
-        # the head's teams and their managers in one query: no row means no team (so every manager)
-        rows = session.execute(
-            select(Team.id, Manager.id).outerjoin(Manager, Manager.team_id == Team.id).where(Team.head_user_id == user.id)
-        ).all()
-        visible = {m for _, m in rows if m is not None} if rows else None
-    if cache is not None:
-        cache.put(key, None if visible is None else frozenset(visible), generation=generation)
-    return visible

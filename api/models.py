@@ -146,6 +146,17 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class SignInFailures(Base):
+    """Failed sign-ins of one username or one address, for throttling (:mod:`api.auth.throttle`)."""
+
+    __tablename__ = "sign_in_failures"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True, doc="user:<username casefolded> or addr:<IP address>")
+    failures: Mapped[int] = mapped_column(Integer, default=0, doc="since the first of them")
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime, doc="the first failure still counted")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="no sign-in with this key before this moment")
+
+
 class Recording(Base):
     """A stored audio file, addressed by the sha256 of its bytes."""
 

@@ -57,8 +57,8 @@ from benchmarks.speed import _machine
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/callqa_bench"
-ADMIN_PASSWORD = "benchmark-admin"
-HEAD_PASSWORD = "benchmark-head"
+ADMIN_PASSWORD = "orange-harbor-lantern"
+HEAD_PASSWORD = "silver-raven-tundra"
 TEAMS, MANAGERS_PER_TEAM, HEAD_TEAMS = 6, 10, 3
 QUARTER_START = datetime(2026, 7, 1, tzinfo=UTC)
 QUARTER_DAYS = 92

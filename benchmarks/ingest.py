@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for n in args.workers:
         data = args.work_dir / f"data-{n}"
-        env = {**os.environ, "CALLQA_DATA_DIR": str(data), "CALLQA_ADMIN_PASSWORD": "benchmark-admin",
+        env = {**os.environ, "CALLQA_DATA_DIR": str(data), "CALLQA_ADMIN_PASSWORD": "orange-harbor-lantern",
                "CALLQA_POLL_SECONDS": "0.2"}
         env.pop("CALLQA_DATABASE_URL", None)
         if args.cpu_threads == "auto":  # what the worker does by itself: the cores shared out

@@ -189,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with db.sessions() as s:
         if s.scalar(select(User.id).where(User.username == "bench")) is None:
-            create_user(s, actor=None, username="bench", password="bench-password", role=Role.admin)
-        token = sign_in(s, username="bench", password="bench-password", hours=1)[0]
+            create_user(s, actor=None, username="bench", password="violet-kettle-morning-42", role=Role.admin)
+        token = sign_in(s, username="bench", password="violet-kettle-morning-42", hours=1)[0]
         team = s.scalar(select(Team.id).order_by(Team.id).offset(3).limit(1))
         sizes = {m.__tablename__: s.scalar(select(func.count()).select_from(m)) or 0
                  for m in (Call, CallStage, CallObjection, Lead, Deal, DealStageEntry, SalesPlan)}

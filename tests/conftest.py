@@ -61,7 +61,7 @@ def callqa_serve(tmp_path: Path) -> Callable[..., AbstractContextManager[Served]
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        environ = {**os.environ, "CALLQA_DATA_DIR": str(tmp_path / "data"), "CALLQA_ADMIN_PASSWORD": "first-admin-pass",
+        environ = {**os.environ, "CALLQA_DATA_DIR": str(tmp_path / "data"), "CALLQA_ADMIN_PASSWORD": "cobalt-harbor-lantern",
                    **(env or {})}
         environ.pop("CALLQA_DATABASE_URL", None)
         log = tmp_path / "serve.log"

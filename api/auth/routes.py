@@ -2,15 +2,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from api.auth import service
+from api.auth.passwords import PasswordPolicy
 from api.auth.schemas import (
     ManagerCreate,
     ManagerPublic,
     ManagerUpdate,
+    PasswordChange,
     TeamCreate,
     TeamPublic,
     TeamUpdate,
@@ -19,9 +21,10 @@ from api.auth.schemas import (
     UserPublic,
     UserUpdate,
 )
-from api.core.errors import Forbidden, NotFound
+from api.auth.scope import scope_of
+from api.auth.throttle import ThrottlePolicy
 from api.core.ids import PathId, QueryId
-from api.deps import ANY_ROLE, STAFF, SessionDep, SettingsDep, UserDep, require, visible_manager_ids
+from api.deps import ANY_ROLE, STAFF, SessionDep, SettingsDep, UserDep, client_address, require
 from api.models import Manager, Role, Team, User
 
 router = APIRouter(prefix="/api/v1", tags=["auth, users, teams, managers"])
@@ -30,12 +33,15 @@ _admin = Depends(require(Role.admin))
 
 @router.post("/auth/token", response_model=Token, summary="Sign in: username and password for a bearer token")
 def sign_in(
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     username: Annotated[str, Form(max_length=200)],
     password: Annotated[str, Form(max_length=200)],
 ) -> Token:
-    token, row, user = service.sign_in(session, username=username, password=password, hours=settings.token_hours)
+    token, row, user = service.sign_in(session, username=username, password=password, hours=settings.token_hours,
+                                       address=client_address(request), now=request.app.state.clock(),
+                                       throttling=ThrottlePolicy.of(settings))
     return Token(access_token=token, expires_at=row.expires_at, role=user.role)
 
 
@@ -45,6 +51,16 @@ def sign_out(
 ) -> None:
     if credentials is not None:
         service.sign_out(session, token=credentials.credentials)
+
+
+@router.post("/auth/password", status_code=204, summary="Change your own password (every other session is signed out)")
+def change_password(
+    session: SessionDep, settings: SettingsDep, body: PasswordChange, user: UserDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))],
+) -> None:
+    assert credentials is not None  # the user was found by it
+    service.change_own_password(session, user=user, current_token=credentials.credentials, current=body.current_password,
+                                new=body.new_password, passwords=PasswordPolicy.of(settings))
 
 
 @router.get("/auth/me", response_model=UserPublic)
@@ -58,20 +74,23 @@ def list_users(session: SessionDep) -> list[dict]:
 
 
 @router.post("/users", response_model=UserPublic, status_code=201)
-def create_user(session: SessionDep, body: UserCreate, actor: Annotated[User, Depends(require(Role.admin))]) -> dict:
-    user = service.create_user(session, actor=actor, **body.model_dump())
+def create_user(session: SessionDep, settings: SettingsDep, body: UserCreate,
+                actor: Annotated[User, Depends(require(Role.admin))]) -> dict:
+    user = service.create_user(session, actor=actor, **body.model_dump(), passwords=PasswordPolicy.of(settings))
     return service.user_public(session, user)
 
 
 @router.patch("/users/{user_id}", response_model=UserPublic)
-def update_user(session: SessionDep, user_id: PathId, body: UserUpdate, actor: Annotated[User, Depends(require(Role.admin))]) -> dict:
-    user = service.update_user(session, actor=actor, user_id=user_id, changes=body.model_dump(exclude_unset=True))
+def update_user(session: SessionDep, settings: SettingsDep, user_id: PathId, body: UserUpdate,
+                actor: Annotated[User, Depends(require(Role.admin))]) -> dict:
+    user = service.update_user(session, actor=actor, user_id=user_id, changes=body.model_dump(exclude_unset=True),
+                               passwords=PasswordPolicy.of(settings))
     return service.user_public(session, user)
 
 
-@router.get("/teams", response_model=list[TeamPublic], dependencies=[Depends(require(*STAFF))])
-def list_teams(session: SessionDep) -> list[Team]:
-    return list(session.scalars(select(Team).order_by(Team.name)))
+@router.get("/teams", response_model=list[TeamPublic], summary="Teams the caller may see (a head of sales: the teams they head)")
+def list_teams(session: SessionDep, user: Annotated[User, Depends(require(*STAFF))]) -> list[Team]:
+    return list(session.scalars(select(Team).where(scope_of(session, user).teams(Team.id)).order_by(Team.name)))
 
 
 @router.post("/teams", response_model=TeamPublic, status_code=201)
@@ -86,10 +105,7 @@ def update_team(session: SessionDep, team_id: PathId, body: TeamUpdate, actor: A
 
 @router.get("/managers", response_model=list[ManagerPublic], summary="Managers the caller may see")
 def list_managers(session: SessionDep, user: UserDep, team_id: QueryId = None) -> list[Manager]:
-    query = select(Manager).order_by(Manager.name, Manager.id)
-    visible = visible_manager_ids(session, user)
-    if visible is not None:
-        query = query.where(Manager.id.in_(visible))
+    query = select(Manager).where(scope_of(session, user).managers(Manager.id)).order_by(Manager.name, Manager.id)
     if team_id is not None:
         query = query.where(Manager.team_id == team_id)
     return list(session.scalars(query))
@@ -97,12 +113,9 @@ def list_managers(session: SessionDep, user: UserDep, team_id: QueryId = None) -
 
 @router.get("/managers/{manager_id}", response_model=ManagerPublic)
 def get_manager(session: SessionDep, user: UserDep, manager_id: PathId) -> Manager:
-    visible = visible_manager_ids(session, user)
     manager = session.get(Manager, manager_id)
-    if manager is None:
-        raise NotFound(f"no manager {manager_id}", code="manager_not_found")
-    if visible is not None and manager_id not in visible:
-        raise Forbidden("you can see only your own (or your teams') managers")
+    scope_of(session, user).manager(manager_id, found=manager is not None)
+    assert manager is not None
     return manager
 
 

@@ -18,7 +18,7 @@ class Token(BaseModel):
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     username: str = Field(min_length=1, max_length=200, pattern=r"^[\w.@+-]+$")
-    password: str = Field(min_length=8, max_length=200)
+    password: str = Field(min_length=1, max_length=200, description="checked by the password policy (weak_password)")
     role: Role
     full_name: str = Field("", max_length=200)
     manager_id: Id | None = Field(None, description="link a manager login to the manager whose calls it owns")
@@ -26,10 +26,16 @@ class UserCreate(BaseModel):
 
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    password: str | None = Field(None, min_length=8, max_length=200)
+    password: str | None = Field(None, min_length=1, max_length=200, description="signs the user out everywhere")
     role: Role | None = None
     full_name: str | None = Field(None, max_length=200)
     active: bool | None = None
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=1, max_length=200)
 
 
 class UserPublic(BaseModel):

@@ -1,125 +1,61 @@
-"""Users, tokens, teams and managers; the short in-process memory of sign-ins (:class:`AuthCache`)."""
+"""Users, tokens, teams and managers: signing in and out, and the changes an admin or head of sales makes."""
 
 from __future__ import annotations
 
+import math
 import secrets
-import threading
-import time
-from collections.abc import Hashable
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Engine, event, select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+from sqlalchemy.orm import Session
 
+from api.auth import throttle
+from api.auth.passwords import PasswordPolicy, check_password
+from api.auth.scope import Scope, scope_of
+from api.auth.throttle import ThrottlePolicy
 from api.core.audit import audit
-from api.core.db import PerDatabase
-from api.core.errors import BadRequest, Conflict, NotFound, Unauthorized
+from api.core.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from api.core.security import hash_password, new_token, token_digest, verify_password
 from api.models import ApiToken, Manager, Role, Team, User
 
-# -- the sign-in cache ------------------------------------------------------------------------
 
-MISSING: Any = object()
-"""What :meth:`AuthCache.get` returns for a key it does not hold (``None`` is a value: "every manager")."""
-
-
-class AuthCache:
-    """A few seconds' memory of which user a bearer token belongs to and which managers a user may
-    see, so that a request needs no query for either (they were 3 of a request's 5-6 queries).
-
-    How stale it can be. Every ORM write in this process to users, teams, managers or existing
-    tokens, through any session on this engine, clears it when the session commits (the listeners
-    below): a logout, a new role, a deactivation or a team change takes effect at once in the process
-    that made it, before its response is sent. A write this process cannot see (another uvicorn
-    worker, the CLI, SQL typed into the database) takes effect here once the entry is ``ttl`` seconds
-    old: so a token signed out in one worker keeps working in the others for at most ``ttl`` seconds,
-    and a role or team change reaches them within the same bound. A token's expiry is checked at every
-    request against the expiry time read with it, so an expired token is refused on time everywhere.
-
-    A value read from the database is stored only if nothing was cleared while it was being read
-    (the generation), so a read that raced a commit cannot bring the old value back for ``ttl``.
-    Bounded: past ``max_entries`` the oldest entry goes (all live ``ttl``, so it is the first to expire).
-    """
-
-    def __init__(self, *, ttl: float = 5.0, max_entries: int = 10_000):
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self.generation = 0
-        self._entries: dict[Hashable, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> Any:
-        found = self._entries.get(key)
-        if found is None or found[0] <= time.monotonic():
-            return MISSING
-        return found[1]
-
-    def put(self, key: Hashable, value: Any, *, generation: int) -> None:
-        """Remember ``value`` if the cache was not cleared since ``generation`` was read."""
-        with self._lock:
-            if generation != self.generation:
-                return
-            self._entries.pop(key, None)
-            while len(self._entries) >= self.max_entries:
-                del self._entries[next(iter(self._entries))]
-            self._entries[key] = (time.monotonic() + self.ttl, value)
-
-    def clear(self) -> None:
-        with self._lock:
-            self.generation += 1
-            self._entries.clear()
+@cache
+def _no_one() -> str:
+    """A password hash no one has: an unknown username is checked against it, so that signing in as one
+    costs the same as a wrong password of a real user (the time of the answer says nothing)."""
+    return hash_password(secrets.token_urlsafe(24))
 
 
-_caches: PerDatabase[AuthCache] = PerDatabase()
-
-
-def enable_auth_cache(engine: Engine, *, ttl: float = 5.0, max_entries: int = 10_000, also: Engine | None = None) -> AuthCache:
-    """Sessions on ``engine`` (and on ``also``, the same database with other options) remember
-    sign-ins for ``ttl`` seconds (the app does this for its database)."""
-    return _caches.enable(engine, lambda: AuthCache(ttl=ttl, max_entries=max_entries), also=also)
-
-
-def auth_cache(session: Session) -> AuthCache | None:
-    """The cache of the session's database, or None when it has none (then every lookup is a query)."""
-    return _caches.of(session)
-
-
-_CHANGED = "callqa.auth_changed"
-
-
-@event.listens_for(Session, "after_flush")
-def _note_auth_writes(session: Session, _flush: UOWTransaction) -> None:
-    # a new token changes nothing cached; a new user, team or manager can (a manager in a head's team)
-    if any(isinstance(o, (User, Team, Manager)) for o in session.new) or any(
-        isinstance(o, (User, Team, Manager, ApiToken)) for o in (*session.dirty, *session.deleted)
-    ):
-        session.info[_CHANGED] = True
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _note_bulk_auth_writes(state: ORMExecuteState) -> None:
-    if not state.is_select and (state.is_update or state.is_delete or state.is_insert):
-        mapper = state.bind_mapper
-        if mapper is not None and issubclass(mapper.class_, (User, Team, Manager, ApiToken)):
-            state.session.info[_CHANGED] = True
-
-
-@event.listens_for(Session, "after_commit")
-def _forget_after_auth_writes(session: Session) -> None:
-    if session.info.pop(_CHANGED, False):
-        cache = auth_cache(session)
-        if cache is not None:
-            cache.clear()
-
-
-def sign_in(session: Session, *, username: str, password: str, hours: float) -> tuple[str, ApiToken, User]:
+def sign_in(
+    session: Session, *, username: str, password: str, hours: float, address: str | None = None,
+    now: datetime | None = None, throttling: ThrottlePolicy | None = ThrottlePolicy(),
+) -> tuple[str, ApiToken, User]:
+    """A new token for a username and password. Failed sign-ins are counted per username and per
+    ``address`` (:mod:`api.auth.throttle`); a locked one is refused (429) before any hashing."""
+    now = now or datetime.now(UTC)
+    keys = throttle.keys(username, address)
+    if throttling is not None:
+        until = throttle.locked_until(session, keys, now=now)
+        if until is not None:
+            session.rollback()
+            seconds = max(1, math.ceil((until - now).total_seconds()))
+            raise TooManyRequests(f"too many failed sign-ins for this username or from this address; try again in "
+                                  f"{math.ceil(seconds / 60)} min", code="too_many_sign_ins",
+                                  headers={"Retry-After": str(seconds)})
     user = session.scalar(select(User).where(User.username == username))
-    if user is None or not verify_password(password, user.password_hash) or not user.active:
+    right = verify_password(password, user.password_hash if user is not None else _no_one())
+    if user is None or not right or not user.active:
+        if throttling is not None:
+            throttle.record_failure(session, keys, policy=throttling, now=now)
+            session.commit()
         raise Unauthorized("wrong username or password", code="bad_credentials")
+    if throttling is not None:
+        throttle.forget(session, keys[0])
     token = new_token()
-    row = ApiToken(user_id=user.id, token_hash=token_digest(token), expires_at=datetime.now(UTC) + timedelta(hours=hours))
+    row = ApiToken(user_id=user.id, token_hash=token_digest(token), expires_at=now + timedelta(hours=hours))
     session.add(row)
     session.commit()
     return token, row, user
@@ -168,29 +104,35 @@ def _team_name_free(session: Session, name: str, *, team_id: int | None = None) 
                        details={"team_id": other})
 
 
-def _manager_external_id_free(session: Session, external_id: str | None, *, manager_id: int | None = None) -> None:
+def _manager_external_id_free(session: Session, scope: Scope, external_id: str | None, *, manager_id: int | None = None) -> None:
     if external_id is None:
         return
     other = session.scalar(select(Manager.id).where(Manager.external_id == external_id))
     if other is not None and other != manager_id:
+        if not scope.sees_manager(other):  # taken in another team: which manager is not theirs to know
+            raise Conflict(f"another manager already has the external id {external_id!r}", code="manager_external_id_taken")
         raise Conflict(f"manager {other} already has the external id {external_id!r}", code="manager_external_id_taken",
                        details={"manager_id": other})
 
 
-def _login_free(session: Session, user_id: int | None, *, manager_id: int | None = None) -> None:
+def _login_free(session: Session, scope: Scope, user_id: int | None, *, manager_id: int | None = None) -> None:
     if user_id is None:
         return
     other = session.scalar(select(Manager.id).where(Manager.user_id == user_id))
     if other is not None and other != manager_id:
+        if not scope.sees_manager(other):
+            raise Conflict(f"user {user_id} is already the login of another manager", code="login_taken")
         raise Conflict(f"user {user_id} is already the login of manager {other}", code="login_taken",
                        details={"manager_id": other})
 
 
 def create_user(
-    session: Session, *, actor: User | None, username: str, password: str, role: Role, full_name: str = "", manager_id: int | None = None
+    session: Session, *, actor: User | None, username: str, password: str, role: Role, full_name: str = "",
+    manager_id: int | None = None, passwords: PasswordPolicy = PasswordPolicy(),
 ) -> User:
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"a user named {username!r} already exists", code="username_taken")
+    check_password(password, username=username, full_name=full_name, policy=passwords)
     user = User(username=username, password_hash=hash_password(password), role=role, full_name=full_name)
     session.add(user)
     _commit(session, f"a user named {username!r}", code="username_taken", flush=True)
@@ -206,24 +148,58 @@ def create_user(
     return user
 
 
-def update_user(session: Session, *, actor: User, user_id: int, changes: dict[str, Any]) -> User:
+def update_user(
+    session: Session, *, actor: User, user_id: int, changes: dict[str, Any], passwords: PasswordPolicy = PasswordPolicy(),
+) -> User:
+    """Change a user's role, name, activity or password. Decided before anything changes: an
+    administrator cannot demote or deactivate themselves (so one always remains). A new password signs
+    the user out everywhere (every token revoked) and forgets the username's failed sign-ins."""
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"no user {user_id}", code="user_not_found")
-    before = {"role": user.role.value, "active": user.active, "full_name": user.full_name}
-    if "password" in changes and changes["password"] is not None:
-        user.password_hash = hash_password(changes.pop("password"))
-        before["password"] = "***"
-    changes.pop("password", None)
+    changes = {k: v for k, v in changes.items() if v is not None}
+    role, active = changes.get("role", user.role), changes.get("active", user.active)
+    if user.id == actor.id and (role != Role.admin or not active):  # so an administrator always remains
+        raise BadRequest("an administrator cannot demote or deactivate themselves; another administrator can",
+                         code="self_demotion")
+    password = changes.pop("password", None)
+    if password is not None:
+        check_password(password, username=user.username, full_name=changes.get("full_name", user.full_name), policy=passwords)
+    before = {k: (v.value if isinstance(v, Role) else v) for k, v in
+              {"role": user.role, "active": user.active, "full_name": user.full_name}.items() if k in changes}
     for key, value in changes.items():
-        if value is not None:
-            setattr(user, key, value)
-    if user.id == actor.id and (not user.active or user.role != Role.admin) and actor.role == Role.admin:
-        raise BadRequest("an administrator cannot demote or deactivate themselves", code="self_demotion")
-    audit(session, user=actor, action="user.update", entity="user", entity_id=user.id, before=before,
-          after={k: (v.value if isinstance(v, Role) else v) for k, v in changes.items() if v is not None})
+        setattr(user, key, value)
+    after = {k: (v.value if isinstance(v, Role) else v) for k, v in changes.items()}
+    if password is not None:
+        user.password_hash = hash_password(password)
+        _sign_out_everywhere(session, user.id)
+        throttle.forget(session, throttle.keys(user.username, None)[0])
+        before["password"], after["password"] = "***", "changed; every session signed out"
+    audit(session, user=actor, action="user.update", entity="user", entity_id=user.id, before=before, after=after)
     _commit(session, "user")
     return user
+
+
+def change_own_password(session: Session, *, user: User, current_token: str, current: str, new: str,
+                        passwords: PasswordPolicy = PasswordPolicy()) -> None:
+    """A user changes their own password: the current one is asked for; every other session is signed out."""
+    if not verify_password(current, user.password_hash):
+        raise BadRequest("the current password is wrong", code="wrong_password")
+    if new == current:
+        raise BadRequest("the new password is the current one", code="same_password")
+    check_password(new, username=user.username, full_name=user.full_name, policy=passwords)
+    user.password_hash = hash_password(new)
+    _sign_out_everywhere(session, user.id, keep=token_digest(current_token))
+    audit(session, user=user, action="user.password", entity="user", entity_id=user.id,
+          after={"password": "changed; every other session signed out"})
+    _commit(session, "user")
+
+
+def _sign_out_everywhere(session: Session, user_id: int, *, keep: str | None = None) -> None:
+    query = update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+    if keep is not None:
+        query = query.where(ApiToken.token_hash != keep)
+    session.execute(query.values(revoked_at=datetime.now(UTC)).execution_options(synchronize_session=False))
 
 
 def ensure_admin(session: Session, *, username: str, password: str | None) -> str | None:
@@ -232,7 +208,10 @@ def ensure_admin(session: Session, *, username: str, password: str | None) -> st
         return None
     generated = password is None
     password = password or secrets.token_urlsafe(12)
-    create_user(session, actor=None, username=username, password=password, role=Role.admin, full_name="Administrator")
+    try:
+        create_user(session, actor=None, username=username, password=password, role=Role.admin, full_name="Administrator")
+    except BadRequest as e:
+        raise BadRequest(f"CALLQA_ADMIN_PASSWORD: {e.message}", code=e.code) from None
     return password if generated else None
 
 
@@ -275,9 +254,14 @@ def _check_head(session: Session, user_id: int | None) -> None:
 
 
 def create_manager(session: Session, *, actor: User, data: dict[str, Any]) -> Manager:
+    """A new manager; a head of sales adds one to a team they head (theirs when they head one and name none)."""
+    scope = scope_of(session, actor)
+    if data.get("team_id") is None and not scope.manages_all and scope.own_team is not None:
+        data = {**data, "team_id": scope.own_team}
+    scope.require_team(data.get("team_id"))
     _check_refs(session, data)
-    _manager_external_id_free(session, data.get("external_id"))
-    _login_free(session, data.get("user_id"))
+    _manager_external_id_free(session, scope, data.get("external_id"))
+    _login_free(session, scope, data.get("user_id"))
     manager = Manager(**data)
     session.add(manager)
     _commit(session, "a manager with this external id or login", code="manager_taken", flush=True)
@@ -287,13 +271,18 @@ def create_manager(session: Session, *, actor: User, data: dict[str, Any]) -> Ma
 
 
 def update_manager(session: Session, *, actor: User, manager_id: int, changes: dict[str, Any]) -> Manager:
+    """Rename, move or re-link a manager: a head of sales only one of their teams, and only into another of them."""
     manager = session.get(Manager, manager_id)
-    if manager is None:
-        raise NotFound(f"no manager {manager_id}", code="manager_not_found")
+    scope = scope_of(session, actor)
+    scope.manager(manager_id, found=manager is not None)
+    assert manager is not None
+    scope.require_team(manager.team_id)
     changes = {k: v for k, v in changes.items() if v is not None or k in ("external_id", "team_id", "user_id")}
+    if "team_id" in changes:
+        scope.require_team(changes["team_id"])
     _check_refs(session, changes)
-    _manager_external_id_free(session, changes.get("external_id"), manager_id=manager_id)
-    _login_free(session, changes.get("user_id"), manager_id=manager_id)
+    _manager_external_id_free(session, scope, changes.get("external_id"), manager_id=manager_id)
+    _login_free(session, scope, changes.get("user_id"), manager_id=manager_id)
     before = {k: getattr(manager, k) for k in changes}
     for key, value in changes.items():
         setattr(manager, key, value)

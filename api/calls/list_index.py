@@ -29,6 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -129,7 +130,7 @@ class CallListIndex:
 
     # -- answering -------------------------------------------------------------------------------
 
-    def page(self, session: Session, filters: CallFilters, visible: set[int] | None, *, limit: int, offset: int,
+    def page(self, session: Session, filters: CallFilters, visible: AbstractSet[int] | None, *, limit: int, offset: int,
              order: str) -> tuple[int, list[int]] | None:
         """How many calls match and the ids of the page in order; None when the filter is not held here."""
         if filters.external_id is not None:
@@ -214,7 +215,7 @@ class CallListIndex:
                 if i < a.capacity:
                     self._kept_rows[i] = (int(a.updated[i]), self._names_version, body)
 
-    def _members(self, allowed: set[int]) -> np.ndarray:
+    def _members(self, allowed: AbstractSet[int]) -> np.ndarray:
         """Which slots belong to these managers; kept for the last few sets (a head's teams, a team)
         until a call comes or changes manager."""
         key = frozenset(allowed)

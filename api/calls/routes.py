@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette import responses as starlette_responses
 
+from api.auth.scope import scope_of
 from api.calls import service
 from api.calls.schemas import (
     CallDetail,
@@ -38,7 +39,6 @@ from api.deps import (
     current_user,
     ensure_role,
     require,
-    visible_manager_ids,
 )
 from api.models import CallStatus, Role, User
 
@@ -205,7 +205,7 @@ def list_calls(
     filters = service.CallFilters(manager_id=manager_id, team_id=team_id, date_from=date_from, date_to=date_to, status=status,
                                   score_min=score_min, score_max=score_max, stage_missed=stage_missed,
                                   objection_unhandled=objection_unhandled, uncertain=uncertain, external_id=external_id)
-    body = service.list_call_page(session, filters=filters, visible=visible_manager_ids(session, user), limit=limit,
+    body = service.list_call_page(session, filters=filters, scope=scope_of(session, user), limit=limit,
                                   offset=offset, order=order)
     # the bytes FastAPI's validation through CallPage would give (response_model keeps the schema)
     return _json(body)
@@ -213,7 +213,7 @@ def list_calls(
 
 @router.get("/calls/{call_id}", response_model=CallDetail, summary="A call: transcript, stages with evidence, objections, metrics")
 def get_call(session: ReadSessionDep, user: ViewerDep, call_id: PathId) -> Response:
-    detail = service.call_detail(session, call_id, visible=visible_manager_ids(session, user))
+    detail = service.call_detail(session, call_id, scope=scope_of(session, user))
     # validated once here (it picks the report's fields the schema names) and serialised as FastAPI would
     return _json(CallDetail.__pydantic_serializer__.to_json(CallDetail.model_validate(detail)))
 
@@ -227,7 +227,7 @@ def _json(body: bytes) -> Response:
             responses={200: {"content": {"audio/*": {}}}, 206: {"description": "a byte range"},
                        416: {"description": "the range is outside the recording (`range_not_satisfiable`)"}})
 def get_recording(request: Request, session: SessionDep, store: StoreDep, user: UserDep, call_id: PathId) -> FileResponse:
-    call = service.get_call(session, call_id, visible=visible_manager_ids(session, user))
+    call = service.get_call(session, call_id, scope=scope_of(session, user))
     if not call.recording_sha256 or not store.exists(call.recording_sha256):
         raise NotFound(f"call {call_id} has no stored recording (yet)", code="recording_not_found")
     rec = call.recording
@@ -264,7 +264,7 @@ def _check_range(request: Request, response: FileResponse) -> None:
 def retry(request: Request, session: SessionDep, call_id: PathId, actor: Annotated[User, Depends(require(*REVIEWERS))]) -> CallSummary:
     call = service.retry_call(session, call_id=call_id, actor=actor)
     request.app.state.executor.submit(call.id)
-    return CallSummary.model_validate(service.summary(service.get_call(session, call_id, visible=None)))
+    return CallSummary.model_validate(service.summary(service.get_call(session, call_id, scope=scope_of(session, actor))))
 
 
 @router.post("/calls/rescore", response_model=RescoreResult,

@@ -18,6 +18,7 @@ from analyzer.audio import probe_audio
 from analyzer.errors import AnalyzerError
 from analyzer.results import Transcript
 from analyzer.scoring import score_transcript
+from api.auth.scope import Scope, scope_of
 from api.auth.service import manager_by_external_id
 from api.calls.list_index import list_index
 from api.calls.results import objection_keys, result_values
@@ -44,17 +45,26 @@ def display_name(name: str | None) -> str:
     return base if base not in ("", ".", "..") else "recording"
 
 
-def _apply_metadata(session: Session, call: Call, meta: CallMetadata) -> None:
+def _apply_metadata(session: Session, call: Call, meta: CallMetadata, scope: Scope) -> None:
+    """The call's metadata; its manager must be one the uploader sees. Uploaders who see every team
+    (admins, quality controllers, the PBX) may name a new extension, which makes its manager; a head of
+    sales names a manager of their teams, so a call never lands outside them or in another team."""
     data = meta.model_dump(exclude_unset=True, exclude_none=True)
     manager_ext = data.pop("manager_external_id", None)
     manager_id = data.pop("manager_id", None)
     if manager_id is not None:
-        if session.get(Manager, manager_id) is None:
+        if session.get(Manager, manager_id) is None or not scope.sees_manager(manager_id):
             raise BadRequest(f"no manager {manager_id}", code="manager_not_found")
         call.manager_id = manager_id
     elif manager_ext:
-        manager = manager_by_external_id(session, manager_ext)
-        call.manager_id = manager.id if manager else None
+        manager = manager_by_external_id(session, manager_ext, create=scope.everything)
+        if manager is None or not scope.sees_manager(manager.id):
+            raise BadRequest(f"no manager with the external id {manager_ext!r} in your teams; add the manager first "
+                             "(POST /api/v1/managers)", code="manager_not_found")
+        call.manager_id = manager.id
+    elif not scope.everything:
+        raise BadRequest("name the call's manager (manager_id or manager_external_id): a call without one would be "
+                         "outside your teams", code="manager_required")
     for key, value in data.items():
         setattr(call, key, value)
 
@@ -94,18 +104,19 @@ def _ingest_stored(
     session: Session, *, stored: Stored, duration: float | None, filename: str | None, content_type: str | None,
     meta: CallMetadata, source: str, actor: User | None,
 ) -> Ingested:
+    scope = scope_of(session, actor)
     existing = session.scalar(select(Call).where(Call.recording_sha256 == stored.sha256))
     if existing is not None:
-        return Ingested(existing, False)
+        return _duplicate(existing, scope)
     if meta.external_id:
         same = session.scalar(select(Call).where(Call.external_id == meta.external_id))
         if same is not None:
-            raise _external_id_taken(meta.external_id, same.id)
+            raise _external_id_taken(meta.external_id, same, scope)
     if session.get(Recording, stored.sha256) is None:
         session.add(Recording(sha256=stored.sha256, size=stored.size, original_name=display_name(filename),
                               content_type=(content_type or "application/octet-stream")[:100]))
     call = Call(recording_sha256=stored.sha256, source=source, duration=duration)
-    _apply_metadata(session, call, meta)
+    _apply_metadata(session, call, meta, scope)
     session.add(call)
     try:
         session.flush()
@@ -113,10 +124,10 @@ def _ingest_stored(
         session.rollback()  # the same recording, or the same PBX call id, arrived at the same moment from elsewhere
         existing = session.scalar(select(Call).where(Call.recording_sha256 == stored.sha256))
         if existing is not None:
-            return Ingested(existing, False)
+            return _duplicate(existing, scope)
         same = session.scalar(select(Call).where(Call.external_id == meta.external_id)) if meta.external_id else None
         if same is not None and meta.external_id:
-            raise _external_id_taken(meta.external_id, same.id) from None
+            raise _external_id_taken(meta.external_id, same, scope) from None
         raise
     audit(session, user=actor, action="call.ingest", entity="call", entity_id=call.id,
           after={"source": source, "recording": stored.sha256, "file": display_name(filename)})
@@ -124,9 +135,19 @@ def _ingest_stored(
     return Ingested(call, True)
 
 
-def _external_id_taken(external_id: str, call_id: int) -> Conflict:
-    return Conflict(f"the PBX call {external_id!r} is already call {call_id} with a different recording",
-                    code="external_id_taken", details={"call_id": call_id})
+def _duplicate(existing: Call, scope: Scope) -> Ingested:
+    """The same bytes again are the same call; one outside the uploader's scope is not named."""
+    if not scope.sees_manager(existing.manager_id):
+        raise Conflict("this recording is already stored, as a call outside your teams", code="duplicate_recording")
+    return Ingested(existing, False)
+
+
+def _external_id_taken(external_id: str, same: Call, scope: Scope) -> Conflict:
+    if not scope.sees_manager(same.manager_id):
+        return Conflict(f"the PBX call {external_id!r} is already stored with a different recording",
+                        code="external_id_taken")
+    return Conflict(f"the PBX call {external_id!r} is already call {same.id} with a different recording",
+                    code="external_id_taken", details={"call_id": same.id})
 
 
 def ingest_webhook(session: Session, *, url: str, meta: CallMetadata, actor: User | None) -> Ingested:
@@ -136,7 +157,7 @@ def ingest_webhook(session: Session, *, url: str, meta: CallMetadata, actor: Use
         if same is not None:
             return Ingested(same, False)
     call = Call(recording_url=url, source="webhook")
-    _apply_metadata(session, call, meta)
+    _apply_metadata(session, call, meta, scope_of(session, actor))
     session.add(call)
     try:
         session.flush()
@@ -187,9 +208,8 @@ class CallFilters:
     external_id: str | None = None
 
 
-def _filtered(query: Select[Any], f: CallFilters, visible: set[int] | None) -> Select[Any]:
-    if visible is not None:
-        query = query.where(Call.manager_id.in_(visible))
+def _filtered(query: Select[Any], f: CallFilters, scope: Scope) -> Select[Any]:
+    query = scope.calls(query)
     if f.manager_id is not None:
         query = query.where(Call.manager_id == f.manager_id)
     if f.team_id is not None:
@@ -238,16 +258,17 @@ _SORTS: dict[str, tuple[Any, ...]] = {
 
 
 def _total_and_page_ids(
-    session: Session, filters: CallFilters, visible: set[int] | None, limit: int, offset: int, order: str
+    session: Session, filters: CallFilters, scope: Scope, limit: int, offset: int, order: str
 ) -> tuple[int, Select[Any] | list[int], tuple[Any, ...]]:
     """How many calls match, and the page's ids in order (a query from the indexes alone, or the ids):
     from the process's :class:`~api.calls.list_index.CallListIndex` when the app keeps one."""
     sort = _SORTS[order]
     index = list_index(session)
-    found = index.page(session, filters, visible, limit=limit, offset=offset, order=order) if index is not None else None
+    found = index.page(session, filters, scope.manager_ids, limit=limit, offset=offset, order=order) \
+        if index is not None else None
     if found is not None:
         return found[0], found[1], sort
-    base = _filtered(select(Call.id), filters, visible)
+    base = _filtered(select(Call.id), filters, scope)
     if filters.stage_missed and session.get_bind().dialect.name == "sqlite":
         # SQLite scans every matching call for the count and again for the page (it sorts them all),
         # building the set of calls with the missed stage each time: a count over the page query's
@@ -262,9 +283,9 @@ def _total_and_page_ids(
 
 
 def list_calls(
-    session: Session, *, filters: CallFilters, visible: set[int] | None, limit: int, offset: int, order: str
+    session: Session, *, filters: CallFilters, scope: Scope, limit: int, offset: int, order: str
 ) -> tuple[list[Call], int]:
-    total, ids, sort = _total_and_page_ids(session, filters, visible, limit, offset, order)
+    total, ids, sort = _total_and_page_ids(session, filters, scope, limit, offset, order)
     # The page's ids first, from the indexes alone; then only those rows, without the transcript and
     # report (tens of KB of JSON a call, which SQLite keeps inline before the score columns).
     page = select(Call).options(joinedload(Call.manager), defer(Call.transcript), defer(Call.report))
@@ -289,13 +310,13 @@ _PAGE_ROWS = {order: _SUMMARY_ROWS.where(Call.id.in_(bindparam("page_ids", expan
 
 
 def list_call_page(
-    session: Session, *, filters: CallFilters, visible: set[int] | None, limit: int, offset: int, order: str
+    session: Session, *, filters: CallFilters, scope: Scope, limit: int, offset: int, order: str
 ) -> bytes:
     """A page of :func:`list_calls` as the API sends it: ``{"items": [summary, ...], "total", "limit",
     "offset"}`` in JSON, the bytes FastAPI's serialisation of ``CallPage`` gives. The rows are read
     as plain columns (no ORM object a row); with the process's list index, rows it sent before and
     that have not changed since are sent again as they were, and only the others are read."""
-    total, ids, sort = _total_and_page_ids(session, filters, visible, limit, offset, order)
+    total, ids, sort = _total_and_page_ids(session, filters, scope, limit, offset, order)
     parts: list[bytes | None] = []
     if offset < total:  # past the end the page is empty: no need to ask
         index = list_index(session)
@@ -353,13 +374,13 @@ def _summary_of_row(
     }
 
 
-def get_call(session: Session, call_id: int, *, visible: set[int] | None) -> Call:
+def get_call(session: Session, call_id: int, *, scope: Scope) -> Call:
+    """A call the scope may read; NotFound for a missing one and for one outside the scope alike."""
     # the stored transcript (word timings: the largest column) is read only if something asks for it
     call = session.get(Call, call_id, options=[joinedload(Call.manager), defer(Call.transcript)])
     if call is None:
         raise NotFound(f"no call {call_id}", code="call_not_found")
-    if visible is not None and call.manager_id not in visible:
-        raise Forbidden("this call belongs to another manager", code="not_your_call")
+    scope.call(call_id, call.manager_id)
     return call
 
 
@@ -392,7 +413,7 @@ _VERDICTS: CompoundSelect[Any] = union_all(
 )
 
 
-def call_detail(session: Session, call_id: int, *, visible: set[int] | None) -> dict[str, Any]:
+def call_detail(session: Session, call_id: int, *, scope: Scope) -> dict[str, Any]:
     """:func:`detail` of :func:`get_call`, read as plain columns (no ORM object: its loading was
     half of a detail's time) and the stage and objection verdicts in one query."""
     connection = session.connection()
@@ -400,8 +421,7 @@ def call_detail(session: Session, call_id: int, *, visible: set[int] | None) -> 
     if row is None:
         raise NotFound(f"no call {call_id}", code="call_not_found")
     *columns, report, recording_sha256 = row
-    if visible is not None and columns[4] not in visible:  # the manager's id
-        raise Forbidden("this call belongs to another manager", code="not_your_call")
+    scope.call(call_id, columns[4])  # the manager's id
     stage_rows: dict[str, tuple[str, bool]] = {}
     objection_rows: dict[int, tuple[str, bool]] = {}
     for kind, stage_id, position, status, reviewed in connection.execute(_VERDICTS, {"call_id": call_id}):
@@ -455,6 +475,7 @@ def retry_call(session: Session, *, call_id: int, actor: User) -> Call:
     call = session.get(Call, call_id)
     if call is None:
         raise NotFound(f"no call {call_id}", code="call_not_found")
+    scope_of(session, actor).call(call_id, call.manager_id)
     if call.status != CallStatus.failed:
         raise Conflict(f"call {call_id} is {call.status.value}; only a failed call can be retried", code="not_failed")
     before = {"status": call.status.value, "error": call.error_code}
@@ -478,12 +499,15 @@ def rescore(
 ) -> RescoreResult:
     """Score stored transcripts again against the active script versions, without transcribing.
 
-    Reviews are kept (a reviewer's verdict still wins). Returns what changed: per call, the score and
+    Only the calls ``actor`` may see (None: the system, every call). Reviews are kept (a reviewer's
+    verdict still wins). Returns what changed: per call, the score and
     the stages and objections whose verdict moved, and per stage how many calls flipped which way.
     With ``script_id`` only the calls in that script's language are scored with it (an English call
     is never scored against a Russian script).
     """
-    query = select(Call.id).where(Call.status == CallStatus.done, Call.transcript.is_not(None)).order_by(Call.id)
+    # only calls the user may see: another team's call ids are as unknown as missing ones
+    query = scope_of(session, actor).calls(
+        select(Call.id).where(Call.status == CallStatus.done, Call.transcript.is_not(None)).order_by(Call.id))
     if call_ids is not None:
         query = query.where(Call.id.in_(call_ids))
     versions: dict[str, ScriptVersion] = {}

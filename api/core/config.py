@@ -48,6 +48,14 @@ class ServiceSettings(BaseSettings):
     api_threads: int = Field(2, ge=1, le=200, description="worker threads of an API process for the endpoints that "
                              "query the database (long ones such as a re-score, a KPI report or a CRM import have "
                              "their own): more only take turns holding Python's lock")
+    # sign-in and passwords (api/auth/throttle.py, api/auth/passwords.py)
+    signin_user_failures: int = Field(5, ge=1, le=1000, description="failed sign-ins of one username before it is locked")
+    signin_address_failures: int = Field(30, ge=1, le=100_000, description="failed sign-ins from one address before it is locked")
+    signin_lock_seconds: float = Field(60, gt=0, description="the first lock; doubled with every further failure")
+    signin_lock_max_seconds: float = Field(900, gt=0, description="the longest lock")
+    signin_window_seconds: float = Field(900, gt=0, description="failures older than this (and not locked) are forgotten")
+    password_min_length: int = Field(10, ge=8, le=200, description="shortest password accepted")
+    password_min_strength: int = Field(3, ge=0, le=4, description="zxcvbn score a new password needs (0-4)")
 
     @property
     def max_upload_bytes(self) -> int:

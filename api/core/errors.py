@@ -8,7 +8,8 @@
     ├── Conflict                 409  the state does not allow it (e.g. retrying a done call)
     ├── PayloadTooLarge          413
     ├── RangeNotSatisfiable      416  a byte range outside the recording (Content-Range: bytes */size)
-    └── UnprocessableRecording   422  the upload is not a usable recording (empty, not audio, ...)
+    ├── UnprocessableRecording   422  the upload is not a usable recording (empty, not audio, ...)
+    └── TooManyRequests          429  e.g. too many failed sign-ins (Retry-After: seconds)
 
 Every response body is ``{"error": {"code": "...", "message": "..."}}``: a code for machines and
 a sentence for people that says what was wrong and what to do.
@@ -76,3 +77,8 @@ class RangeNotSatisfiable(ServiceError):
 class UnprocessableRecording(ServiceError):
     status = 422
     code = "recording_unusable"
+
+
+class TooManyRequests(ServiceError):
+    status = 429
+    code = "too_many_requests"

@@ -32,6 +32,9 @@ class ImportResultOut(ImportCounts):
     also: dict[str, ImportCounts] = Field(description="entities written alongside: an amoCRM deal is also its lead")
     errors: list[RowErrorOut]
     unmatched_managers: list[str] = Field(description="CRM manager names no manager here matches (rows kept, not in KPIs)")
+    outside_scope: dict[str, int] = Field(default_factory=dict, description="a head of sales' import: rows not loaded "
+                                          "because their manager (or deal) is not in a team they head, by manager name "
+                                          "or deal id")
 
 
 class RecordsIn(BaseModel):

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from analyzer import crm
 from analyzer.crm import CrmFormatError, CrmSource, RawTable, RowError
+from api.auth.scope import Scope, scope_of
 from api.core.audit import audit
 from api.core.errors import BadRequest, Forbidden
 from api.crm.models import Deal, DealStageEntry, Department, Lead, SalesPlan
@@ -60,6 +61,7 @@ class ImportResult:
     errors: list[RowError]
     also: dict[str, Counts] = field(default_factory=dict)
     unmatched_managers: list[str] = field(default_factory=list)
+    outside_scope: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +71,7 @@ class ImportResult:
             "errors": [{"line": e.line, "reason": e.reason, "column": e.column, "value": e.value, "skipped": e.skipped}
                        for e in self.errors],
             "unmatched_managers": self.unmatched_managers,
+            "outside_scope": self.outside_scope,
         }
 
 
@@ -124,22 +127,28 @@ def _import_table(session: Session, *, table: RawTable, actor: User | None, sour
     if ent == "managers" and actor is not None and actor.role != Role.admin:
         raise Forbidden("a managers list creates teams and departments: only an administrator may import one",
                         code="admin_only")
+    scope = scope_of(session, actor)
+    outside: dict[str, int] = {}
     if ent == "managers":
         frame, errors = _parse_managers(table)
         counts = _upsert_managers(session, frame)
     elif ent == "deals":
         frame, errors = crm.parse_deals(table, source=src, tz=tz)
+        frame, outside = _within_scope(session, scope, Deal, frame)
         counts = _upsert(session, Deal, _deal_rows(frame))
         if src == "amocrm":  # the amoCRM deal is its own lead
             also["leads"] = _upsert(session, Lead, _lead_rows(crm.leads_from_deals(frame)))
     elif ent == "leads":
         frame, errors = crm.parse_leads(table, source=src, tz=tz)
+        frame, outside = _within_scope(session, scope, Lead, frame)
         counts = _upsert(session, Lead, _lead_rows(frame))
     elif ent == "plans":
         frame, errors = crm.parse_plans(table, tz=tz)
+        frame, outside = _within_scope(session, scope, None, frame)
         counts = _upsert(session, SalesPlan, _plan_rows(frame))
     else:
         frame, errors = crm.parse_stage_history(table, source=src, tz=tz)
+        frame, outside = _history_within_scope(session, scope, frame)
         counts = _insert_history(session, frame)
     unmatched = resolve_managers(session)
     audit(session, user=actor, action="crm.import", entity=ent, entity_id=table.name or "records",
@@ -147,7 +156,46 @@ def _import_table(session: Session, *, table: RawTable, actor: User | None, sour
     session.commit()
     names = set(frame["manager"].dropna().astype(str)) if "manager" in frame.columns else set()
     return ImportResult(file=table.name, source=src, entity=ent, rows=len(frame), counts=counts, errors=errors, also=also,
-                        unmatched_managers=sorted(n for n in unmatched if n in names))
+                        unmatched_managers=sorted(n for n in unmatched if n in names), outside_scope=outside)
+
+
+# --- a head of sales' import -----------------------------------------------------------------
+
+NO_MANAGER = "(no manager)"
+
+
+def _within_scope(session: Session, scope: Scope, model: type[Lead] | type[Deal] | None,
+                  frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows a head of sales may write: their manager is one of the head's (by the CRM's name or
+    external id), and the row they would replace (same key) is one of the head's too. Rows of other
+    teams, of no manager or of a manager not known yet are left out and counted by name: they feed
+    another team's KPIs, which only an administrator's import may."""
+    if scope.manages_all or frame.empty:
+        return frame, {}
+    managers = pd.DataFrame(session.execute(select(Manager.id, Manager.name, Manager.external_id)).all(),
+                            columns=["manager_id", "name", "external_id"])
+    matched, _ = crm.attach_manager_ids(frame, managers)
+    mine = matched["manager_id"].map(lambda m: m is not None and not pd.isna(m) and scope.sees_manager(int(m)))
+    if model is not None and "key" in frame.columns:
+        keys = [str(k) for k in frame["key"]]
+        theirs = {k for start in range(0, len(keys), _CHUNK) for k, m in session.execute(
+            select(model.key, model.manager_id).where(model.key.in_(keys[start:start + _CHUNK]))) if not scope.sees_manager(m)}
+        mine &= ~frame["key"].isin(theirs)
+    names = frame["manager"].where(frame["manager"].notna(), NO_MANAGER).astype(str)
+    refused = names[~mine].value_counts()
+    return frame[mine.to_numpy(dtype=bool)].reset_index(drop=True), {str(k): int(v) for k, v in refused.items()}
+
+
+def _history_within_scope(session: Session, scope: Scope, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """A head of sales' stage history: only of deals already here and of the head's managers."""
+    if scope.manages_all or frame.empty:
+        return frame, {}
+    keys = sorted({str(k) for k in frame["key"]})
+    ours = {k for start in range(0, len(keys), _CHUNK) for k, m in session.execute(
+        select(Deal.key, Deal.manager_id).where(Deal.key.in_(keys[start:start + _CHUNK]))) if m is not None and scope.sees_manager(m)}
+    mine = frame["key"].isin(ours)
+    refused = frame.loc[~mine, "deal_id"].astype(str).value_counts()
+    return frame[mine.to_numpy(dtype=bool)].reset_index(drop=True), {f"deal {k}": int(v) for k, v in refused.items()}
 
 
 # --- rows ------------------------------------------------------------------------------------

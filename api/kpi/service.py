@@ -35,9 +35,9 @@ from sqlalchemy.types import NullType
 
 from analyzer import kpi as K
 from analyzer.crm import parse_period
-from api.core.errors import BadRequest, Forbidden, NotFound
+from api.auth.scope import scope_of
+from api.core.errors import BadRequest
 from api.crm.models import Deal, DealStageEntry, Department, Lead, SalesPlan
-from api.deps import visible_manager_ids
 from api.models import Call, CallObjection, CallStage, Manager, Team, User
 
 By = Literal["manager", "team", "department", "all"]
@@ -78,25 +78,16 @@ def period_of(period: str | None = None, *, date_from: date | None = None, date_
 
 def scope(session: Session, *, user: User | None, team_id: int | None = None,
           manager_id: int | None = None) -> list[int] | None:
-    """The managers a report covers: the user's visible ones narrowed by the filters (None = all).
-
-    Raises NotFound for an unknown team or manager, Forbidden when the filter names someone the
-    user may not see (a manager asking for a colleague, a head of sales for another team).
-    """
-    visible = visible_manager_ids(session, user) if user is not None else None
-    ids: set[int] | None = visible
+    """The managers a report covers: the user's scope (:mod:`api.auth.scope`) narrowed by the filters
+    (None = all). NotFound for a team or manager that is unknown or outside the user's scope alike."""
+    seen = scope_of(session, user)
+    ids: set[int] | None = set(seen.manager_ids) if seen.manager_ids is not None else None
     if manager_id is not None:
-        if session.get(Manager, manager_id) is None:
-            raise NotFound(f"no manager {manager_id}", code="manager_not_found")
-        if visible is not None and manager_id not in visible:
-            raise Forbidden("you may see the KPIs of your own managers only", code="not_your_manager")
+        seen.manager(manager_id, found=session.get(Manager, manager_id) is not None)
         ids = {manager_id}
     if team_id is not None:
-        if session.get(Team, team_id) is None:
-            raise NotFound(f"no team {team_id}", code="team_not_found")
+        seen.team(team_id, found=session.get(Team, team_id) is not None)
         members = set(session.scalars(select(Manager.id).where(Manager.team_id == team_id)))
-        if visible is not None and members and not members & visible:
-            raise Forbidden("you may see the KPIs of your own team only", code="not_your_team")
         ids = members if ids is None else ids & members
     return sorted(ids) if ids is not None else None
 

@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from api.auth.scope import scope_of
 from api.core.ids import MAX_ID, PathId, QueryId
-from api.deps import REVIEWERS, STAFF, SessionDep, UserDep, require, visible_manager_ids
+from api.deps import REVIEWERS, STAFF, SessionDep, UserDep, require
 from api.models import DisputeStatus, Role, User
 from api.reviews import service
 from api.reviews.schemas import (
@@ -59,7 +60,7 @@ def create_review(session: SessionDep, call_id: PathId, body: ReviewCreate, acto
 @router.get("/calls/{call_id}/reviews", response_model=list[ReviewPublic], responses=_ERRORS,
             summary="Every review of a call, oldest first (the latest per item is in force)")
 def list_reviews(session: SessionDep, user: UserDep, call_id: PathId) -> list[ReviewPublic]:
-    rows = service.list_reviews(session, call_id=call_id, visible=visible_manager_ids(session, user))
+    rows = service.list_reviews(session, call_id=call_id, scope=scope_of(session, user))
     return [ReviewPublic.model_validate(r) for r in rows]
 
 
@@ -75,7 +76,8 @@ def agreement(
     date_from: Annotated[datetime | None, Query(description="reviews made at or after")] = None,
     date_to: Annotated[datetime | None, Query(description="reviews made before")] = None,
 ) -> AgreementReport:
-    return AgreementReport.model_validate(service.agreement(session, date_from=date_from, date_to=date_to))
+    return AgreementReport.model_validate(service.agreement(session, scope=scope_of(session, user), date_from=date_from,
+                                                           date_to=date_to))
 
 
 @router.post(
@@ -84,7 +86,7 @@ def agreement(
     description="`kind` and `item` as for reviews; `proposed_value` is optional. A quality controller resolves it.",
 )
 def open_dispute(session: SessionDep, call_id: PathId, body: DisputeCreate, actor: _Manager) -> DisputePublic:
-    dispute = service.open_dispute(session, actor=actor, visible=visible_manager_ids(session, actor), call_id=call_id,
+    dispute = service.open_dispute(session, actor=actor, call_id=call_id,
                                    kind=body.kind, item=body.item, reason=body.reason, proposed_value=body.proposed_value)
     return DisputePublic.model_validate(dispute)
 
@@ -98,7 +100,7 @@ def list_disputes(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> DisputePage:
-    rows, total = service.list_disputes(session, visible=visible_manager_ids(session, user), status=status, call_id=call_id,
+    rows, total = service.list_disputes(session, scope=scope_of(session, user), status=status, call_id=call_id,
                                         limit=limit, offset=offset)
     return DisputePage(items=[DisputePublic.model_validate(d) for d in rows], total=total, limit=limit, offset=offset)
 
@@ -106,7 +108,7 @@ def list_disputes(
 @router.get("/disputes/{dispute_id}", response_model=DisputePublic, responses=_ERRORS, summary="One dispute")
 def get_dispute(session: SessionDep, user: UserDep, dispute_id: PathId) -> DisputePublic:
     return DisputePublic.model_validate(
-        service.get_dispute(session, dispute_id=dispute_id, visible=visible_manager_ids(session, user))
+        service.get_dispute(session, dispute_id=dispute_id, scope=scope_of(session, user))
     )
 
 
@@ -134,6 +136,6 @@ def list_audit(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> AuditPage:
-    rows, total = service.list_audit(session, entity=entity, entity_id=entity_id, user_id=user_id, action=action,
+    rows, total = service.list_audit(session, scope=scope_of(session, user), entity=entity, entity_id=entity_id, user_id=user_id, action=action,
                                      date_from=date_from, date_to=date_to, limit=limit, offset=offset)
     return AuditPage(items=[AuditEntryPublic.model_validate(e) for e in rows], total=total, limit=limit, offset=offset)

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, select, true
+from sqlalchemy import Select, String, and_, case, cast, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from analyzer.verdicts import OBJECTION_VERDICTS, STAGE_VERDICTS
+from api.auth.scope import Scope, scope_of
 from api.calls.results import objection_keys, result_values
 from api.core.audit import audit
-from api.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from api.core.errors import BadRequest, Conflict, NotFound
 from api.models import (
     AuditEntry,
     Call,
@@ -35,7 +36,9 @@ from api.models import (
     CallStatus,
     Dispute,
     DisputeStatus,
+    Manager,
     Review,
+    Role,
     User,
     utcnow,
 )
@@ -60,13 +63,12 @@ class Target:
 # -- calls and items ---------------------------------------------------------------------------
 
 
-def scored_call(session: Session, call_id: int, *, visible: set[int] | None = None, lock: bool = False) -> Call:
-    """A done call the user may see; ``lock`` serialises reviews of the same call (PostgreSQL)."""
+def scored_call(session: Session, call_id: int, *, scope: Scope, lock: bool = False) -> Call:
+    """A done call the scope may see; ``lock`` serialises reviews of the same call (PostgreSQL)."""
     call = session.get(Call, call_id, with_for_update=lock or None)
     if call is None:
         raise NotFound(f"no call {call_id}", code="call_not_found")
-    if visible is not None and call.manager_id not in visible:
-        raise Forbidden("this call belongs to another manager", code="not_your_call")
+    scope.call(call_id, call.manager_id)
     if call.status != CallStatus.done or call.report is None:
         raise Conflict(
             f"call {call_id} is {call.status.value}; only a scored (done) call has verdicts to review or dispute",
@@ -193,19 +195,18 @@ def create_review(
     session: Session, *, actor: User, call_id: int, kind: str, item: str | int | None, value: str | float, comment: str
 ) -> tuple[Review, Call]:
     """Record a reviewer's verdict, recompute the call, audit it; one transaction."""
-    call = scored_call(session, call_id, lock=True)
+    call = scored_call(session, call_id, scope=scope_of(session, actor), lock=True)
     target = resolve_item(session, call, kind=kind, item=item)
     review = _add_review(session, actor=actor, call=call, target=target, value=verdict(kind, value), comment=comment.strip())
     session.commit()
     return review, call
 
 
-def list_reviews(session: Session, *, call_id: int, visible: set[int] | None) -> list[Review]:
+def list_reviews(session: Session, *, call_id: int, scope: Scope) -> list[Review]:
     call = session.get(Call, call_id)
     if call is None:
         raise NotFound(f"no call {call_id}", code="call_not_found")
-    if visible is not None and call.manager_id not in visible:
-        raise Forbidden("this call belongs to another manager", code="not_your_call")
+    scope.call(call_id, call.manager_id)
     return list(session.scalars(select(Review).options(selectinload(Review.user)).where(Review.call_id == call_id)
                                 .order_by(Review.id)))
 
@@ -214,11 +215,12 @@ def list_reviews(session: Session, *, call_id: int, visible: set[int] | None) ->
 
 
 def open_dispute(
-    session: Session, *, actor: User, visible: set[int] | None, call_id: int, kind: str, item: str | int | None,
+    session: Session, *, actor: User, call_id: int, kind: str, item: str | int | None,
     reason: str, proposed_value: str | float | None,
 ) -> Dispute:
-    """A manager disputes a verdict on own call (``visible``: the managers the user is)."""
-    call = scored_call(session, call_id, visible=visible)
+    """A manager disputes a verdict on own call."""
+    scope = scope_of(session, actor)
+    call = scored_call(session, call_id, scope=scope)
     target = resolve_item(session, call, kind=kind, item=item)
     proposed = verdict(kind, proposed_value) if proposed_value is not None else None
     if proposed is not None and proposed == target.current_value:
@@ -235,15 +237,16 @@ def open_dispute(
           after={"call_id": call.id, "kind": target.kind, "item": target.item, "disputed_value": target.current_value,
                  "proposed_value": proposed, "reason": dispute.reason})
     session.commit()
-    return get_dispute(session, dispute_id=dispute.id, visible=None)
+    return get_dispute(session, dispute_id=dispute.id, scope=scope)
 
 
 def resolve_dispute(
     session: Session, *, actor: User, dispute_id: int, decision: str, comment: str, value: str | float | None
 ) -> Dispute:
     """Accept (a review with the proposed, given or opposite verdict) or reject (with a comment)."""
+    scope = scope_of(session, actor)
     dispute = session.get(Dispute, dispute_id, with_for_update=True)
-    if dispute is None:
+    if dispute is None or not scope.sees_manager(session.scalar(select(Call.manager_id).where(Call.id == dispute.call_id))):
         raise NotFound(f"no dispute {dispute_id}", code="dispute_not_found")
     if dispute.status != DisputeStatus.open:
         raise Conflict(f"dispute {dispute_id} is already {dispute.status.value}", code="dispute_resolved")
@@ -254,7 +257,7 @@ def resolve_dispute(
             raise BadRequest("say why the dispute is rejected in 'comment': the manager reads it", code="comment_required")
         dispute.status = DisputeStatus.rejected
     else:
-        call = scored_call(session, dispute.call_id, lock=True)
+        call = scored_call(session, dispute.call_id, scope=scope, lock=True)
         target = resolve_item(session, call, kind=dispute.kind, item=dispute.item)
         chosen = value if value is not None else dispute.proposed_value or _opposite(target)
         if chosen is None:
@@ -272,30 +275,29 @@ def resolve_dispute(
     audit(session, user=actor, action=f"dispute.{decision}", entity="dispute", entity_id=dispute.id,
           before={"status": "open", "call_id": dispute.call_id, "kind": dispute.kind, "item": dispute.item}, after=after)
     session.commit()
-    return get_dispute(session, dispute_id=dispute.id, visible=None)
+    return get_dispute(session, dispute_id=dispute.id, scope=scope)
 
 
-def _disputes(visible: set[int] | None) -> Select[Any]:
+def _disputes(scope: Scope) -> Select[Any]:
     query = select(Dispute).options(selectinload(Dispute.opener), selectinload(Dispute.resolver))
-    if visible is not None:
-        query = query.join(Call, Call.id == Dispute.call_id).where(Call.manager_id.in_(visible))
+    if not scope.everything:
+        query = query.join(Call, Call.id == Dispute.call_id).where(scope.managers(Call.manager_id))
     return query
 
 
-def get_dispute(session: Session, *, dispute_id: int, visible: set[int] | None) -> Dispute:
-    dispute: Dispute | None = session.scalar(_disputes(None).where(Dispute.id == dispute_id).execution_options(populate_existing=True))
+def get_dispute(session: Session, *, dispute_id: int, scope: Scope) -> Dispute:
+    """A dispute about a call the scope may see; NotFound for a missing one and one outside it alike."""
+    dispute: Dispute | None = session.scalar(_disputes(scope).where(Dispute.id == dispute_id)
+                                             .execution_options(populate_existing=True))
     if dispute is None:
         raise NotFound(f"no dispute {dispute_id}", code="dispute_not_found")
-    manager_id = session.scalar(select(Call.manager_id).where(Call.id == dispute.call_id))
-    if visible is not None and manager_id not in visible:
-        raise Forbidden("this dispute is about another manager's call", code="not_your_call")
     return dispute
 
 
 def list_disputes(
-    session: Session, *, visible: set[int] | None, status: DisputeStatus | None, call_id: int | None, limit: int, offset: int
+    session: Session, *, scope: Scope, status: DisputeStatus | None, call_id: int | None, limit: int, offset: int
 ) -> tuple[list[Dispute], int]:
-    query = _disputes(visible)
+    query = _disputes(scope)
     if status is not None:
         query = query.where(Dispute.status == status)
     if call_id is not None:
@@ -308,8 +310,30 @@ def list_disputes(
 # -- audit log ---------------------------------------------------------------------------------
 
 
+def _audit_scope(scope: Scope) -> Any:
+    """The audit entries a scope may read: those about its calls, their disputes, its managers, teams and
+    their users' logins, the script library's versions, and what the user did themselves. Entity ids
+    are text in the log, so the ids are compared as text."""
+    if scope.everything:
+        return true()
+    calls = select(cast(Call.id, String)).where(scope.managers(Call.manager_id))
+    disputes = select(cast(Dispute.id, String)).join(Call, Call.id == Dispute.call_id).where(scope.managers(Call.manager_id))
+    managers = select(cast(Manager.id, String)).where(scope.managers(Manager.id))
+    logins = select(cast(Manager.user_id, String)).where(scope.managers(Manager.id), Manager.user_id.is_not(None))
+    teams = [str(t) for t in sorted(scope.team_ids or ())] if scope.role == Role.head_of_sales else []
+    return or_(
+        and_(AuditEntry.entity == "call", AuditEntry.entity_id.in_(calls)),
+        and_(AuditEntry.entity == "dispute", AuditEntry.entity_id.in_(disputes)),
+        and_(AuditEntry.entity == "manager", AuditEntry.entity_id.in_(managers)),
+        and_(AuditEntry.entity == "team", AuditEntry.entity_id.in_(teams)),
+        and_(AuditEntry.entity == "user", or_(AuditEntry.entity_id.in_(logins), AuditEntry.entity_id == str(scope.user_id))),
+        and_(AuditEntry.entity == "script", AuditEntry.action.in_(("script.create", "script.activate"))),
+        AuditEntry.user_id == scope.user_id,
+    )
+
+
 def list_audit(
-    session: Session, *, entity: str | None, entity_id: str | None, user_id: int | None, action: str | None,
+    session: Session, *, scope: Scope, entity: str | None, entity_id: str | None, user_id: int | None, action: str | None,
     date_from: datetime | None, date_to: datetime | None, limit: int, offset: int,
 ) -> tuple[list[AuditEntry], int]:
     conditions = []
@@ -325,7 +349,7 @@ def list_audit(
         conditions.append(AuditEntry.at >= date_from)
     if date_to is not None:
         conditions.append(AuditEntry.at < date_to)
-    where = and_(true(), *conditions)
+    where = and_(_audit_scope(scope), *conditions)
     total = session.scalar(select(func.count(AuditEntry.id)).where(where)) or 0
     rows = session.scalars(select(AuditEntry).options(selectinload(AuditEntry.user)).where(where)
                            .order_by(AuditEntry.id.desc()).limit(limit).offset(offset)).all()
@@ -335,14 +359,17 @@ def list_audit(
 # -- agreement ---------------------------------------------------------------------------------
 
 
-def agreement(session: Session, *, date_from: datetime | None, date_to: datetime | None) -> dict[str, Any]:
-    """How often reviewers agreed with the machine, per stage id and per objection type.
+def agreement(session: Session, *, scope: Scope, date_from: datetime | None, date_to: datetime | None) -> dict[str, Any]:
+    """How often reviewers agreed with the machine, per stage id and per objection type, over the calls
+    the scope may see.
 
     Only the latest review of each (call, kind, item) counts (a reviewer who changed their mind is
     counted once, with the final verdict); the period filters on that review's time.
     """
     latest = (select(func.max(Review.id)).where(Review.kind.in_(("stage", "objection")))
               .group_by(Review.call_id, Review.kind, Review.item))
+    if not scope.everything:
+        latest = latest.where(Review.call_id.in_(scope.calls(select(Call.id))))
     subject = case((Review.kind == "stage", Review.item), else_=func.coalesce(Review.objection_type, "unknown"))
     query = (select(Review.kind, subject, Review.machine_value, Review.human_value, func.count())
              .where(Review.id.in_(latest)).group_by(Review.kind, subject, Review.machine_value, Review.human_value))

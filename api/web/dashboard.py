@@ -13,7 +13,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 
-from api.deps import SessionDep, visible_manager_ids
+from api.auth.scope import scope_of
+from api.deps import SessionDep
 from api.models import Call, Role
 from api.web import stats
 from api.web.charts import line_chart, share_colour
@@ -76,11 +77,11 @@ def dashboard(request: Request, session: SessionDep, user: PageUser, team_id: Te
               period: Period = "all") -> HTMLResponse:
     require_role(user, *DASHBOARD_ROLES)
     t = t_for(request)
-    visible = visible_manager_ids(session, user)
+    scope = scope_of(session, user)
     since = stats.period_start(period)
-    heat = stats.heatmap(session, visible=visible, team_id=team_id, since=since)
-    trend = stats.score_trend(session, visible=visible, team_id=team_id, since=since)
-    rows = stats.kpi_rows(session, visible=visible, team_id=team_id, since=since)
+    heat = stats.heatmap(session, scope=scope, team_id=team_id, since=since)
+    trend = stats.score_trend(session, scope=scope, team_id=team_id, since=since)
+    rows = stats.kpi_rows(session, scope=scope, team_id=team_id, since=since)
     stage_t, _ = stats.stage_titles(session, lang=language(request))
     kpi = _kpi(session, user, period, team_id)
     conversion_chart = None
@@ -105,7 +106,7 @@ def export_csv(request: Request, session: SessionDep, user: PageUser, team_id: T
     """The KPI table as CSV (semicolons and a BOM, so a spreadsheet opens Cyrillic right)."""
     require_role(user, *DASHBOARD_ROLES)
     t = t_for(request)
-    rows = stats.kpi_rows(session, visible=visible_manager_ids(session, user), team_id=team_id,
+    rows = stats.kpi_rows(session, scope=scope_of(session, user), team_id=team_id,
                           since=stats.period_start(period))
     out = io.StringIO()
     w = csv.writer(out, delimiter=";")

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api.auth.service import create_user
@@ -24,7 +24,7 @@ from api.core.db import Database
 from api.core.errors import ServiceError
 from api.core.security import hash_password
 from api.core.storage import RecordingStore
-from api.models import Manager, Role, User
+from api.models import Manager, Role, Team, User
 
 log = logging.getLogger("callqa.demo")
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_calls"
@@ -89,6 +89,9 @@ def setup_demo(settings: ServiceSettings, *, samples: Path = SAMPLES) -> list[De
                 password = secrets.token_urlsafe(9)
                 user = _login(session, username, role, full_name, password)
                 accounts.append(DemoAccount(username, role, password))
+                if role == Role.head_of_sales:  # the department's head: heads every team no one heads
+                    session.execute(update(Team).where(Team.head_user_id.is_(None)).values(head_user_id=user.id))
+                    session.commit()
                 if role == Role.manager:
                     manager = session.scalar(select(Manager).where(Manager.external_id == MANAGER_LOGIN_EXTERNAL_ID))
                     linked = session.scalar(select(Manager.id).where(Manager.user_id == user.id))

@@ -35,6 +35,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "login.password": ("Пароль", "Password"),
     "login.submit": ("Войти", "Sign in"),
     "login.failed": ("Неверный логин или пароль.", "Wrong username or password."),
+    "login.locked": ("Слишком много неудачных попыток входа. Попробуйте снова через {minutes} мин.",
+                     "Too many failed sign-ins. Try again in {minutes} min."),
     "login.expired": ("Сессия истекла, войдите снова.", "Your session has expired; sign in again."),
     "error.csrf": ("Форма устарела: обновите страницу и отправьте ещё раз.",
                    "The form has expired: reload the page and send it again."),

@@ -5,6 +5,7 @@ audit log records every change."""
 from __future__ import annotations
 
 import hmac
+import math
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -12,11 +13,13 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
+from api.auth.scope import Scope, scope_of
 from api.auth.service import manager_of, sign_in, sign_out
+from api.auth.throttle import ThrottlePolicy
 from api.calls import service as calls
-from api.core.errors import NotFound, ServiceError
+from api.core.errors import NotFound, ServiceError, TooManyRequests
 from api.core.ids import PathId
-from api.deps import REVIEWERS, SessionDep, SettingsDep, visible_manager_ids
+from api.deps import REVIEWERS, SessionDep, SettingsDep, client_address
 from api.models import Call, CallStage, CallStatus, DisputeStatus, Manager, Role, Team, User
 from api.reviews import service as reviews
 from api.scripts.service import get_version, script_of
@@ -70,7 +73,14 @@ def login(
         return render(request, "login.html", {"login_csrf": cookie or new_login_csrf(), "next": safe_next(next),
                                               "error": t_for(request)("error.csrf"), "username": username}, status=403)
     try:
-        token, row, user = sign_in(session, username=username, password=password, hours=settings.token_hours)
+        token, row, user = sign_in(session, username=username, password=password, hours=settings.token_hours,
+                                   address=client_address(request), now=request.app.state.clock(),
+                                   throttling=ThrottlePolicy.of(settings))
+    except TooManyRequests as e:
+        minutes = math.ceil(int(e.headers["Retry-After"]) / 60)
+        return render(request, "login.html", {"login_csrf": cookie, "next": safe_next(next), "username": username,
+                                              "error": t_for(request)("login.locked", minutes=minutes)},
+                      status=429, headers=e.headers)
     except ServiceError:
         return render(request, "login.html", {"login_csrf": cookie, "next": safe_next(next),
                                               "error": t_for(request)("login.failed"), "username": username})
@@ -104,9 +114,9 @@ def home(user: PageUser) -> RedirectResponse:
 @router.get("/queue")
 def queue_page(request: Request, session: SessionDep, user: PageUser) -> HTMLResponse:
     require_role(user, *REVIEWERS)
-    visible = visible_manager_ids(session, user)
-    items = stats.review_queue(session, visible=visible)
-    failed, _ = calls.list_calls(session, filters=calls.CallFilters(status=CallStatus.failed), visible=visible, limit=20,
+    scope = scope_of(session, user)
+    items = stats.review_queue(session, scope=scope)
+    failed, _ = calls.list_calls(session, filters=calls.CallFilters(status=CallStatus.failed), scope=scope, limit=20,
                                  offset=0, order="-created_at")
     titles, _ = stats.stage_titles(session, lang=language(request))
     return render(request, "queue.html", {"items": items, "failed": failed, "titles": titles}, user=user)
@@ -123,13 +133,13 @@ def calls_page(
     date_from: QueryTimeOrBlank = None,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> HTMLResponse:
-    visible = visible_manager_ids(session, user)
+    scope = scope_of(session, user)
     filters = calls.CallFilters(manager_id=manager_id, team_id=team_id, status=status, stage_missed=stage_missed or None,
                                 objection_unhandled=objection_unhandled or None, date_from=date_from)
-    rows, total = calls.list_calls(session, filters=filters, visible=visible, limit=50, offset=offset, order="-started_at")
+    rows, total = calls.list_calls(session, filters=filters, scope=scope, limit=50, offset=offset, order="-started_at")
     ids = [c.id for c in rows]
     stage_t, objection_t = stats.stage_titles(session, lang=language(request))
-    managers = managers_for(session, visible)
+    managers = managers_for(session, scope)
     drill = None
     if manager_id and stage_missed:
         name = next((m.name for m in managers if m.id == manager_id), str(manager_id))
@@ -144,11 +154,8 @@ def calls_page(
     }, user=user)
 
 
-def managers_for(session: Any, visible: set[int] | None) -> list[Manager]:
-    query = select(Manager).order_by(Manager.name)
-    if visible is not None:
-        query = query.where(Manager.id.in_(visible))
-    return list(session.scalars(query))
+def managers_for(session: Any, scope: Scope) -> list[Manager]:
+    return list(session.scalars(select(Manager).where(scope.managers(Manager.id)).order_by(Manager.name)))
 
 
 @router.get("/my")
@@ -158,7 +165,7 @@ def my_calls(request: Request, session: SessionDep, user: PageUser) -> HTMLRespo
     avg = None
     often: list[tuple[str, int]] = []
     if manager is not None:
-        rows, _ = calls.list_calls(session, filters=calls.CallFilters(manager_id=manager.id), visible={manager.id},
+        rows, _ = calls.list_calls(session, filters=calls.CallFilters(manager_id=manager.id), scope=scope_of(session, user),
                                    limit=100, offset=0, order="-started_at")
         scores = [c.score for c in rows if c.score is not None]
         avg = sum(scores) / len(scores) if scores else None
@@ -168,7 +175,7 @@ def my_calls(request: Request, session: SessionDep, user: PageUser) -> HTMLRespo
             .group_by(CallStage.stage_id).order_by(func.count().desc()).limit(3))]
     ids = [c.id for c in rows]
     stage_t, objection_t = stats.stage_titles(session, lang=language(request))
-    trend = stats.score_trend(session, visible={manager.id}, team_id=None, since=None) if manager else []
+    trend = stats.score_trend(session, scope=scope_of(session, user), team_id=None, since=None) if manager else []
     chart = line_chart([(p.week, p.value, p.n) for p in trend], label=t_for(request)("dash.trend")) if len(trend) > 1 else None
     return render(request, "my.html", {
         "manager": manager, "rows": rows, "avg": avg, "often": often, "trend": chart, "missed": stats.missed_stages(session, ids),
@@ -181,15 +188,15 @@ def my_calls(request: Request, session: SessionDep, user: PageUser) -> HTMLRespo
 
 @router.get("/calls/{call_id}")
 def call_page(request: Request, session: SessionDep, user: PageUser, call_id: PathId) -> HTMLResponse:
-    visible = visible_manager_ids(session, user)
+    scope = scope_of(session, user)
     try:
-        call = calls.get_call(session, call_id, visible=visible)
+        call = calls.get_call(session, call_id, scope=scope)
     except ServiceError as e:
         return render(request, "error.html", {"message": e.message}, user=user, status=e.status)
     detail = calls.detail(call)
     lines = detail["transcript"]
-    history = reviews.list_reviews(session, call_id=call.id, visible=visible) if call.status == CallStatus.done else []
-    disputes, _ = reviews.list_disputes(session, visible=visible, status=None, call_id=call.id, limit=50, offset=0)
+    history = reviews.list_reviews(session, call_id=call.id, scope=scope) if call.status == CallStatus.done else []
+    disputes, _ = reviews.list_disputes(session, scope=scope, status=None, call_id=call.id, limit=50, offset=0)
     open_items = {(d.kind, d.item) for d in disputes if d.status == DisputeStatus.open}
     stage_recommended: dict[str, list[str]] = {}
     if call.script_id and call.script_version:
@@ -257,7 +264,7 @@ def dispute_action(
     t = t_for(request)
     anchor = f"{kind}-{item}" if kind != "score" else "score"
     try:
-        reviews.open_dispute(session, actor=user, visible=visible_manager_ids(session, user), call_id=call_id, kind=kind,
+        reviews.open_dispute(session, actor=user, call_id=call_id, kind=kind,
                              item=item or None, reason=reason, proposed_value=None)
     except ServiceError as e:
         session.rollback()
@@ -297,9 +304,4 @@ def retry_action(request: Request, session: SessionDep, user: PageUser, call_id:
 
 
 def teams_for(session: Any, user: User) -> list[Team]:
-    query = select(Team).order_by(Team.name)
-    if user.role == Role.head_of_sales:
-        own = list(session.scalars(query.where(Team.head_user_id == user.id)))
-        if own:
-            return own
-    return list(session.scalars(query))
+    return list(session.scalars(select(Team).where(scope_of(session, user).teams(Team.id)).order_by(Team.name)))

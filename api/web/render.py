@@ -126,7 +126,7 @@ def url_with(request: Request, **params: Any) -> str:
 
 
 def render(request: Request, template: str, context: dict[str, Any], *, user: User | None = None,
-           status: int = 200) -> HTMLResponse:
+           status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
     lang = language(request)
     token = session_token(request)
     flash = request.cookies.get(FLASH_COOKIE)
@@ -144,6 +144,7 @@ def render(request: Request, template: str, context: dict[str, Any], *, user: Us
         response.set_cookie(LANG_COOKIE, query_lang, max_age=365 * 86400, path="/", samesite="strict",
                             secure=secure_cookies(request))
     response.headers.update(SECURITY_HEADERS)
+    response.headers.update(headers or {})
     return response
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, joinedload
 
+from api.auth.scope import Scope
 from api.models import (
     Call,
     CallObjection,
@@ -36,9 +37,8 @@ def period_start(period: str, *, now: datetime | None = None) -> datetime | None
     return None if days is None else (now or datetime.now(UTC)) - timedelta(days=days)
 
 
-def _scope(query: Any, *, visible: set[int] | None, team_id: int | None, since: datetime | None) -> Any:
-    if visible is not None:
-        query = query.where(Call.manager_id.in_(visible))
+def _scope(query: Any, *, scope: Scope, team_id: int | None, since: datetime | None) -> Any:
+    query = scope.calls(query)
     if team_id is not None:
         query = query.where(Call.manager_id.in_(select(Manager.id).where(Manager.team_id == team_id)))
     if since is not None:
@@ -56,7 +56,7 @@ class QueueItem:
     missed: list[str]
 
 
-def review_queue(session: Session, *, visible: set[int] | None, limit: int = 100) -> list[QueueItem]:
+def review_queue(session: Session, *, scope: Scope, limit: int = 100) -> list[QueueItem]:
     """Scored calls a person should look at: open disputes first, then uncertain verdicts, then low scores."""
     disputes = (select(Dispute.call_id, func.count().label("n")).where(Dispute.status == DisputeStatus.open)
                 .group_by(Dispute.call_id).subquery())
@@ -71,9 +71,7 @@ def review_queue(session: Session, *, visible: set[int] | None, limit: int = 100
         .order_by((n_open > 0).desc(), (Call.uncertain > 0).desc(), Call.score.asc(), Call.id.desc())
         .limit(limit)
     )
-    if visible is not None:
-        query = query.where(Call.manager_id.in_(visible))
-    rows = session.execute(query).unique().all()
+    rows = session.execute(scope.calls(query)).unique().all()
     missed = _missed_by_call(session, [c.id for c, _ in rows])
     return [QueueItem(call=c, open_disputes=int(n), missed=missed.get(c.id, [])) for c, n in rows]
 
@@ -142,7 +140,7 @@ class Heatmap:
     cells: dict[tuple[int, str], Cell] = field(default_factory=dict)
 
 
-def heatmap(session: Session, *, visible: set[int] | None, team_id: int | None, since: datetime | None) -> Heatmap:
+def heatmap(session: Session, *, scope: Scope, team_id: int | None, since: datetime | None) -> Heatmap:
     """Per manager and stage: calls where the stage passed / calls where it was decided (uncertain left out)."""
     passed = func.sum(case((CallStage.status == "passed", 1), else_=0))
     decided = func.sum(case((CallStage.status.in_(("passed", "missed")), 1), else_=0))
@@ -152,7 +150,7 @@ def heatmap(session: Session, *, visible: set[int] | None, team_id: int | None, 
         .where(Call.status == CallStatus.done, Call.manager_id.is_not(None))
         .group_by(Call.manager_id, CallStage.stage_id)
     )
-    rows = session.execute(_scope(query, visible=visible, team_id=team_id, since=since)).all()
+    rows = session.execute(_scope(query, scope=scope, team_id=team_id, since=since)).all()
     order: dict[str, int] = {}
     cells: dict[tuple[int, str], Cell] = {}
     for manager_id, stage_id, p, d, pos in rows:
@@ -174,12 +172,12 @@ class TrendPoint:
     n: int
 
 
-def score_trend(session: Session, *, visible: set[int] | None, team_id: int | None, since: datetime | None) -> list[TrendPoint]:
+def score_trend(session: Session, *, scope: Scope, team_id: int | None, since: datetime | None) -> list[TrendPoint]:
     """Average effective score of the scored calls, per week (Monday) of the call's start."""
     query = select(func.coalesce(Call.started_at, Call.created_at), Call.score).where(
         Call.status == CallStatus.done, Call.score.is_not(None))
     weeks: dict[date, list[float]] = {}
-    for started, score in session.execute(_scope(query, visible=visible, team_id=team_id, since=since)):
+    for started, score in session.execute(_scope(query, scope=scope, team_id=team_id, since=since)):
         day = started.date()
         weeks.setdefault(day - timedelta(days=day.weekday()), []).append(float(score))
     return [TrendPoint(w, sum(v) / len(v), len(v)) for w, v in sorted(weeks.items())]
@@ -197,21 +195,20 @@ class KpiRow:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def kpi_rows(session: Session, *, visible: set[int] | None, team_id: int | None, since: datetime | None) -> list[KpiRow]:
+def kpi_rows(session: Session, *, scope: Scope, team_id: int | None, since: datetime | None) -> list[KpiRow]:
     calls_q = (select(Call.manager_id, func.count(), func.avg(Call.score), func.sum(Call.uncertain))
                .where(Call.status == CallStatus.done, Call.manager_id.is_not(None)).group_by(Call.manager_id))
-    per_manager = {m: (n, avg, unc) for m, n, avg, unc in session.execute(_scope(calls_q, visible=visible, team_id=team_id, since=since))}
+    per_manager = {m: (n, avg, unc) for m, n, avg, unc in session.execute(_scope(calls_q, scope=scope, team_id=team_id, since=since))}
     stage_q = (select(Call.manager_id, func.sum(case((CallStage.status == "passed", 1), else_=0)),
                       func.sum(case((CallStage.status.in_(("passed", "missed")), 1), else_=0)))
                .join(Call, Call.id == CallStage.call_id).where(Call.status == CallStatus.done).group_by(Call.manager_id))
-    stages = {m: (p, d) for m, p, d in session.execute(_scope(stage_q, visible=visible, team_id=team_id, since=since))}
+    stages = {m: (p, d) for m, p, d in session.execute(_scope(stage_q, scope=scope, team_id=team_id, since=since))}
     obj_q = (select(Call.manager_id, func.sum(case((CallObjection.status == "passed", 1), else_=0)),
                     func.sum(case((CallObjection.status.in_(("passed", "missed")), 1), else_=0)))
              .join(Call, Call.id == CallObjection.call_id).where(Call.status == CallStatus.done).group_by(Call.manager_id))
-    objections = {m: (p, d) for m, p, d in session.execute(_scope(obj_q, visible=visible, team_id=team_id, since=since))}
+    objections = {m: (p, d) for m, p, d in session.execute(_scope(obj_q, scope=scope, team_id=team_id, since=since))}
     mq = select(Manager.id, Manager.name).where(Manager.active.is_(True))
-    if visible is not None:
-        mq = mq.where(Manager.id.in_(visible))
+    mq = mq.where(scope.managers(Manager.id))
     if team_id is not None:
         mq = mq.where(Manager.team_id == team_id)
     out = []
@@ -236,7 +233,12 @@ class Example:
 
 
 def colleague_example(session: Session, *, objection_type: str, manager_id: int | None) -> Example | None:
-    """The answer from the best-scored call of another manager where this objection type was handled."""
+    """The answer from the best-scored call of another manager of the same team where this objection type
+    was handled (a manager of no team has no colleague to quote: calls of other teams are not theirs to read)."""
+    team_id = session.scalar(select(Manager.team_id).where(Manager.id == manager_id)) if manager_id is not None else None
+    if team_id is None:
+        return None
+    colleagues = select(Manager.id).where(Manager.team_id == team_id, Manager.id != manager_id)
     query = (
         select(Call, CallObjection.position)
         .join(CallObjection, and_(CallObjection.call_id == Call.id, CallObjection.type == objection_type,
@@ -245,9 +247,7 @@ def colleague_example(session: Session, *, objection_type: str, manager_id: int 
         .order_by(Call.score.desc().nulls_last(), Call.id.desc())
         .limit(20)
     )
-    if manager_id is not None:
-        query = query.where((Call.manager_id != manager_id) | Call.manager_id.is_(None))
-    for call, position in session.execute(query):
+    for call, position in session.execute(query.where(Call.manager_id.in_(colleagues))):
         objections = (call.report or {}).get("objections", [])
         if position < len(objections):
             o = objections[position]

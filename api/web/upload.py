@@ -6,7 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from api.deps import SessionDep, visible_manager_ids
+from api.auth.scope import scope_of
+from api.deps import SessionDep
 from api.models import Role
 from api.web.pages import managers_for
 from api.web.render import PageUser, render, require_role
@@ -18,5 +19,5 @@ UPLOADERS = (Role.admin, Role.head_of_sales, Role.quality_controller)
 @router.get("/upload")
 def upload_page(request: Request, session: SessionDep, user: PageUser) -> HTMLResponse:
     require_role(user, *UPLOADERS)
-    managers = managers_for(session, visible_manager_ids(session, user))
+    managers = managers_for(session, scope_of(session, user))
     return render(request, "upload.html", {"managers": managers, "max_mb": request.app.state.settings.max_upload_mb}, user=user)

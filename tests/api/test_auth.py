@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from fastapi.routing import APIRoute
 from sqlalchemy import update
 
 from api.core.security import token_digest
 from api.models import ApiToken, Role
+
+from .conftest import PASSWORD
+from .routing import api_routes, role_sets
 
 API = "/api/v1"
 PUBLIC = {("POST", f"{API}/auth/token")}
@@ -23,40 +25,6 @@ MUST_REFUSE_A_MANAGER = {
     ("POST", f"{API}/calls"), ("POST", f"{API}/calls/rescore"), ("GET", f"{API}/audit"),
     ("POST", f"{API}/calls/1/reviews"), ("POST", f"{API}/webhooks/pbx"), ("POST", f"{API}/managers"),
 }
-
-
-def _roles(dependant) -> set[frozenset[Role]]:
-    """The role sets of every require(...) check in a route's dependency tree."""
-    found = set()
-    for dep in dependant.dependencies:
-        roles = getattr(dep.call, "allowed_roles", None)
-        if roles is not None:
-            found.add(roles)
-        found |= _roles(dep)
-    return found
-
-
-def _walk(routes) -> list[APIRoute]:
-    found = []
-    for route in routes:
-        if isinstance(route, APIRoute):
-            found.append(route)
-        elif hasattr(route, "original_router"):  # an included router (FastAPI >= 0.16x keeps them as a branch)
-            found.extend(_walk(route.original_router.routes))
-    return found
-
-
-def api_routes(app) -> list[tuple[str, str, APIRoute]]:
-    """(method, concrete path, route) for every API operation; path ids become 1, other parameters 'x'."""
-    out = []
-    for route in _walk(app.routes):
-        if not route.path.startswith(API):
-            continue
-        path = route.path
-        for param in route.dependant.path_params:
-            path = path.replace("{" + param.name + "}", "1" if param.field_info.annotation is int else "x")
-        out.extend((m, path, route) for m in sorted(route.methods - {"HEAD"}))
-    return out
 
 
 def test_the_matrix_covers_the_schema(app, client):
@@ -84,8 +52,8 @@ def test_without_a_token_every_protected_endpoint_answers_401(app, client):
 def test_a_manager_is_refused_where_the_role_is_not_enough(app, client, people):
     refused = set()
     for method, path, route in api_routes(app):
-        role_sets = _roles(route.dependant)
-        if (method, path) not in ADMIN_ONLY_INLINE and all(Role.manager in roles for roles in role_sets):
+        roles = role_sets(route)
+        if (method, path) not in ADMIN_ONLY_INLINE and all(Role.manager in allowed for allowed in roles):
             continue
         r = client.request(method, path, headers=people.h("manager"))
         assert r.status_code == 403, (method, path, r.status_code, r.text)
@@ -98,7 +66,7 @@ def test_a_manager_is_refused_where_the_role_is_not_enough(app, client, people):
 
 
 def sign_in(client, username: str) -> dict:
-    r = client.post(f"{API}/auth/token", data={"username": username, "password": f"{username}-password"})
+    r = client.post(f"{API}/auth/token", data={"username": username, "password": PASSWORD})
     assert r.status_code == 200, r.text
     return r.json()
 

@@ -38,7 +38,7 @@ def _celery_worker(settings, log: Path) -> subprocess.Popen:
         "CALLQA_DATA_DIR": str(settings.data_dir),
         "CALLQA_LEASE_SECONDS": str(settings.lease_seconds),
         "CALLQA_POLL_SECONDS": "0.2",
-        "CALLQA_ADMIN_PASSWORD": "not-used-here",
+        "CALLQA_ADMIN_PASSWORD": "unused-cobalt-lantern",
     }
     return subprocess.Popen([sys.executable, "-m", "api", "worker", "--processes", "1"], env=env, cwd=ROOT,
                             start_new_session=True, stdout=log.open("a"), stderr=subprocess.STDOUT)

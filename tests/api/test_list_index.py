@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import func, select, update
 
+from api.auth.scope import Scope, scope_of
 from api.calls import list_index as list_index_module
 from api.calls.list_index import CallListIndex
 from api.calls.service import CallFilters, _total_and_page_ids
 from api.core.db import Database
-from api.deps import visible_manager_ids
 from api.models import Call, Manager, User
 from api.processing import queue
 from benchmarks.api_latency import list_query, seed
@@ -111,19 +111,19 @@ def test_the_index_answers_as_the_database_does(db, monkeypatch):
     rng = random.Random(5)
     kinds = set()
     with db.sessions() as s:
-        head = visible_manager_ids(s, s.scalar(select(User).where(User.username == "head")))
+        head = scope_of(s, s.scalar(select(User).where(User.username == "head")))
         for _ in range(200):
             q = list_query(rng, seeded)
             if rng.random() < 0.2:
                 q["uncertain"] = rng.choice([True, False])
             f = CallFilters(**{k: datetime.fromisoformat(v) if k.startswith("date_") else v for k, v in q.items()
                                if k not in ("limit", "offset", "order")})
-            visible = head if rng.random() < 0.7 else None
+            scope = head if rng.random() < 0.7 else Scope.system()
             page = dict(limit=q["limit"], offset=q["offset"], order=q["order"])
-            got = index.page(s, f, visible, **page)
-            total, ids, _ = _total_and_page_ids(s, f, visible, page["limit"], page["offset"], page["order"])
+            got = index.page(s, f, scope.manager_ids, **page)
+            total, ids, _ = _total_and_page_ids(s, f, scope, page["limit"], page["offset"], page["order"])
             expected = (total, ids if isinstance(ids, list) else list(s.scalars(ids)))
-            assert got == expected, (q, visible is None)
+            assert got == expected, (q, scope.everything)
             kinds.add((tuple(sorted(k for k in q if k not in ("limit", "offset"))), total > 0))
     assert len(kinds) >= 15  # the mix covered many kinds of list, empty and not
 
@@ -133,7 +133,7 @@ def test_many_more_requests_than_threads_are_all_answered(callqa_serve):
     session closing after its answer never waits behind endpoints that wait for its connection
     (which stalled the server until the pool's 30 s timeout, then failed requests with 500)."""
     with callqa_serve(env={"CALLQA_API_THREADS": "2"}) as served:
-        token = httpx.post(f"{served.base}/api/v1/auth/token", data={"username": "admin", "password": "first-admin-pass"}).json()
+        token = httpx.post(f"{served.base}/api/v1/auth/token", data={"username": "admin", "password": "cobalt-harbor-lantern"}).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
 
         async def burst() -> list[int]:

@@ -47,9 +47,10 @@ def pitch_must_name_the_service(data: dict) -> None:
 
 
 def test_a_script_change_shows_what_changed_and_a_dry_run_changes_nothing(client, db, people):
-    handled = transcribed_call(client, db, people, HANDLED_PRICE, hz=300)
-    unhandled = transcribed_call(client, db, people, UNHANDLED_PRICE, hz=310)
-    english = transcribed_call(client, db, people, ENGLISH, hz=320, language="en")
+    # calls of the head of sales' team (a head re-scores those only)
+    handled = transcribed_call(client, db, people, HANDLED_PRICE, hz=300, manager_external_id="101")
+    unhandled = transcribed_call(client, db, people, UNHANDLED_PRICE, hz=310, manager_external_id="102")
+    english = transcribed_call(client, db, people, ENGLISH, hz=320, language="en", manager_external_id="101")
     score(client, people, [handled, unhandled, english])
     before = {i: client.get(f"{API}/calls/{i}", headers=people.h("admin")).json() for i in (handled, unhandled, english)}
     assert {s["id"]: s["status"] for s in before[handled]["stages"]}["presentation"] == "passed"

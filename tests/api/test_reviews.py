@@ -175,7 +175,7 @@ def test_manager_disputes_own_call_and_a_controller_resolves(client, people, pro
     assert (opened["status"], opened["disputed_value"], opened["opener"]["username"]) == ("open", "missed", "manager")
     again = client.post(f"{API}/calls/{call_id}/disputes", json=dispute, headers=people.h("manager"))
     assert again.status_code == 409 and again.json()["error"]["code"] == "dispute_open"
-    assert client.post(f"{API}/calls/{others}/disputes", json=dispute, headers=people.h("manager")).status_code == 403
+    assert client.post(f"{API}/calls/{others}/disputes", json=dispute, headers=people.h("manager")).status_code == 404
     assert client.post(f"{API}/calls/{call_id}/disputes", json=dispute, headers=people.h("quality_controller")).status_code == 403
 
     farewell = {"kind": "stage", "item": "farewell", "reason": "попрощался"}

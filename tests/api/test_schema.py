@@ -32,7 +32,7 @@ def test_migrated_schema_is_the_models(db_url):
 
 def test_deleting_a_team_head_leaves_the_team_without_a_head(db):
     with db.sessions() as s:
-        head = create_user(s, actor=None, username="head", password="head-password", role=Role.head_of_sales)
+        head = create_user(s, actor=None, username="head", password="marble-fjord-thimble", role=Role.head_of_sales)
         s.add(Team(name="North", head_user_id=head.id))
         s.commit()
         s.execute(delete(User).where(User.id == head.id))

@@ -30,7 +30,7 @@ def test_serve_runs_api_and_worker_on_a_fresh_machine(tmp_path, callqa_serve):
     with callqa_serve("--import", str(calls), env={"CALLQA_POLL_SECONDS": "0.2"}) as served:
         base, log = served.base, served.log
         assert httpx.post(f"{base}/api/v1/auth/token", data={"username": "admin", "password": "wrong"}).status_code == 401
-        token = httpx.post(f"{base}/api/v1/auth/token", data={"username": "admin", "password": "first-admin-pass"}).json()
+        token = httpx.post(f"{base}/api/v1/auth/token", data={"username": "admin", "password": "cobalt-harbor-lantern"}).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
         page = _wait(lambda: (p := httpx.get(f"{base}/api/v1/calls", headers=headers).json())["total"] == 1
                      and p["items"][0]["status"] == "done" and p, 120, log)
@@ -58,7 +58,7 @@ def test_serve_restarts_a_killed_worker_and_the_new_one_takes_the_next_call(tmp_
         (second,) = _wait(lambda: (pids := spawned_children(proc.pid)) and first not in pids and pids, 30, log)
         assert second != first
 
-        token = httpx.post(f"{base}/api/v1/auth/token", data={"username": "admin", "password": "first-admin-pass"}).json()
+        token = httpx.post(f"{base}/api/v1/auth/token", data={"username": "admin", "password": "cobalt-harbor-lantern"}).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
         clip = (ROOT / "tests" / "data" / "clip_ru.wav").read_bytes()
         r = httpx.post(f"{base}/api/v1/calls", files=[("files", ("after the crash.wav", clip, "audio/wav"))], headers=headers)

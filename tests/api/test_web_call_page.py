@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from .conftest import PASSWORD
 from .test_filters import API, TWO_OBJECTIONS, score, transcribed_call
 
 
@@ -34,7 +35,7 @@ def test_objection_review_and_dispute_show_on_the_call_page(client, db, people):
                     json={"kind": "objection", "item": price["key"], "reason": "клиент не возражал, он уточнял цену"})
     assert r.status_code == 201, r.text
 
-    _sign_in(client, "quality_controller", "quality_controller-password")
+    _sign_in(client, "quality_controller", PASSWORD)
     page = client.get(f"/calls/{call_id}").text
     # the reviewer's comment stands under the supplier objection, not under the price one
     supplier_block = page[page.index(supplier["title"]):]

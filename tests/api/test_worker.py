@@ -42,7 +42,7 @@ def _worker(settings, log: Path, *args: str) -> subprocess.Popen:
         "CALLQA_LEASE_SECONDS": str(settings.lease_seconds),
         "CALLQA_POLL_SECONDS": "0.2",
         "CALLQA_RETRY_BACKOFF_SECONDS": "0",
-        "CALLQA_ADMIN_PASSWORD": "not-used-here",
+        "CALLQA_ADMIN_PASSWORD": "unused-cobalt-lantern",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "api", "worker", *args], env=env, cwd=ROOT, start_new_session=True,

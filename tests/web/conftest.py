@@ -31,7 +31,7 @@ from api.web.screenshots import CHROMIUM, CHROMIUM_ARGS, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "sample_calls" / "audio"
-PASSWORDS = {"admin": "admin-web-pass", "okk": "okk-web-pass", "rop": "rop-web-pass", "anna": "anna-web-pass"}
+PASSWORDS = {"admin": "orange-harbor-lantern", "okk": "quiet-meadow-copper", "rop": "silver-raven-tundra", "anna": "amber-pebble-canyon"}
 ROLE_USERS = {"admin": "admin", "quality_controller": "okk", "head_of_sales": "rop", "manager": "anna"}
 
 

@@ -30,7 +30,7 @@ def test_serve_demo_prints_the_address_and_logins_that_work(callqa_serve):
         for username, password in logins.items():
             r = _sign_in(base, username, password)
             assert r.status_code == 303 and r.headers["location"] == homes[username], r.text
-        assert _sign_in(base, "admin", "first-admin-pass").headers["location"] == "/dashboard"
+        assert _sign_in(base, "admin", "cobalt-harbor-lantern").headers["location"] == "/dashboard"
         assert "Неверный логин или пароль" in _sign_in(base, "okk", "wrong").text
 
         token = httpx.post(f"{base}/api/v1/auth/token", data={"username": "orlova", "password": logins["orlova"]}).json()

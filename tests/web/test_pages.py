@@ -7,6 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from .conftest import PASSWORDS
+
 pytestmark = pytest.mark.model
 DATA = Path(__file__).parent.parent / "data"
 
@@ -45,7 +47,7 @@ def test_wrong_password_is_refused_and_english_is_one_click_away(pages):
     page.click("text=English")
     assert page.locator("h1").inner_text() == "Sign in"
     page.fill("#username", "okk")
-    page.fill("#password", "okk-web-pass")
+    page.fill("#password", PASSWORDS["okk"])
     page.click("button[type=submit]")
     assert page.url.endswith("/queue")
     assert page.locator("h1").inner_text() == "Review queue"  # the choice is kept in a cookie

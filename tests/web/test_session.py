@@ -27,11 +27,11 @@ class NoExecutor:
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = get_service_settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'callqa.db'}",
-                                    admin_password="admin-pass-123")
+                                    admin_password="orange-harbor-lantern")
     bootstrap(settings)
     db = Database(settings)
     with db.sessions() as s:
-        create_user(s, actor=None, username="okk", password="okk-pass-123", role=Role.quality_controller)
+        create_user(s, actor=None, username="okk", password="lemon-glacier-spoon", role=Role.quality_controller)
     with TestClient(create_app(settings, db=db, executor=NoExecutor()), base_url="http://127.0.0.1") as c:
         yield c
     db.dispose()
@@ -42,7 +42,7 @@ def _sign_in(client: TestClient, next_: str = "/") -> str:
     token = re.search(r'name="login_csrf" value="([^"]+)"', form)
     assert token
     r = client.post("/login", data={"login_csrf": token.group(1), "next": next_, "username": "okk",
-                                    "password": "okk-pass-123"}, follow_redirects=False)
+                                    "password": "lemon-glacier-spoon"}, follow_redirects=False)
     assert r.status_code == 303
     return r.headers["location"]
 
@@ -61,7 +61,7 @@ def test_the_session_cookie_reads_the_api_and_writes_only_with_the_csrf_token(cl
 
 def test_the_sign_in_form_needs_its_own_token(client):
     client.get("/login")
-    r = client.post("/login", data={"login_csrf": "guessed", "next": "/", "username": "okk", "password": "okk-pass-123"},
+    r = client.post("/login", data={"login_csrf": "guessed", "next": "/", "username": "okk", "password": "lemon-glacier-spoon"},
                     follow_redirects=False)
     assert r.status_code == 403 and "callqa_session" not in r.headers.get("set-cookie", "")
 

@@ -14,10 +14,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from analyzer import Transcript, load_script, score_transcript
+from api.auth.scope import Scope
 from api.calls.results import result_values
 from api.core.config import get_service_settings
 from api.core.db import Base, Database, upgrade
-from api.models import Call, CallStatus, Dispute, Manager, Team
+from api.models import Call, CallStatus, Dispute, Manager, Role, Team
 from api.scripts.service import seed_builtin_scripts
 from api.web import stats
 
@@ -107,19 +108,19 @@ def department(database: Database) -> dict[str, int]:
 
 def test_the_queue_puts_disputes_first_then_uncertain_then_low_scores(database, department):
     with database.sessions() as s:
-        queue = stats.review_queue(s, visible=None)
+        queue = stats.review_queue(s, scope=Scope.system())
     order = [q.call.id for q in queue]
     assert order == [department["anna_disputed"], department["boris_unsure"], department["anna"]]
     assert queue[0].open_disputes == 1
     assert "needs_discovery" in queue[-1].missed
     with database.sessions() as s:  # a head of sales of another team sees none of them
-        assert stats.review_queue(s, visible={department["boris_id"]})[0].call.id == department["boris_unsure"]
+        assert stats.review_queue(s, scope=Scope(user_id=None, role=Role.manager, manager_ids=frozenset({department["boris_id"]}), team_ids=frozenset()))[0].call.id == department["boris_unsure"]
 
 
 def test_heatmap_shares_leave_uncertain_verdicts_out(database, department):
     with database.sessions() as s:
-        heat = stats.heatmap(s, visible=None, team_id=None, since=None)
-        week = stats.heatmap(s, visible=None, team_id=None, since=datetime.now(UTC) - timedelta(days=7))
+        heat = stats.heatmap(s, scope=Scope.system(), team_id=None, since=None)
+        week = stats.heatmap(s, scope=Scope.system(), team_id=None, since=datetime.now(UTC) - timedelta(days=7))
     assert [name for _, name in heat.managers] == ["Анна", "Борис"]
     assert heat.stages[0] == "greeting"
     anna, boris = department["anna_id"], department["boris_id"]
@@ -131,8 +132,8 @@ def test_heatmap_shares_leave_uncertain_verdicts_out(database, department):
 
 def test_kpi_rows_and_the_weekly_score_trend(database, department):
     with database.sessions() as s:
-        rows = {r.name: r for r in stats.kpi_rows(s, visible=None, team_id=None, since=None)}
-        trend = stats.score_trend(s, visible=None, team_id=None, since=None)
+        rows = {r.name: r for r in stats.kpi_rows(s, scope=Scope.system(), team_id=None, since=None)}
+        trend = stats.score_trend(s, scope=Scope.system(), team_id=None, since=None)
     assert rows["Анна"].calls == 2 and rows["Анна"].handled == 0.0
     assert rows["Борис"].handled == 1.0 and rows["Борис"].uncertain == 1
     assert rows["Борис"].avg_score > rows["Анна"].avg_score
