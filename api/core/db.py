@@ -17,10 +17,29 @@ from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from api.core.config import ServiceSettings
+from api.core.errors import ServiceError
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class NulInText(ServiceError):
+    status = 422
+    code = "invalid_value"
+
+
+@event.listens_for(Base, "before_insert", propagate=True)
+@event.listens_for(Base, "before_update", propagate=True)
+def _refuse_nul(mapper: Any, _connection: Any, target: Any) -> None:
+    """No text with a NUL character is written, on any database: PostgreSQL refuses one (a 500 before
+    it was mapped) while SQLite stores it, so the same request answered differently. Checked here,
+    where every row the service writes passes, rather than on each of the inputs that reach a row."""
+    for prop in mapper.column_attrs:
+        value = getattr(target, prop.key, None)
+        if isinstance(value, str) and "\x00" in value:
+            raise NulInText(f"{prop.key}: the text contains a NUL character (\\0), which cannot be stored; remove it "
+                            "and send again", details=[{"field": prop.key, "message": "contains a NUL character"}])
 
 
 T = TypeVar("T")
