@@ -28,13 +28,14 @@ from api.calls.list_index import enable_list_index
 from api.core.config import ServiceSettings, get_service_settings
 from api.core.db import Database
 from api.core.errors import ServiceError
+from api.core.openapi import allowed_methods, install_openapi
 from api.core.storage import RecordingStore
 from api.models import Call
 
 log = logging.getLogger("callqa.api")
 JSON_LIMIT = 10 * 1024 * 1024
 
-_HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
                413: "payload_too_large", 415: "unsupported_media_type", 416: "range_not_satisfiable"}
 
 
@@ -198,9 +199,16 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
         return _error(422, "validation_error", f"{first['field']}: {first['message']}", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        message = str(exc.detail)
+        if exc.status_code == 405:  # every method of the path, not only those of the first route Starlette tried
+            headers["Allow"] = allowed_methods(app, request.scope)
+            message = f"{request.method} is not a method of {request.url.path}; it takes {headers['Allow']}"
+        elif exc.status_code == 404 and message == "Not Found":
+            message = f"no such address: {request.url.path} (the API is described at /docs)"
+        return _error(exc.status_code, code, message, headers=headers or None)
 
     @app.exception_handler(DataError)
     async def unstorable_value(_: Request, exc: DataError) -> JSONResponse:
@@ -227,6 +235,8 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     app.include_router(scripts_router)
     app.include_router(crm_router)
     app.include_router(kpi_router)
+
+    install_openapi(app, public={"/api/v1/auth/token", "/healthz"})
 
     from api.web import install as install_web_ui
 

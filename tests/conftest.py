@@ -53,7 +53,7 @@ class Served:
 @pytest.fixture
 def callqa_serve(tmp_path: Path) -> Callable[..., AbstractContextManager[Served]]:
     """Start `callqa serve ARGS` on a free loopback port with a fresh data folder under tmp_path
-    (SQLite), wait until it answers /healthz, and on leaving stop it with SIGTERM and check that it
+    (SQLite unless ``env`` names CALLQA_DATABASE_URL), wait until it answers /healthz, and on leaving stop it with SIGTERM and check that it
     exited cleanly."""
 
     @contextmanager
@@ -61,9 +61,8 @@ def callqa_serve(tmp_path: Path) -> Callable[..., AbstractContextManager[Served]
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        environ = {**os.environ, "CALLQA_DATA_DIR": str(tmp_path / "data"), "CALLQA_ADMIN_PASSWORD": "cobalt-harbor-lantern",
-                   **(env or {})}
-        environ.pop("CALLQA_DATABASE_URL", None)
+        environ = {**{k: v for k, v in os.environ.items() if k != "CALLQA_DATABASE_URL"},
+                   "CALLQA_DATA_DIR": str(tmp_path / "data"), "CALLQA_ADMIN_PASSWORD": "cobalt-harbor-lantern", **(env or {})}
         log = tmp_path / "serve.log"
         proc = subprocess.Popen([sys.executable, "-m", "api", "serve", "--port", str(port), *args], env=environ,
                                 cwd=Path(__file__).resolve().parent.parent, start_new_session=True,

@@ -24,6 +24,7 @@ from api.auth.schemas import (
 from api.auth.scope import scope_of
 from api.auth.throttle import ThrottlePolicy
 from api.core.ids import PathId, QueryId
+from api.core.openapi import errors
 from api.deps import ANY_ROLE, STAFF, SessionDep, SettingsDep, UserDep, client_address, require
 from api.models import Manager, Role, Team, User
 
@@ -31,7 +32,8 @@ router = APIRouter(prefix="/api/v1", tags=["auth, users, teams, managers"])
 _admin = Depends(require(Role.admin))
 
 
-@router.post("/auth/token", response_model=Token, summary="Sign in: username and password for a bearer token")
+@router.post("/auth/token", response_model=Token, summary="Sign in: username and password for a bearer token",
+             responses=errors(401, 422, 429))
 def sign_in(
     request: Request,
     session: SessionDep,
@@ -53,7 +55,8 @@ def sign_out(
         service.sign_out(session, token=credentials.credentials)
 
 
-@router.post("/auth/password", status_code=204, summary="Change your own password (every other session is signed out)")
+@router.post("/auth/password", status_code=204, summary="Change your own password (every other session is signed out)",
+             responses=errors(400))
 def change_password(
     session: SessionDep, settings: SettingsDep, body: PasswordChange, user: UserDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))],
@@ -73,14 +76,14 @@ def list_users(session: SessionDep) -> list[dict]:
     return [service.user_public(session, u) for u in session.scalars(select(User).order_by(User.id))]
 
 
-@router.post("/users", response_model=UserPublic, status_code=201)
+@router.post("/users", response_model=UserPublic, status_code=201, responses=errors(400, 404, 409))
 def create_user(session: SessionDep, settings: SettingsDep, body: UserCreate,
                 actor: Annotated[User, Depends(require(Role.admin))]) -> dict:
     user = service.create_user(session, actor=actor, **body.model_dump(), passwords=PasswordPolicy.of(settings))
     return service.user_public(session, user)
 
 
-@router.patch("/users/{user_id}", response_model=UserPublic)
+@router.patch("/users/{user_id:int}", response_model=UserPublic, responses=errors(400, 409))
 def update_user(session: SessionDep, settings: SettingsDep, user_id: PathId, body: UserUpdate,
                 actor: Annotated[User, Depends(require(Role.admin))]) -> dict:
     user = service.update_user(session, actor=actor, user_id=user_id, changes=body.model_dump(exclude_unset=True),
@@ -93,12 +96,12 @@ def list_teams(session: SessionDep, user: Annotated[User, Depends(require(*STAFF
     return list(session.scalars(select(Team).where(scope_of(session, user).teams(Team.id)).order_by(Team.name)))
 
 
-@router.post("/teams", response_model=TeamPublic, status_code=201)
+@router.post("/teams", response_model=TeamPublic, status_code=201, responses=errors(400, 404, 409))
 def create_team(session: SessionDep, body: TeamCreate, actor: Annotated[User, Depends(require(Role.admin))]) -> Team:
     return service.create_team(session, actor=actor, name=body.name, head_user_id=body.head_user_id)
 
 
-@router.patch("/teams/{team_id}", response_model=TeamPublic)
+@router.patch("/teams/{team_id:int}", response_model=TeamPublic, responses=errors(400, 409))
 def update_team(session: SessionDep, team_id: PathId, body: TeamUpdate, actor: Annotated[User, Depends(require(Role.admin))]) -> Team:
     return service.update_team(session, actor=actor, team_id=team_id, changes=body.model_dump(exclude_unset=True))
 
@@ -111,7 +114,7 @@ def list_managers(session: SessionDep, user: UserDep, team_id: QueryId = None) -
     return list(session.scalars(query))
 
 
-@router.get("/managers/{manager_id}", response_model=ManagerPublic)
+@router.get("/managers/{manager_id:int}", response_model=ManagerPublic)
 def get_manager(session: SessionDep, user: UserDep, manager_id: PathId) -> Manager:
     manager = session.get(Manager, manager_id)
     scope_of(session, user).manager(manager_id, found=manager is not None)
@@ -119,14 +122,14 @@ def get_manager(session: SessionDep, user: UserDep, manager_id: PathId) -> Manag
     return manager
 
 
-@router.post("/managers", response_model=ManagerPublic, status_code=201)
+@router.post("/managers", response_model=ManagerPublic, status_code=201, responses=errors(400, 404, 409))
 def create_manager(
     session: SessionDep, body: ManagerCreate, actor: Annotated[User, Depends(require(Role.admin, Role.head_of_sales))]
 ) -> Manager:
     return service.create_manager(session, actor=actor, data=body.model_dump())
 
 
-@router.patch("/managers/{manager_id}", response_model=ManagerPublic)
+@router.patch("/managers/{manager_id:int}", response_model=ManagerPublic, responses=errors(400, 409))
 def update_manager(
     session: SessionDep, manager_id: PathId, body: ManagerUpdate, actor: Annotated[User, Depends(require(Role.admin, Role.head_of_sales))]
 ) -> Manager:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.core.ids import Id
 from api.models import Role
@@ -29,7 +29,7 @@ class UserUpdate(BaseModel):
     password: str | None = Field(None, min_length=1, max_length=200, description="signs the user out everywhere")
     role: Role | None = None
     full_name: str | None = Field(None, max_length=200)
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class PasswordChange(BaseModel):
@@ -81,7 +81,7 @@ class ManagerUpdate(BaseModel):
     external_id: str | None = Field(None, min_length=1, max_length=200)
     team_id: Id | None = None
     user_id: Id | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class ManagerPublic(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from starlette import responses as starlette_responses
 
 from api.auth.scope import scope_of
@@ -28,6 +28,8 @@ from api.calls.schemas import (
 from api.core.errors import BadRequest, NotFound, RangeNotSatisfiable, ServiceError, Unauthorized
 from api.core.ids import MAX_ID, PathId, QueryId
 from api.core.lanes import slow_lane
+from api.core.moments import FormMoment, iso_only
+from api.core.openapi import errors
 from api.deps import (
     REVIEWERS,
     ReadSessionDep,
@@ -70,7 +72,9 @@ def _metadata(raw: str | None, fields: dict[str, Any]) -> list[dict] | dict:
     "`metadata`, a JSON object or a list with one object per file in order. The same recording "
     "uploaded again is the same call (outcome `duplicate`). A file that is not usable audio is "
     "rejected with its reason and the others go on; when every file is rejected the answer is an error.",
-    responses={413: {"description": "a file is over the size limit"}, 422: {"description": "no file is usable audio"}},
+    responses={200: {"model": UploadResult, "description": "nothing new: every file was a recording already stored"},
+               **errors(400, 409), 413: {"description": "a file is over the size limit"},
+               422: {"description": "no file is usable audio"}},
 )
 @slow_lane
 def upload_calls(
@@ -84,7 +88,7 @@ def upload_calls(
     manager_external_id: Annotated[str | None, Form(max_length=200)] = None,
     client_phone: Annotated[str | None, Form(max_length=40)] = None,
     direction: Annotated[Literal["inbound", "outbound"] | None, Form()] = None,
-    started_at: Annotated[datetime | None, Form()] = None,
+    started_at: FormMoment = None,
     duration: Annotated[float | None, Form(ge=0, le=86400)] = None,
     crm_lead_id: Annotated[str | None, Form(max_length=100)] = None,
     crm_deal_id: Annotated[str | None, Form(max_length=100)] = None,
@@ -132,7 +136,8 @@ class ImportRequest(BaseModel):
     metadata: CallMetadata = Field(default_factory=CallMetadata)
 
 
-@router.post("/calls/import", response_model=UploadResult, summary="Import every recording in a server folder")
+@router.post("/calls/import", response_model=UploadResult, summary="Import every recording in a server folder",
+             responses=errors(400, 404))
 @slow_lane
 def import_calls(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, body: ImportRequest,
                  actor: Annotated[User, Depends(require(Role.admin))]) -> UploadResult:
@@ -169,6 +174,8 @@ def _webhook_caller(
 
 
 @router.post("/webhooks/pbx", response_model=CallSummary, status_code=202,
+             responses={200: {"model": CallSummary, "description": "a repeated external_id: the call already queued"},
+                        **errors(400, 403)},
              summary="A PBX reports a finished call with the URL of its recording",
              description="Authenticate with an admin token or the header X-Callqa-Secret. The worker downloads the "
              "recording (with retries and the size limit). A repeated `external_id` returns the same call.")
@@ -189,8 +196,8 @@ def list_calls(
     user: ViewerDep,
     manager_id: QueryId = None,
     team_id: QueryId = None,
-    date_from: Annotated[datetime | None, Query(description="started at or after")] = None,
-    date_to: Annotated[datetime | None, Query(description="started before")] = None,
+    date_from: Annotated[datetime | None, BeforeValidator(iso_only), Query(description="started at or after")] = None,
+    date_to: Annotated[datetime | None, BeforeValidator(iso_only), Query(description="started before")] = None,
     status: CallStatus | None = None,
     score_min: Annotated[float | None, Query(ge=0, le=100)] = None,
     score_max: Annotated[float | None, Query(ge=0, le=100)] = None,
@@ -211,7 +218,7 @@ def list_calls(
     return _json(body)
 
 
-@router.get("/calls/{call_id}", response_model=CallDetail, summary="A call: transcript, stages with evidence, objections, metrics")
+@router.get("/calls/{call_id:int}", response_model=CallDetail, summary="A call: transcript, stages with evidence, objections, metrics")
 def get_call(session: ReadSessionDep, user: ViewerDep, call_id: PathId) -> Response:
     detail = service.call_detail(session, call_id, scope=scope_of(session, user))
     # validated once here (it picks the report's fields the schema names) and serialised as FastAPI would
@@ -222,9 +229,9 @@ def _json(body: bytes) -> Response:
     return Response(content=body, media_type="application/json")
 
 
-@router.get("/calls/{call_id}/recording", summary="The recording (HTTP Range supported)",
+@router.get("/calls/{call_id:int}/recording", summary="The recording (HTTP Range supported)",
             response_class=FileResponse,
-            responses={200: {"content": {"audio/*": {}}}, 206: {"description": "a byte range"},
+            responses={200: {"content": {"audio/*": {}}}, 206: {"description": "a byte range"}, **errors(400),
                        416: {"description": "the range is outside the recording (`range_not_satisfiable`)"}})
 def get_recording(request: Request, session: SessionDep, store: StoreDep, user: UserDep, call_id: PathId) -> FileResponse:
     call = service.get_call(session, call_id, scope=scope_of(session, user))
@@ -260,7 +267,8 @@ def _check_range(request: Request, response: FileResponse) -> None:
                          code="bad_range") from None
 
 
-@router.post("/calls/{call_id}/retry", response_model=CallSummary, summary="Queue a failed call again")
+@router.post("/calls/{call_id:int}/retry", response_model=CallSummary, summary="Queue a failed call again",
+             responses=errors(409))
 def retry(request: Request, session: SessionDep, call_id: PathId, actor: Annotated[User, Depends(require(*REVIEWERS))]) -> CallSummary:
     call = service.retry_call(session, call_id=call_id, actor=actor)
     request.app.state.executor.submit(call.id)
@@ -269,7 +277,7 @@ def retry(request: Request, session: SessionDep, call_id: PathId, actor: Annotat
 
 @router.post("/calls/rescore", response_model=RescoreResult,
              summary="Re-score stored transcripts against the active script versions, without transcribing",
-             description="`dry_run` shows what would change. Reviewers' verdicts are kept.")
+             description="`dry_run` shows what would change. Reviewers' verdicts are kept.", responses=errors(404))
 @slow_lane
 def rescore(session: SessionDep, body: RescoreRequest, actor: Annotated[User, Depends(require(Role.admin, Role.quality_controller, Role.head_of_sales))]) -> RescoreResult:
     return service.rescore(session, actor=actor, script_id=body.script_id, call_ids=body.call_ids, dry_run=body.dry_run)

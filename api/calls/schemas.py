@@ -4,9 +4,10 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictBool, field_validator
 
 from api.core.ids import Id
+from api.core.moments import Moment
 from api.models import CallStatus, Direction
 
 _PHONE_KEEP = re.compile(r"[^\d+]")
@@ -37,7 +38,7 @@ class CallMetadata(BaseModel):
     )
     client_phone: str | None = Field(None, max_length=40)
     direction: Direction | None = None
-    started_at: datetime | None = None
+    started_at: Moment | None = None
     duration: float | None = Field(None, ge=0, le=24 * 3600)
     crm_lead_id: str | None = Field(None, max_length=100)
     crm_deal_id: str | None = Field(None, max_length=100)
@@ -164,7 +165,7 @@ class RescoreRequest(BaseModel):
     script_id: str | None = Field(None, description="score the calls in this script's language against its active "
                                   "version; default: each call against its own script id's active version")
     call_ids: list[Id] | None = Field(None, max_length=100_000)
-    dry_run: bool = Field(False, description="show what would change without saving")
+    dry_run: StrictBool = Field(False, description="show what would change without saving")
 
 
 class RescoreChange(BaseModel):

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 
 from api.core.errors import PayloadTooLarge
 from api.core.lanes import slow_lane
+from api.core.openapi import errors
 from api.crm import service
 from api.crm.schemas import EntityName, ImportResultOut, RecordsIn, SourceName
 from api.deps import SessionDep, SettingsDep, require
 from api.models import Role, User
 
-router = APIRouter(prefix="/api/v1/crm", tags=["crm"])
+router = APIRouter(prefix="/api/v1/crm", tags=["crm"], responses=errors(400))
 _Importer = Annotated[User, Depends(require(Role.admin, Role.head_of_sales))]
 
 

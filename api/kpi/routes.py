@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from api.core.lanes import slow_lane
+from api.core.openapi import errors
 from api.deps import SessionDep, UserDep
 from api.kpi import service
 from api.kpi.schemas import FunnelOut, KpiInfoOut, KpiReportOut, QualityOutcomeOut
 
-router = APIRouter(prefix="/api/v1/kpi", tags=["kpi"])
+router = APIRouter(prefix="/api/v1/kpi", tags=["kpi"], responses=errors(400, 404))
 
 _Period = Annotated[str | None, Query(description="a month 2026-11 (or 11.2026), a quarter 2026-Q4", max_length=20)]
 _From = Annotated[date | None, Query(description="first day, included (with date_to)")]

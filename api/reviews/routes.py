@@ -11,9 +11,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BeforeValidator
 
 from api.auth.scope import scope_of
 from api.core.ids import MAX_ID, PathId, QueryId
+from api.core.moments import iso_only
 from api.deps import REVIEWERS, STAFF, SessionDep, UserDep, require
 from api.models import DisputeStatus, Role, User
 from api.reviews import service
@@ -36,6 +38,7 @@ _Reviewer = Annotated[User, Depends(require(*REVIEWERS))]
 _Staff = Annotated[User, Depends(require(*STAFF))]
 _Manager = Annotated[User, Depends(require(Role.manager))]
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the verdict, item or comment cannot be used as given (the message names the valid ones)"},
     403: {"description": "the role or the call's manager does not allow it"},
     404: {"description": "no such call, or no such stage / objection position (the valid ones are named)"},
     409: {"description": "the call is not done (`call_not_done`), or the dispute is already resolved / still open"},
@@ -43,7 +46,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post(
-    "/calls/{call_id}/reviews", response_model=ReviewOutcome, status_code=201, responses=_ERRORS,
+    "/calls/{call_id:int}/reviews", response_model=ReviewOutcome, status_code=201, responses=_ERRORS,
     summary="Override a stage, an objection or the score of a call, with a comment",
     description="`kind` stage: `item` is the stage id, `value` passed or missed. `kind` objection: `item` is the "
     "objection's `key` (e.g. `price@3`, stable across re-scores) or its `position` in the call, `value` passed "
@@ -57,7 +60,7 @@ def create_review(session: SessionDep, call_id: PathId, body: ReviewCreate, acto
                          uncertain=call.uncertain)
 
 
-@router.get("/calls/{call_id}/reviews", response_model=list[ReviewPublic], responses=_ERRORS,
+@router.get("/calls/{call_id:int}/reviews", response_model=list[ReviewPublic], responses=_ERRORS,
             summary="Every review of a call, oldest first (the latest per item is in force)")
 def list_reviews(session: SessionDep, user: UserDep, call_id: PathId) -> list[ReviewPublic]:
     rows = service.list_reviews(session, call_id=call_id, scope=scope_of(session, user))
@@ -73,15 +76,15 @@ def list_reviews(session: SessionDep, user: UserDep, call_id: PathId) -> list[Re
 )
 def agreement(
     session: SessionDep, user: _Staff,
-    date_from: Annotated[datetime | None, Query(description="reviews made at or after")] = None,
-    date_to: Annotated[datetime | None, Query(description="reviews made before")] = None,
+    date_from: Annotated[datetime | None, BeforeValidator(iso_only), Query(description="reviews made at or after")] = None,
+    date_to: Annotated[datetime | None, BeforeValidator(iso_only), Query(description="reviews made before")] = None,
 ) -> AgreementReport:
     return AgreementReport.model_validate(service.agreement(session, scope=scope_of(session, user), date_from=date_from,
                                                            date_to=date_to))
 
 
 @router.post(
-    "/calls/{call_id}/disputes", response_model=DisputePublic, status_code=201, responses=_ERRORS,
+    "/calls/{call_id:int}/disputes", response_model=DisputePublic, status_code=201, responses=_ERRORS,
     summary="A manager disputes a verdict on own call",
     description="`kind` and `item` as for reviews; `proposed_value` is optional. A quality controller resolves it.",
 )
@@ -105,7 +108,7 @@ def list_disputes(
     return DisputePage(items=[DisputePublic.model_validate(d) for d in rows], total=total, limit=limit, offset=offset)
 
 
-@router.get("/disputes/{dispute_id}", response_model=DisputePublic, responses=_ERRORS, summary="One dispute")
+@router.get("/disputes/{dispute_id:int}", response_model=DisputePublic, responses=_ERRORS, summary="One dispute")
 def get_dispute(session: SessionDep, user: UserDep, dispute_id: PathId) -> DisputePublic:
     return DisputePublic.model_validate(
         service.get_dispute(session, dispute_id=dispute_id, scope=scope_of(session, user))
@@ -113,7 +116,7 @@ def get_dispute(session: SessionDep, user: UserDep, dispute_id: PathId) -> Dispu
 
 
 @router.post(
-    "/disputes/{dispute_id}/resolve", response_model=DisputePublic, responses=_ERRORS,
+    "/disputes/{dispute_id:int}/resolve", response_model=DisputePublic, responses=_ERRORS,
     summary="Accept a dispute (the verdict changes) or reject it (with a comment)",
     description="Accepting creates a review with `value`, else the proposed verdict, else the opposite of the "
     "disputed one (passed <-> missed); the call is recomputed. Rejecting needs a `comment`.",
@@ -131,8 +134,8 @@ def list_audit(
     entity_id: Annotated[str | None, Query(max_length=100)] = None,
     user_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="who made the change")] = None,
     action: Annotated[str | None, Query(max_length=100, description="e.g. review.stage")] = None,
-    date_from: Annotated[datetime | None, Query(description="at or after")] = None,
-    date_to: Annotated[datetime | None, Query(description="before")] = None,
+    date_from: Annotated[datetime | None, BeforeValidator(iso_only), Query(description="at or after")] = None,
+    date_to: Annotated[datetime | None, BeforeValidator(iso_only), Query(description="before")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> AuditPage:

@@ -186,7 +186,7 @@ def my_calls(request: Request, session: SessionDep, user: PageUser) -> HTMLRespo
 # -- a call -----------------------------------------------------------------------------------------
 
 
-@router.get("/calls/{call_id}")
+@router.get("/calls/{call_id:int}")
 def call_page(request: Request, session: SessionDep, user: PageUser, call_id: PathId) -> HTMLResponse:
     scope = scope_of(session, user)
     try:
@@ -233,7 +233,7 @@ def _back(call_id: int, anchor: str = "") -> str:
     return f"/calls/{call_id}" + (f"#{anchor}" if anchor else "")
 
 
-@router.post("/calls/{call_id}/review")
+@router.post("/calls/{call_id:int}/review")
 def review_action(
     request: Request, session: SessionDep, user: PageUser, call_id: PathId, csrf: CsrfField,
     kind: Annotated[str, Form(max_length=20)], value: Annotated[str, Form(max_length=50)],
@@ -253,7 +253,7 @@ def review_action(
                                                                if call.score is not None else "—"))
 
 
-@router.post("/calls/{call_id}/dispute")
+@router.post("/calls/{call_id:int}/dispute")
 def dispute_action(
     request: Request, session: SessionDep, user: PageUser, call_id: PathId, csrf: CsrfField,
     kind: Annotated[str, Form(max_length=20)], reason: Annotated[str, Form(min_length=1, max_length=5000)],
@@ -272,7 +272,7 @@ def dispute_action(
     return redirect(request, _back(call_id, anchor), flash=t("dispute.sent"))
 
 
-@router.post("/disputes/{dispute_id}/resolve")
+@router.post("/disputes/{dispute_id:int}/resolve")
 def resolve_action(
     request: Request, session: SessionDep, user: PageUser, dispute_id: PathId, csrf: CsrfField,
     decision: Annotated[str, Form(pattern="^(accept|reject)$")], comment: Annotated[str, Form(max_length=5000)] = "",
@@ -290,7 +290,7 @@ def resolve_action(
     return redirect(request, _back(call_id, "disputes"), flash=t("dispute.resolved"))
 
 
-@router.post("/calls/{call_id}/retry")
+@router.post("/calls/{call_id:int}/retry")
 def retry_action(request: Request, session: SessionDep, user: PageUser, call_id: PathId, csrf: CsrfField) -> Response:
     check_csrf(request, csrf)
     require_role(user, *REVIEWERS)

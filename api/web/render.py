@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BeforeValidator
 from sqlalchemy.orm import Session
 
 from analyzer.crm import DEFAULT_TZ
+from api.core.moments import iso_only
 from api.deps import SessionDep
 from api.models import CallStatus, Role, User
 from api.web.auth import LANG_COOKIE, csrf_for, secure_cookies, session_token, web_user
@@ -50,7 +51,7 @@ def _row_id(value: int | None) -> int | None:
 
 QueryIdOrBlank = Annotated[int | None, BeforeValidator(_blank_is_none), AfterValidator(_row_id), Query()]
 QueryStatusOrBlank = Annotated[CallStatus | None, BeforeValidator(_blank_is_none), Query()]
-QueryTimeOrBlank = Annotated[datetime | None, BeforeValidator(_blank_is_none), Query()]
+QueryTimeOrBlank = Annotated[datetime | None, BeforeValidator(_blank_is_none), BeforeValidator(iso_only), Query()]
 
 
 class PageForbidden(Exception):

@@ -42,7 +42,7 @@ def api_routes(app) -> list[tuple[str, str, APIRoute]]:
     for route in walk(app.routes):
         if not route.path.startswith(API):
             continue
-        path = route.path
+        path = route.path_format
         for param in route.dependant.path_params:
             path = path.replace("{" + param.name + "}", "1" if param.field_info.annotation is int else "x")
         out.extend((m, path, route) for m in sorted(route.methods - {"HEAD"}))

@@ -157,7 +157,7 @@ def requests_of(routes, k: Kazan, *, prefix: str) -> list[tuple[str, dict[str, A
     for route in routes:
         if "GET" not in route.methods or not route.path.startswith(prefix) or route.path.startswith("/static"):
             continue
-        path = route.path
+        path = route.path_format
         scoped = False
         for param in route.dependant.path_params:
             path = path.replace("{" + param.name + "}", str(ids[param.name]))
@@ -281,7 +281,7 @@ CHANGES: dict[tuple[str, str], Change] = {
 
 
 def test_every_route_that_changes_something_has_a_row(app):
-    changing = {(m, r.path) for r in walk(app.routes) if r.path.startswith(API) for m in r.methods - {"GET", "HEAD"}}
+    changing = {(m, r.path_format) for r in walk(app.routes) if r.path.startswith(API) for m in r.methods - {"GET", "HEAD"}}
     assert changing == set(CHANGES), "add the new route to CHANGES: " + repr(changing ^ set(CHANGES))
 
 
@@ -317,7 +317,7 @@ WEB_CHANGES: dict[tuple[str, str], Any] = {
 
 
 def test_every_page_form_has_a_row(app):
-    forms = {(m, r.path) for r in walk(app.routes) if not r.path.startswith(API) for m in r.methods - {"GET", "HEAD"}}
+    forms = {(m, r.path_format) for r in walk(app.routes) if not r.path.startswith(API) for m in r.methods - {"GET", "HEAD"}}
     assert forms == set(WEB_CHANGES), repr(forms ^ set(WEB_CHANGES))
 
 

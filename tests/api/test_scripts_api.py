@@ -95,7 +95,8 @@ def test_store_and_activate_versions_by_role(client, people):
 @pytest.mark.model
 def test_an_activated_version_scores_the_next_rescore(client, people, processor):
     files = [("files", ("clip_ru.wav", (DATA / "clip_ru.wav").read_bytes(), "audio/wav"))]
-    call_id = client.post(f"{API}/calls", files=files, headers=people.h("admin")).json()["items"][0]["call_id"]
+    call_id = client.post(f"{API}/calls", files=files, data={"manager_external_id": "101"},  # of the head's team
+                          headers=people.h("admin")).json()["items"][0]["call_id"]
     assert processor.process_next() == call_id
     before = client.get(f"{API}/calls/{call_id}", headers=people.h("admin")).json()
     assert before["script"]["version"] == "1.0" and "farewell" in [s["id"] for s in before["stages"]]
