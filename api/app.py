@@ -214,7 +214,7 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     async def unstorable_value(_: Request, exc: DataError) -> JSONResponse:
         # a value no column can hold (a NUL character, a number out of range) that validation let through
         log.warning("value refused by the database: %s", exc.orig)
-        return _error(422, "invalid_value", "a value in the request cannot be stored (a NUL character, or a number "
+        return _error(400, "invalid_value", "a value in the request cannot be stored (a NUL character, or a number "
                       "or text out of range); correct it and send again")
 
     @app.exception_handler(Exception)

@@ -25,7 +25,7 @@ class Base(DeclarativeBase):
 
 
 class NulInText(ServiceError):
-    status = 422
+    status = 400
     code = "invalid_value"
 
 

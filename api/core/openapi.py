@@ -28,7 +28,8 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 _DESCRIPTIONS = {
-    400: "the request cannot be done as asked; `message` says why and what to do",
+    400: "the request cannot be done as asked (e.g. `invalid_value`: a text with a NUL character); `message` says "
+         "why and what to do",
     401: "no valid token: sign in (`unauthorized`, `invalid_token`, `token_expired`, `user_inactive`)",
     403: "your role does not allow this (`forbidden`)",
     404: "no such object, or one you may not see (`*_not_found`)",
@@ -37,7 +38,7 @@ _DESCRIPTIONS = {
     415: "the body's Content-Type is not one this route takes (`unsupported_media_type`)",
     416: "the range is outside the recording (`range_not_satisfiable`)",
     422: "a parameter or field is not valid (`validation_error`: `details` names each field), or the content "
-         "cannot be used (`invalid_value`, `recording_unusable`, `crm_format_error`)",
+         "cannot be used (`recording_unusable`, `crm_format_error`)",
     429: "too many attempts (`too_many_sign_ins`): wait the seconds in Retry-After",
 }
 _HEADERS: dict[int, dict[str, Any]] = {

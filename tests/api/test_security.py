@@ -186,18 +186,18 @@ def test_a_body_over_the_request_limit_is_413(small_limit_client, people):
 
 
 def test_a_nul_character_is_refused_the_same_way_on_every_database(client, people, db):
-    """PostgreSQL cannot store a NUL in text and SQLite can: both now refuse it with 422, and store nothing."""
+    """PostgreSQL cannot store a NUL in text and SQLite can: both now refuse it with 400, and store nothing."""
     admin = people.h("admin")
     for method, path, body in [("POST", "/teams", {"name": "Mos\x00cow-2"}), ("POST", "/managers", {"name": "An\x00na", "team_id": 1}),
                                ("PATCH", f"/managers/{people.manager_id}", {"name": "Anna\x00"}),
                                ("POST", "/users", {"username": "nul_user", "password": "violet-kettle-morning-42",
                                                    "role": "manager", "full_name": "Nul\x00 User"})]:
         r = client.request(method, API + path, json=body, headers=admin)
-        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_value", (path, r.text)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_value", (path, r.text)
         assert "NUL" in r.json()["error"]["message"]
     r = client.post(f"{API}/calls", files=[("files", ("a.wav", tone(610), "audio/wav"))],
                     data={"external_id": "pbx\x00-1", "crm_deal_id": "D\x001"}, headers=admin)
-    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_value", r.text
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_value", r.text
     with db.sessions() as s:
         assert s.scalar(select(Call.id)) is None
         assert [t for t in s.scalars(select(Team.name))] == ["Moscow"]
