@@ -125,19 +125,29 @@ def table_from_bytes(data: bytes, *, name: str = "") -> RawTable:
         return table_from_xlsx(data, name=name)
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise CrmFormatError(f"{name or 'file'}: old binary .xls is not supported; save it as .xlsx or CSV")
-    return table_from_csv(decode_text(data), name=name)
+    return table_from_csv(decode_text(data, name=name), name=name)
 
 
-def decode_text(data: bytes) -> str:
-    """UTF-8 (BOM or not), UTF-16 with BOM, else cp1251: what Russian Excel and CRMs write."""
+def decode_text(data: bytes, *, name: str = "") -> str:
+    """UTF-8 (BOM or not), UTF-16 with BOM, else cp1251: what Russian Excel and CRMs write.
+
+    Bytes that are none of these (a binary file, a UTF-16 file cut short, a UTF-8 mark followed by
+    something else) raise CrmFormatError naming the first bad byte.
+    """
     if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1251")
+        label, attempts = "UTF-8 (the file starts with its mark)", [("utf-8", 3)]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        label, attempts = "UTF-16 (the file starts with its mark)", [("utf-16", 0)]
+    else:
+        label, attempts = "UTF-8 or cp1251", [("utf-8", 0), ("cp1251", 0)]
+    for encoding, skip in attempts:
+        try:
+            return data[skip:].decode(encoding)
+        except UnicodeDecodeError as e:
+            error, offset = e, skip + e.start
+    what = "it ends in the middle of a character" if error.reason == "truncated data" \
+        else f"byte {data[offset]:#04x} at offset {offset} is not a character of it"
+    raise CrmFormatError(f"{name or 'file'}: not text in {label}: {what}; save the export again as CSV UTF-8 or as XLSX")
 
 
 def table_from_csv(text: str, *, name: str = "") -> RawTable:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -127,6 +129,25 @@ def test_an_unreadable_file_and_wrong_roles_are_json_errors(client, people):
     assert r.status_code == 403 and r.json()["error"]["code"] == "admin_only"
     r = upload(client, people, CRM / "plans.csv", entity="contacts")
     assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+
+
+DEALS_CSV = "deal_id,created_at,status,manager\nD1,2026-11-02 10:00,open,Anna\n"
+NOT_TEXT = {
+    "random-bytes": random.Random(0).randbytes(4096),  # holds 0x98, which cp1251 leaves undefined
+    "utf16-odd-length": "\ufeff".encode("utf-16-le") + DEALS_CSV.encode("utf-16-le") + b"\x00",
+    "utf8-bom-then-invalid": b"\xef\xbb\xbf" + DEALS_CSV.encode() + b"D2,2026-11-03 10:00,open,\xff\xfe\x80\n",
+    "cp1251-undefined-byte": DEALS_CSV.encode("cp1251") + b"D2,2026-11-03 10:00,open,\x98\n",
+}
+
+
+@pytest.mark.parametrize("data", NOT_TEXT.values(), ids=NOT_TEXT.keys())
+def test_a_csv_in_no_known_encoding_is_422_saying_how_to_save_it(client, people, db, data):
+    r = upload(client, people, "deals.csv", data=data)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "crm_format_error"
+    assert error["message"].startswith("deals.csv: ") and "UTF-8" in error["message"] and "XLSX" in error["message"]
+    assert counts(db)["crm_deals"] == 0
 
 
 def test_callqa_import_with_a_metadata_csv_ties_the_sample_recordings_to_crm_rows(settings, db, monkeypatch):
