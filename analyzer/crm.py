@@ -46,7 +46,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -169,15 +169,21 @@ def table_from_xlsx(data: bytes, *, name: str = "", sheet: str | None = None) ->
     """The first sheet (or ``sheet``) of an XLSX workbook; line = the sheet's row number."""
     import openpyxl
 
+    unreadable = f"{name or 'file'}: not a readable XLSX workbook"
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as e:  # openpyxl raises a zoo of types on a broken file
-        raise CrmFormatError(f"{name or 'file'}: not a readable XLSX workbook ({e})") from e
+        raise CrmFormatError(f"{unreadable} ({e}); {_SAVE_AGAIN}") from e
     try:
-        ws = wb[sheet] if sheet else wb.worksheets[0]
+        if sheet is None and not wb.worksheets:
+            raise CrmFormatError(f"{unreadable} (it has no sheet); {_SAVE_AGAIN}")
+        try:
+            ws = wb[sheet] if sheet else wb.worksheets[0]
+        except KeyError:
+            raise CrmFormatError(f"{name or 'file'}: no sheet {sheet!r}; sheets: {', '.join(wb.sheetnames)}") from None
         records: list[list[str]] = []
         lines: list[int] = []
-        for i, row in enumerate(ws.iter_rows(values_only=True), start=1):
+        for i, row in enumerate(_sheet_rows(ws, unreadable), start=1):
             cells = [_cell(v) for v in row]
             if any(c.strip() for c in cells):
                 records.append(cells)
@@ -185,6 +191,26 @@ def table_from_xlsx(data: bytes, *, name: str = "", sheet: str | None = None) ->
     finally:
         wb.close()
     return _table_from_records(records, lines, name=name)
+
+
+_SAVE_AGAIN = "open it in a spreadsheet and save it as .xlsx again, or export CSV"
+
+
+def _sheet_rows(ws: Any, unreadable: str) -> Iterator[tuple[Any, ...]]:
+    """A sheet's rows as openpyxl reads them, lazily; a part openpyxl cannot read (a cell naming a
+    shared string that is not there, text in a number cell, a missing or malformed part) is a
+    CrmFormatError that says after which row."""
+    rows = ws.iter_rows(values_only=True)
+    done = 0
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except Exception as e:  # the zoo again, raised while the sheet streams in
+            raise CrmFormatError(f"{unreadable} (after row {done}: {type(e).__name__}: {e}); {_SAVE_AGAIN}") from e
+        done += 1
+        yield row
 
 
 def _cell(v: Any) -> str:
@@ -262,6 +288,7 @@ def parse_datetimes(values: pd.Series, *, tz: str = DEFAULT_TZ) -> tuple[pd.Seri
             out[local.index] = local.dt.tz_convert("UTC")
             todo &= out.isna()
     return out, ~missing & out.isna()
+
 
 
 _NUMBER_JUNK = re.compile(r"(?i)(₽|руб\.?|р\.|rub|usd|eur|\$|€|[\s\u00a0\u202f'])")

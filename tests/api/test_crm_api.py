@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import random
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -148,6 +150,79 @@ def test_a_csv_in_no_known_encoding_is_422_saying_how_to_save_it(client, people,
     assert error["code"] == "crm_format_error"
     assert error["message"].startswith("deals.csv: ") and "UTF-8" in error["message"] and "XLSX" in error["message"]
     assert counts(db)["crm_deals"] == 0
+
+
+CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+    '<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+    "</Types>")
+RELATIONSHIPS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+PACKAGE_RELS = ('<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+                f'<Relationship Id="rId1" Type="{RELATIONSHIPS}/officeDocument" Target="xl/workbook.xml"/></Relationships>')
+WORKBOOK_RELS = ('<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+                 f'<Relationship Id="rId1" Type="{RELATIONSHIPS}/worksheet" Target="worksheets/sheet1.xml"/>'
+                 f'<Relationship Id="rId2" Type="{RELATIONSHIPS}/sharedStrings" Target="sharedStrings.xml"/></Relationships>')
+ONE_SHEET = '<sheet name="deals" sheetId="1" r:id="rId1"/>'
+
+
+def xlsx(rows: str, *, strings: tuple[str, ...] = (), sheets: str = ONE_SHEET, leave_out: str = "",
+         compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A workbook written part by part, so a test can break any part: ``rows`` is the sheet's
+    ``<row>`` elements, ``strings`` its shared strings."""
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    parts = {
+        "[Content_Types].xml": CONTENT_TYPES, "_rels/.rels": PACKAGE_RELS, "xl/_rels/workbook.xml.rels": WORKBOOK_RELS,
+        "xl/workbook.xml": f'<workbook xmlns="{main}" xmlns:r="{RELATIONSHIPS}"><sheets>{sheets}</sheets></workbook>',
+        "xl/sharedStrings.xml": f'<sst xmlns="{main}">' + "".join(f"<si><t>{t}</t></si>" for t in strings) + "</sst>",
+        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{main}"><sheetData>{rows}</sheetData></worksheet>',
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as z:
+        for name, text in parts.items():
+            if name != leave_out:
+                z.writestr(name, text)
+    return buf.getvalue()
+
+
+def row(number: int, *cells: str) -> str:
+    """A sheet row of text cells; a cell already written as ``<c ...>`` goes in as it is (``@`` = its reference)."""
+    out = []
+    for i, cell in enumerate(cells):
+        ref = f"{chr(65 + i)}{number}"
+        out.append(cell.replace("@", ref) if cell.startswith("<c") else f'<c r="{ref}" t="inlineStr"><is><t>{cell}</t></is></c>')
+    return f'<row r="{number}">{"".join(out)}</row>'
+
+
+HEADER = row(1, "deal_id", "created_at", "status", "manager")
+GOOD_XLSX = xlsx(HEADER + row(2, "D1", "2026-11-02 10:00", "open", "Anna"))
+BROKEN_XLSX = {
+    "shared-string-past-the-end": xlsx(HEADER + row(2, "D1", "2026-11-02 10:00", "open", '<c r="@" t="s"><v>5</v></c>'),
+                                       strings=("Anna",)),
+    "text-in-a-number-cell": xlsx(HEADER + row(2, "D1", "2026-11-02 10:00", "open", '<c r="@"><v>Anna</v></c>')),
+    "boolean-that-is-not": xlsx(HEADER + row(2, "D1", "2026-11-02 10:00", "open", '<c r="@" t="b"><v>yes</v></c>')),
+    "cell-reference-out-of-the-sheet": xlsx(HEADER + '<row r="2"><c r="ZZZZZZ2"><v>1</v></c></row>'),
+    "row-number-not-a-number": xlsx(HEADER + '<row r="two"><c><v>1</v></c></row>'),
+    "no-sheet": xlsx(HEADER, sheets=""),
+    "sheet-part-missing": xlsx(HEADER, leave_out="xl/worksheets/sheet1.xml"),
+    "malformed-sheet-xml": xlsx(HEADER + '<row r="2"><c r="A2"><v>1</v></row>'),
+    "no-workbook": xlsx(HEADER, leave_out="xl/workbook.xml"),
+    "not-a-zip": b"PK\x03\x04" + b"\x00" * 200,
+    "truncated": GOOD_XLSX[: len(GOOD_XLSX) // 2],
+}
+
+
+@pytest.mark.parametrize("data", BROKEN_XLSX.values(), ids=BROKEN_XLSX.keys())
+def test_a_broken_xlsx_is_422_crm_format_error(client, people, db, data):
+    assert upload(client, people, "deals.xlsx", data=GOOD_XLSX).json()["inserted"] == 1  # the builder's workbook is good
+    r = upload(client, people, "deals.xlsx", data=data)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "crm_format_error" and error["message"].startswith("deals.xlsx: not a readable XLSX workbook")
+    assert counts(db)["crm_deals"] == 1
 
 
 def test_callqa_import_with_a_metadata_csv_ties_the_sample_recordings_to_crm_rows(settings, db, monkeypatch):
