@@ -276,12 +276,12 @@ def parse_datetimes(values: pd.Series, *, tz: str = DEFAULT_TZ) -> tuple[pd.Seri
     todo = ~missing
     aware = todo & s.str.contains(_OFFSET, regex=True)
     if aware.any():
-        out[aware] = pd.to_datetime(s[aware], format="ISO8601", utc=True, errors="coerce")
+        out[aware] = _representable(pd.to_datetime(s[aware], format="ISO8601", utc=True, errors="coerce"))
         todo &= ~aware
     for fmt in _DATE_FORMATS:
         if not todo.any():
             break
-        parsed = pd.to_datetime(s[todo], format=fmt, errors="coerce")
+        parsed = _representable(pd.to_datetime(s[todo], format=fmt, errors="coerce"))
         ok = parsed.notna()
         if ok.any():
             local = parsed[ok].dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
@@ -289,6 +289,15 @@ def parse_datetimes(values: pd.Series, *, tz: str = DEFAULT_TZ) -> tuple[pd.Seri
             todo &= out.isna()
     return out, ~missing & out.isna()
 
+
+_FIRST_DAY, _DAY_AFTER = pd.Timestamp("1678-01-01"), pd.Timestamp("2262-01-01")
+
+
+def _representable(parsed: pd.Series) -> pd.Series:
+    """Parsed times in nanoseconds, the unit of the frames; a time they cannot hold (pandas' range
+    is 1677-09-21 to 2262-04-11: ``9999-12-31`` as "never", ``0001-01-01`` as "unknown") becomes NaT."""
+    wall = parsed.dt.tz_convert(None) if parsed.dt.tz is not None else parsed
+    return parsed.where((wall >= _FIRST_DAY) & (wall < _DAY_AFTER)).dt.as_unit("ns")
 
 
 _NUMBER_JUNK = re.compile(r"(?i)(₽|руб\.?|р\.|rub|usd|eur|\$|€|[\s\u00a0\u202f'])")

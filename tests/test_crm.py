@@ -103,6 +103,13 @@ def test_parse_datetimes_local_time_to_utc():
     assert bad.tolist() == [False] * 7 + [True]  # "не закрыта" and empty are missing, not errors
 
 
+def test_parse_datetimes_calls_dates_a_timestamp_cannot_hold_bad():
+    values = pd.Series(["31.12.9999 23:59", "0001-01-01", "9999-12-31T00:00:00Z", "2261-12-31 23:59", "01.01.1678"])
+    parsed, bad = parse_datetimes(values, tz="UTC")
+    assert bad.tolist() == [True, True, True, False, False]
+    assert parsed[3] == T("2261-12-31 23:59") and parsed.dtype == "datetime64[ns, UTC]"
+
+
 @pytest.mark.parametrize("stage, status", [
     ("Успешно реализовано", "won"), ("Сделка успешна", "won"), ("WON", "won"), ("C3:WON", "won"),
     ("Закрыто и не реализовано", "lost"), ("Сделка провалена", "lost"), ("LOSE", "lost"), ("C1:LOSE", "lost"),

@@ -225,6 +225,21 @@ def test_a_broken_xlsx_is_422_crm_format_error(client, people, db, data):
     assert counts(db)["crm_deals"] == 1
 
 
+def test_dates_outside_the_representable_range_are_bad_rows_not_failures(client, people, db):
+    csv = ("deal_id,created_at,closed_at,status\n"
+           "D1,9999-12-31 23:59,,open\n"
+           "D2,0001-01-01,,open\n"
+           "D3,2026-11-02T10:00:00+03:00,9999-12-31T00:00:00Z,won\n"
+           "D4,2026-11-02 10:00,,open\n")
+    r = upload(client, people, "deals.csv", data=csv.encode())
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert {(e["line"], e["column"]) for e in body["errors"]} == {(2, "created_at"), (3, "created_at"), (4, "closed_at")}
+    assert body["inserted"] == 2  # D3 lands without its impossible close date
+    with db.sessions() as s:
+        assert {d.crm_id: d.closed_at for d in s.scalars(select(Deal))} == {"D3": None, "D4": None}
+
+
 def test_callqa_import_with_a_metadata_csv_ties_the_sample_recordings_to_crm_rows(settings, db, monkeypatch):
     monkeypatch.setenv("CALLQA_DATABASE_URL", settings.db_url)
     monkeypatch.setenv("CALLQA_DATA_DIR", str(settings.data_dir))
