@@ -9,7 +9,9 @@ import pytest
 
 from analyzer.crm import (
     CrmFormatError,
+    CrmLimitError,
     RawTable,
+    ReadLimits,
     attach_manager_ids,
     detect_entity,
     detect_source,
@@ -289,6 +291,21 @@ def test_old_xls_and_broken_xlsx():
         table_from_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100, name="deals.xls")
     with pytest.raises(CrmFormatError, match="not a readable XLSX"):
         table_from_bytes(b"PK\x03\x04 broken zip", name="deals.xlsx")
+
+
+@pytest.mark.parametrize(("limits", "limit"), [
+    (ReadLimits(max_rows=2), "max_rows"),
+    (ReadLimits(max_columns=3), "max_columns"),
+    (ReadLimits(max_cell_chars=12), "max_cell_chars"),
+], ids=["rows", "columns", "cell"])
+def test_reading_stops_at_the_limits_the_caller_passes(limits, limit):
+    text = "deal_id,created_at,status\nD1,2024-04-01,open\nD2,2024-04-01,open,a longer note\n"
+    table = table_from_bytes(text.encode())  # the defaults take it (the last row with a cell too many)
+    assert len(table.rows) == 1 and table.errors[0].line == 3
+    with pytest.raises(CrmLimitError) as err:
+        table_from_bytes(text.encode(), name="deals.csv", limits=limits)
+    assert err.value.limit == limit and err.value.code == "crm_file_too_large"
+    assert str(err.value).startswith("deals.csv: ") and "line 3" in str(err.value)
 
 
 def test_title_rows_above_the_header_are_skipped():

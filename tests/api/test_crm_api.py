@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import io
+import itertools
 import random
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from api.app import create_app
 from api.crm.models import Deal, DealStageEntry, Lead, SalesPlan
 from api.models import Call, Manager
+
+from .conftest import NoExecutor
 
 CRM = Path(__file__).resolve().parents[2] / "sample_calls" / "crm"
 
@@ -169,22 +175,29 @@ WORKBOOK_RELS = ('<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="ht
 ONE_SHEET = '<sheet name="deals" sheetId="1" r:id="rId1"/>'
 
 
-def xlsx(rows: str, *, strings: tuple[str, ...] = (), sheets: str = ONE_SHEET, leave_out: str = "",
-         compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+def xlsx(rows: str | Iterable[str], *, strings: tuple[str, ...] = (), sheets: str = ONE_SHEET, leave_out: str = "",
+         dimension: str | None = None) -> bytes:
     """A workbook written part by part, so a test can break any part: ``rows`` is the sheet's
-    ``<row>`` elements, ``strings`` its shared strings."""
+    ``<row>`` elements (or pieces of them, streamed into the zip), ``strings`` its shared strings,
+    ``dimension`` the range the sheet declares (``A1:D2``)."""
     main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    declared = f'<dimension ref="{dimension}"/>' if dimension else ""
     parts = {
         "[Content_Types].xml": CONTENT_TYPES, "_rels/.rels": PACKAGE_RELS, "xl/_rels/workbook.xml.rels": WORKBOOK_RELS,
         "xl/workbook.xml": f'<workbook xmlns="{main}" xmlns:r="{RELATIONSHIPS}"><sheets>{sheets}</sheets></workbook>',
         "xl/sharedStrings.xml": f'<sst xmlns="{main}">' + "".join(f"<si><t>{t}</t></si>" for t in strings) + "</sst>",
-        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{main}"><sheetData>{rows}</sheetData></worksheet>',
     }
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression) as z:
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name, text in parts.items():
             if name != leave_out:
                 z.writestr(name, text)
+        if leave_out != "xl/worksheets/sheet1.xml":
+            with z.open("xl/worksheets/sheet1.xml", "w") as sheet:
+                sheet.write(f'<worksheet xmlns="{main}">{declared}<sheetData>'.encode())
+                for piece in [rows] if isinstance(rows, str) else rows:
+                    sheet.write(piece.encode())
+                sheet.write(b"</sheetData></worksheet>")
     return buf.getvalue()
 
 
@@ -212,6 +225,7 @@ BROKEN_XLSX = {
     "no-workbook": xlsx(HEADER, leave_out="xl/workbook.xml"),
     "not-a-zip": b"PK\x03\x04" + b"\x00" * 200,
     "truncated": GOOD_XLSX[: len(GOOD_XLSX) // 2],
+    "row-past-the-last-row-of-a-sheet": xlsx(HEADER + row(1_048_577, "D1", "2026-11-02 10:00", "open", "Anna")),
 }
 
 
@@ -223,6 +237,79 @@ def test_a_broken_xlsx_is_422_crm_format_error(client, people, db, data):
     error = r.json()["error"]
     assert error["code"] == "crm_format_error" and error["message"].startswith("deals.xlsx: not a readable XLSX workbook")
     assert counts(db)["crm_deals"] == 1
+
+
+@pytest.fixture
+def client_with(settings, db):
+    """The API with settings changed: ``client_with(crm_max_rows=10)``."""
+    opened = []
+
+    def make(**changes):
+        opened.append(TestClient(create_app(settings.model_copy(update=changes), db=db, executor=NoExecutor())))
+        return opened[-1].__enter__()
+
+    yield make
+    for c in opened:
+        c.__exit__(None, None, None)
+
+
+def assert_too_large(r, setting: str, says: str) -> None:
+    assert r.status_code == 413, r.text[:500]
+    error = r.json()["error"]
+    assert error["code"] == "crm_file_too_large", error
+    assert setting in error["message"] and says in error["message"], error["message"]
+
+
+def test_an_xlsx_decompression_bomb_is_refused_from_its_zip_directory_before_any_row_is_read(client_with, people, db):
+    thousand_rows = '<row><c t="inlineStr"><is><t>D1</t></is></c></row>' * 1000
+    bomb = xlsx(itertools.chain([HEADER], itertools.repeat(thousand_rows, 1000)))
+    assert len(bomb) < 200_000  # a million rows, 50 MB of sheet
+    # with the row limit at 10 a refusal from reading would name CALLQA_CRM_MAX_ROWS: this one comes first
+    c = client_with(crm_max_rows=10)
+    assert_too_large(upload(c, people, "deals.xlsx", data=bomb), "CALLQA_CRM_MAX_COMPRESSION_RATIO", "times its size")
+    # less compressible (numbered rows), yet past the unpacked limit
+    numbered = xlsx(HEADER + "".join(row(i, f"D{i}", "2026-11-02 10:00", "open", "Anna") for i in range(2, 20_000)))
+    assert len(numbered) < 1024 * 1024
+    c = client_with(crm_max_rows=10, crm_max_unpacked_mb=1)
+    assert_too_large(upload(c, people, "deals.xlsx", data=numbered), "CALLQA_CRM_MAX_UNPACKED_MB", "more than 1.0 MB")
+    assert counts(db)["crm_deals"] == 0
+
+
+def test_an_export_past_the_row_limit_is_413_naming_the_setting(client_with, people, db):
+    c = client_with(crm_max_rows=10)
+    header, line = "deal_id,created_at,status\n", "D{},2026-11-02 10:00,open\n"
+    nine = header + "".join(line.format(i) for i in range(9))
+    assert upload(c, people, "deals.csv", data=nine.encode()).json()["inserted"] == 9  # 10 rows with the header
+    ten = nine + line.format(9)
+    assert_too_large(upload(c, people, "deals.csv", data=ten.encode()), "CALLQA_CRM_MAX_ROWS", "more than 10 rows")
+    sheet = xlsx(HEADER + "".join(row(i, f"X{i}", "2026-11-02 10:00", "open", "Anna") for i in range(2, 13)))
+    assert_too_large(upload(c, people, "deals.xlsx", data=sheet), "CALLQA_CRM_MAX_ROWS", "more than 10 rows")
+    assert counts(db)["crm_deals"] == 9
+
+
+@pytest.mark.parametrize(("name", "chars"), [("deals.csv", 140_000), ("deals.csv", 40_000), ("deals.xlsx", 40_000)],
+                         ids=["csv-past-the-csv-module-limit", "csv", "xlsx"])
+def test_a_cell_past_the_size_limit_is_413_naming_the_setting(client, people, db, name, chars):
+    def export(note: str) -> bytes:  # a column the import does not store: any length would do
+        if name.endswith(".csv"):
+            return f"deal_id,created_at,status,note\nD1,2026-11-02 10:00,open,{note}\n".encode()
+        return xlsx(row(1, "deal_id", "created_at", "status", "note") + row(2, "D1", "2026-11-02 10:00", "open", note))
+
+    assert_too_large(upload(client, people, name, data=export("x" * chars)), "CALLQA_CRM_MAX_CELL_CHARS", "32,767")
+    assert upload(client, people, name, data=export("x" * 32_767)).json()["inserted"] == 1  # Excel's own limit is fine
+
+
+def test_a_sheet_is_read_by_its_cells_not_by_the_dimensions_it_declares(client_with, people, db):
+    rows = HEADER + row(2, "D1", "2026-11-02 10:00", "open", "Anna")
+    r = upload(client_with(), people, "deals.xlsx", data=xlsx(rows, dimension="A1:A1"))  # declared too small
+    assert r.status_code == 200 and r.json()["inserted"] == 1, r.text
+    # declared as the whole sheet: a million rows of 18,278 cells from 2 KB, were the rows padded to it
+    r = upload(client_with(), people, "deals.xlsx", data=xlsx(rows + row(3, "D2", "2026-11-02 10:00", "open", "Anna"),
+                                                               dimension="A1:ZZZ1048576"))
+    assert r.status_code == 200 and r.json()["inserted"] == 1, r.text
+    wide = rows + '<row r="3"><c r="ZZZ3" t="inlineStr"><is><t>far right</t></is></c></row>'
+    r = upload(client_with(crm_max_columns=8), people, "deals.xlsx", data=xlsx(wide))
+    assert_too_large(r, "CALLQA_CRM_MAX_COLUMNS", "line 3 has 18,278 cells, more than 8")
 
 
 def test_dates_outside_the_representable_range_are_bad_rows_not_failures(client, people, db):
