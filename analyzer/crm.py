@@ -219,12 +219,12 @@ _RATIO_FROM = 10 * 1024 * 1024
 def table_from_xlsx(data: bytes, *, name: str = "", sheet: str | None = None,
                     limits: ReadLimits = ReadLimits()) -> RawTable:
     """The first sheet (or ``sheet``) of an XLSX workbook; line = the sheet's row number."""
-    import openpyxl
-
     unreadable = f"{name or 'file'}: not a readable XLSX workbook"
     _check_package(data, name=name, unreadable=unreadable, limits=limits)
     try:
-        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        wb = _load_workbook(data, name=name, limits=limits)
+    except CrmFormatError:
+        raise
     except Exception as e:  # openpyxl raises a zoo of types on a broken file
         raise CrmFormatError(f"{unreadable} ({e}); {_SAVE_AGAIN}") from e
     gate = _RowGate(name, limits)
@@ -280,6 +280,29 @@ def _check_package(data: bytes, *, name: str, unreadable: str, limits: ReadLimit
         raise CrmLimitError(f"{label}: {_mb(len(data))} that unpack to {_mb(unpacked)}, {ratio:,.0f} times its size, "
                             f"more than {limits.max_compression_ratio:g} times (exports are about 10): a decompression "
                             "bomb, or a sheet padded with empty rows", limit="max_compression_ratio")
+
+
+def _load_workbook(data: bytes, *, name: str, limits: ReadLimits) -> Any:
+    """``openpyxl.load_workbook(read_only=True, data_only=True)``, refusing before the sheets are
+    opened a workbook whose sheets would make it read more than ``max_unpacked_bytes``: openpyxl
+    reads every sheet's part on opening (for its size, to the end when the sheet declares none),
+    once for each sheet that names it, and a workbook may name the same part thousands of times."""
+    from openpyxl.reader.excel import ExcelReader
+
+    class Reader(ExcelReader):  # what load_workbook runs, with the check before the sheets
+        def read_worksheets(self) -> None:
+            sizes = {i.filename: i.file_size for i in self.archive.infolist()}
+            parts = [rel.target.lstrip("/") for _, rel in self.parser.find_sheets()]
+            read = sum(sizes.get(p, 0) for p in parts)
+            if read > limits.max_unpacked_bytes:
+                raise CrmLimitError(f"{name or 'file'}: its {len(parts):,} sheets name parts that unpack to {_mb(read)} "
+                                    f"together (a part is read once for each sheet naming it), more than "
+                                    f"{_mb(limits.max_unpacked_bytes)}", limit="max_unpacked_bytes")
+            super().read_worksheets()
+
+    reader = Reader(io.BytesIO(data), read_only=True, data_only=True)
+    reader.read()
+    return reader.wb
 
 
 class _RowGate:

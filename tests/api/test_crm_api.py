@@ -275,6 +275,16 @@ def test_an_xlsx_decompression_bomb_is_refused_from_its_zip_directory_before_any
     assert counts(db)["crm_deals"] == 0
 
 
+def test_a_workbook_naming_one_sheet_part_many_times_is_refused_before_its_sheets_are_opened(client_with, people, db):
+    # openpyxl reads a sheet's part once for each sheet naming it: 40 times 70 KB here, 20,000 times 5 MB in a bomb
+    rows = HEADER + "".join(row(i, f"D{i}", "2026-11-02 10:00", "open", "Anna") for i in range(2, 500))
+    forty = "".join(f'<sheet name="s{i}" sheetId="{i}" r:id="rId1"/>' for i in range(1, 41))
+    c = client_with(crm_max_unpacked_mb=1)
+    assert_too_large(upload(c, people, "deals.xlsx", data=xlsx(rows, sheets=forty)), "CALLQA_CRM_MAX_UNPACKED_MB",
+                     "its 40 sheets name parts that unpack to")
+    assert upload(c, people, "deals.xlsx", data=xlsx(rows)).json()["inserted"] == 498
+
+
 def test_an_export_past_the_row_limit_is_413_naming_the_setting(client_with, people, db):
     c = client_with(crm_max_rows=10)
     header, line = "deal_id,created_at,status\n", "D{},2026-11-02 10:00,open\n"
