@@ -20,7 +20,9 @@ Inputs
   format for plans and stage history, which CRMs do not export as tables.
 
 CSV: UTF-8 (with or without BOM), UTF-16 with BOM, or cp1251; ``;``, ``,`` or tab separated;
-quoted cells may span lines (line numbers in errors are physical lines of the file). Numbers in
+quoted cells may span lines (line numbers in errors are physical lines of the file). NUL characters
+are dropped from every cell and header, of files and records alike: no text column of PostgreSQL
+can hold one. Numbers in
 Russian format (``1 234 567,89``, ``150 000 ₽``); dates ``dd.mm.yyyy hh:mm:ss`` (seconds and time
 optional) or ISO 8601. Times without an offset are local time of the CRM account (``tz``, default
 Europe/Moscow) and come out as UTC. Phones come out as ``+79123456789`` (Russian ``8`` prefix read
@@ -145,7 +147,7 @@ class RawTable:
         for r in records:
             headers += [h for h in r if h not in headers]
         rows = [[_cell(r.get(h)) for h in headers] for r in records]
-        return cls(headers, rows, list(range(first_line, first_line + len(rows))), name)
+        return cls([_cell(h) for h in headers], rows, list(range(first_line, first_line + len(rows))), name)
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -189,6 +191,7 @@ def decode_text(data: bytes, *, name: str = "") -> str:
 
 def table_from_csv(text: str, *, name: str = "", limits: ReadLimits = ReadLimits()) -> RawTable:
     """Split CSV text: the separator is sniffed (``;``, ``,`` or tab); quoted cells may span lines."""
+    text = text.replace("\x00", "")
     sep = _sniff_separator(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
     gate = _RowGate(name, limits)
@@ -355,7 +358,7 @@ def _cell(v: Any) -> str:
         return v.isoformat()
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
-    return str(v)
+    return str(v).replace("\x00", "")
 
 
 def _sniff_separator(text: str) -> str:

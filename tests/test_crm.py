@@ -308,6 +308,13 @@ def test_reading_stops_at_the_limits_the_caller_passes(limits, limit):
     assert str(err.value).startswith("deals.csv: ") and "line 3" in str(err.value)
 
 
+def test_nul_characters_are_dropped_from_files_and_records():
+    table = table_from_bytes("deal_id,created_at,manager\nD\x001,2024-04-01,Ан\x00на\n".encode())
+    assert table.rows == [["D1", "2024-04-01", "Анна"]]
+    records = RawTable.from_records([{"deal_id\x00": "D\x001", "manager": "\x00"}])
+    assert (records.headers, records.rows) == (["deal_id", "manager"], [["D1", ""]])
+
+
 def test_title_rows_above_the_header_are_skipped():
     text = "Сделки за апрель\n\nID;Название сделки;Бюджет;Дата создания;Этап сделки\n7;Тест;1 000;01.04.2024;Переговоры\n"
     deals, errors = parse_deals(table_from_bytes(text.encode("utf-8")))

@@ -337,6 +337,20 @@ def test_dates_outside_the_representable_range_are_bad_rows_not_failures(client,
         assert {d.crm_id: d.closed_at for d in s.scalars(select(Deal))} == {"D3": None, "D4": None}
 
 
+def test_nul_characters_in_crm_cells_never_reach_the_database(client, people, db):
+    csv = "deal_id,created_at,status,manager,client\nD1,2026-11-02 10:00,open,An\x00na,ООО\x00 Ромашка\x00\n"
+    r = upload(client, people, "deals.csv", data=csv.encode("utf-8"))
+    assert r.status_code == 200 and r.json()["inserted"] == 1, r.text
+    r = client.post("/api/v1/crm/records", headers=people.h("admin"), json={"records": [
+        {"deal_id": "D2\x00", "created_at": "2026-11-03 10:00", "status": "open", "manager\x00": "\x00Anna", "client": "\x00"}]})
+    assert r.status_code == 200 and r.json()["inserted"] == 1, r.text
+    with db.sessions() as s:
+        deals = {d.crm_id: d for d in s.scalars(select(Deal))}
+    assert set(deals) == {"D1", "D2"}
+    assert deals["D1"].client == "ООО Ромашка" and deals["D2"].client is None
+    assert all(d.manager_name == "Anna" and d.manager_id == people.manager_id for d in deals.values())
+
+
 def test_callqa_import_with_a_metadata_csv_ties_the_sample_recordings_to_crm_rows(settings, db, monkeypatch):
     monkeypatch.setenv("CALLQA_DATABASE_URL", settings.db_url)
     monkeypatch.setenv("CALLQA_DATA_DIR", str(settings.data_dir))
