@@ -27,7 +27,7 @@ from api.calls.schemas import (
 from api.core.errors import BadRequest, NotFound, RangeNotSatisfiable, ServiceError, Unauthorized
 from api.core.ids import MAX_ID, PathId, QueryId
 from api.core.lanes import slow_lane
-from api.core.limits import NestingError, loads_json
+from api.core.limits import NestingError, NotTextError, loads_json
 from api.deps import (
     REVIEWERS,
     ReadSessionDep,
@@ -53,7 +53,7 @@ def _metadata(raw: str | None, fields: dict[str, Any]) -> list[dict] | dict:
         return common
     try:
         parsed = loads_json(raw)
-    except NestingError as e:
+    except (NestingError, NotTextError) as e:
         raise BadRequest(f"'metadata' is {e}: send a JSON object (for every file) or a list of objects (one per file)",
                          code="bad_metadata") from None
     except json.JSONDecodeError as e:

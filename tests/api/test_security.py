@@ -206,3 +206,11 @@ def test_deeply_nested_json_bodies_are_client_errors(client, people, path):
     r = client.post(f"{API}{path}", content=body.encode(), headers={**people.h("admin"), "Content-Type": "application/json"})
     assert 400 <= r.status_code < 500, r.text
     assert set(r.json()["error"]) >= {"code", "message"}
+
+
+def test_upload_metadata_with_a_lone_surrogate_is_400_not_500(client, people):
+    r = upload(client, people, "call.wav", tone(440), metadata='{"external_id": "pbx-\\ud800"}')  # half a UTF-16 pair
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "bad_metadata" and "not Unicode text" in r.json()["error"]["message"]
+    r = upload(client, people, "call.wav", tone(440), metadata='{"external_id": "pbx-\\ud83d\\ude00"}')  # a whole pair
+    assert r.status_code == 201, r.text
