@@ -22,7 +22,7 @@ Inputs
 CSV: UTF-8 (with or without BOM), UTF-16 with BOM, or cp1251; ``;``, ``,`` or tab separated;
 quoted cells may span lines (line numbers in errors are physical lines of the file). NUL characters
 are dropped from every cell and header, of files and records alike: no text column of PostgreSQL
-can hold one. Numbers in
+can hold one (nor a lone surrogate, which JSON records may carry: dropped too). Numbers in
 Russian format (``1 234 567,89``, ``150 000 ₽``); dates ``dd.mm.yyyy hh:mm:ss`` (seconds and time
 optional) or ISO 8601. Times without an offset are local time of the CRM account (``tz``, default
 Europe/Moscow) and come out as UTC. Phones come out as ``+79123456789`` (Russian ``8`` prefix read
@@ -349,6 +349,9 @@ def _sheet_rows(ws: Any, unreadable: str) -> Iterator[tuple[Any, ...]]:
         yield row
 
 
+_NOT_STORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _cell(v: Any) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return ""
@@ -358,7 +361,7 @@ def _cell(v: Any) -> str:
         return v.isoformat()
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
-    return str(v).replace("\x00", "")
+    return _NOT_STORABLE.sub("", str(v))
 
 
 def _sniff_separator(text: str) -> str:

@@ -351,6 +351,14 @@ def test_nul_characters_in_crm_cells_never_reach_the_database(client, people, db
     assert all(d.manager_name == "Anna" and d.manager_id == people.manager_id for d in deals.values())
 
 
+def test_a_lone_surrogate_in_pushed_records_is_dropped_not_a_500(client, people, db):
+    body = '{"records": [{"deal_id": "D1", "created_at": "2026-11-02 10:00", "status": "open", "manager": "An\\ud800na"}]}'
+    r = client.post("/api/v1/crm/records", content=body.encode(), headers={**people.h("admin"), "Content-Type": "application/json"})
+    assert r.status_code == 200 and r.json()["inserted"] == 1, r.text
+    with db.sessions() as s:
+        assert s.scalar(select(Deal)).manager_id == people.manager_id
+
+
 def test_callqa_import_with_a_metadata_csv_ties_the_sample_recordings_to_crm_rows(settings, db, monkeypatch):
     monkeypatch.setenv("CALLQA_DATABASE_URL", settings.db_url)
     monkeypatch.setenv("CALLQA_DATA_DIR", str(settings.data_dir))
