@@ -3,6 +3,11 @@
 A script is a YAML file validated into :class:`Script` on load. Errors name the file and the
 dotted path of the field and say what is allowed. Scripts are found by id in the script library
 (``scripts_library/`` and any extra folders in settings) or by path.
+
+YAML is read with limits (:func:`load_yaml`): nesting deeper than ``MAX_YAML_DEPTH`` and more than
+``MAX_YAML_VALUES`` values, each use of an alias counted, are refused before anything is built or
+validated, so a document nested thousands deep or aliases nested in aliases ("billion laughs")
+cost nothing.
 """
 
 from __future__ import annotations
@@ -219,9 +224,81 @@ def parse_script(data: Any, *, source: str = "<script>") -> Script:
         raise ScriptValidationError(f"{source}: invalid script:\n{lines}", source=source, errors=errors) from None
 
 
+MAX_YAML_DEPTH = 32
+"""Nesting a script's YAML may have; a script itself nests seven deep (stages, parts, phrasings)."""
+MAX_YAML_VALUES = 100_000
+"""Values (mappings, lists, scalars) a script's YAML may hold, each use of an alias counted; a script has a few thousand."""
+
+
+class YamlLimitError(yaml.MarkedYAMLError):
+    """A YAML document nested deeper or holding more values than a script can (the mark: where)."""
+
+
+class ScriptLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with the limits above. Nesting is checked while composing (the composer
+    recurses once a level); the values reachable through aliases are counted on the composed nodes,
+    before the constructor or validation would walk every copy."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise YamlLimitError(problem=f"is nested deeper than {MAX_YAML_DEPTH} levels (a script nests about 7)",
+                                     problem_mark=self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        if node is not None:
+            _check_values(node)
+        return node
+
+
+def _check_values(root: yaml.Node) -> None:
+    """Walk the nodes as the constructor would, an alias's node once per use; stop past the limits.
+    Counted when pushed, so the walk never holds more than MAX_YAML_VALUES nodes."""
+    count = 1
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            continue
+        if children and depth >= MAX_YAML_DEPTH:
+            raise YamlLimitError(problem=f"is nested deeper than {MAX_YAML_DEPTH} levels through aliases",
+                                 problem_mark=node.start_mark)
+        count += len(children)
+        if count > MAX_YAML_VALUES:
+            raise YamlLimitError(problem=f"holds more than {MAX_YAML_VALUES:,} values, each use of an alias (*name) counted; "
+                                 "a script has a few thousand: write lists out rather than as aliases of aliases")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML text to plain Python values (safe types only) within the limits above; raises yaml.YAMLError."""
+    return yaml.load(text, Loader=ScriptLoader)  # a SafeLoader: no Python objects
+
+
+def compose_yaml(text: str) -> yaml.Node | None:
+    """YAML text to its node tree (with line marks) within the limits above; raises yaml.YAMLError."""
+    return yaml.compose(text, Loader=ScriptLoader)
+
+
 def parse_script_text(text: str, *, source: str = "<script>") -> Script:
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
+    except YamlLimitError as exc:
+        where = f", line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise ScriptValidationError(f"{source}{where}: the YAML {exc.problem}", source=source) from None
     except yaml.YAMLError as exc:
         raise ScriptValidationError(f"{source}: not valid YAML: {exc}", source=source) from None
     return parse_script(data, source=source)

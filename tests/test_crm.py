@@ -9,7 +9,9 @@ import pytest
 
 from analyzer.crm import (
     CrmFormatError,
+    CrmLimitError,
     RawTable,
+    ReadLimits,
     attach_manager_ids,
     detect_entity,
     detect_source,
@@ -101,6 +103,13 @@ def test_parse_datetimes_local_time_to_utc():
                                    T("2024-04-01 07:15"), T("2024-04-01 05:15")]
     assert parsed[5:].isna().all()
     assert bad.tolist() == [False] * 7 + [True]  # "не закрыта" and empty are missing, not errors
+
+
+def test_parse_datetimes_calls_dates_a_timestamp_cannot_hold_bad():
+    values = pd.Series(["31.12.9999 23:59", "0001-01-01", "9999-12-31T00:00:00Z", "2261-12-31 23:59", "01.01.1678"])
+    parsed, bad = parse_datetimes(values, tz="UTC")
+    assert bad.tolist() == [True, True, True, False, False]
+    assert parsed[3] == T("2261-12-31 23:59") and parsed.dtype == "datetime64[ns, UTC]"
 
 
 @pytest.mark.parametrize("stage, status", [
@@ -282,6 +291,28 @@ def test_old_xls_and_broken_xlsx():
         table_from_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100, name="deals.xls")
     with pytest.raises(CrmFormatError, match="not a readable XLSX"):
         table_from_bytes(b"PK\x03\x04 broken zip", name="deals.xlsx")
+
+
+@pytest.mark.parametrize(("limits", "limit"), [
+    (ReadLimits(max_rows=2), "max_rows"),
+    (ReadLimits(max_columns=3), "max_columns"),
+    (ReadLimits(max_cell_chars=12), "max_cell_chars"),
+], ids=["rows", "columns", "cell"])
+def test_reading_stops_at_the_limits_the_caller_passes(limits, limit):
+    text = "deal_id,created_at,status\nD1,2024-04-01,open\nD2,2024-04-01,open,a longer note\n"
+    table = table_from_bytes(text.encode())  # the defaults take it (the last row with a cell too many)
+    assert len(table.rows) == 1 and table.errors[0].line == 3
+    with pytest.raises(CrmLimitError) as err:
+        table_from_bytes(text.encode(), name="deals.csv", limits=limits)
+    assert err.value.limit == limit and err.value.code == "crm_file_too_large"
+    assert str(err.value).startswith("deals.csv: ") and "line 3" in str(err.value)
+
+
+def test_nul_characters_are_dropped_from_files_and_records():
+    table = table_from_bytes("deal_id,created_at,manager\nD\x001,2024-04-01,Ан\x00на\n".encode())
+    assert table.rows == [["D1", "2024-04-01", "Анна"]]
+    records = RawTable.from_records([{"deal_id\x00": "D\x001", "manager": "\x00"}])
+    assert (records.headers, records.rows) == (["deal_id", "manager"], [["D1", ""]])
 
 
 def test_title_rows_above_the_header_are_skipped():

@@ -72,6 +72,25 @@ def test_broken_yaml_is_a_validation_error(tmp_path: Path) -> None:
         load_script(p)
 
 
+def test_yaml_nested_thousands_deep_is_a_validation_error(tmp_path: Path) -> None:
+    p = tmp_path / "deep.yaml"
+    p.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(ScriptValidationError, match="nested deeper than 32 levels"):
+        load_script(p)
+
+
+def test_yaml_aliases_that_expand_to_millions_of_values_are_refused(tmp_path: Path) -> None:
+    laughs = "lol0: &lol0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+        f"lol{i}: &lol{i} [{', '.join([f'*lol{i - 1}'] * 10)}]\n" for i in range(1, 10))  # 10**10 values
+    p = tmp_path / "laughs.yaml"
+    p.write_text(GOOD + laughs, encoding="utf-8")
+    with pytest.raises(ScriptValidationError, match="more than 100,000 values") as err:
+        load_script(p)
+    assert "alias" in str(err.value)
+    p.write_text(GOOD + "fillers: &words [ну, вот]\nstop_words: *words\n", encoding="utf-8")
+    assert load_script(p).stop_words == ["ну", "вот"]  # an alias or two is still fine
+
+
 def test_unknown_script_lists_the_available_ones() -> None:
     with pytest.raises(ScriptNotFoundError) as err:
         load_script("no_such_script")

@@ -28,6 +28,7 @@ from api.calls.schemas import (
 from api.core.errors import BadRequest, NotFound, RangeNotSatisfiable, ServiceError, Unauthorized
 from api.core.ids import MAX_ID, PathId, QueryId
 from api.core.lanes import slow_lane
+from api.core.limits import NestingError, NotTextError, loads_json
 from api.core.moments import FormMoment, iso_only
 from api.core.openapi import errors
 from api.deps import (
@@ -53,7 +54,10 @@ def _metadata(raw: str | None, fields: dict[str, Any]) -> list[dict] | dict:
     if raw is None or not raw.strip():
         return common
     try:
-        parsed = json.loads(raw)
+        parsed = loads_json(raw)
+    except (NestingError, NotTextError) as e:
+        raise BadRequest(f"'metadata' is {e}: send a JSON object (for every file) or a list of objects (one per file)",
+                         code="bad_metadata") from None
     except json.JSONDecodeError as e:
         raise BadRequest(f"'metadata' is not valid JSON: {e}", code="bad_metadata") from None
     if isinstance(parsed, dict):

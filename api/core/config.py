@@ -57,6 +57,18 @@ class ServiceSettings(BaseSettings):
     password_min_length: int = Field(10, ge=8, le=200, description="shortest password accepted")
     password_min_strength: int = Field(3, ge=0, le=4, description="zxcvbn score a new password needs (0-4)")
 
+    # CRM import limits: a file past one is refused with 413 crm_file_too_large naming the setting.
+    # XLSX sizes are checked from the zip's directory before anything is unpacked, the rest as rows stream in.
+    crm_max_rows: int = Field(300_000, ge=1, description="rows of a CRM export (CSV or XLSX), the header included")
+    crm_max_columns: int = Field(1_000, ge=1, le=18_278, description="cells in one row of a CRM export, up to its "
+                                 "last non-empty one")
+    crm_max_cell_chars: int = Field(32_767, ge=1, le=131_072, description="characters in one cell of a CRM export "
+                                    "(Excel's own limit is 32,767; a CSV cell cannot go past 131,072)")
+    crm_max_unpacked_mb: float = Field(512, gt=0, description="an XLSX export's contents once unpacked, MB")
+    crm_max_compression_ratio: float = Field(100, gt=1, description="an XLSX export's unpacked size over its file "
+                                             "size, when it unpacks to more than 10 MB (exports are about 10; a "
+                                             "decompression bomb is hundreds)")
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)

@@ -41,9 +41,9 @@ def crm_import(
     """Import CRM exports; the same file twice changes nothing. Prints the counts and the bad rows."""
     from analyzer.errors import AnalyzerError
     from api.core.errors import ServiceError
-    from api.crm.service import import_bytes
+    from api.crm.service import import_bytes, read_limits
 
-    _, database = _database()
+    settings, database = _database()
     failed = False
     out = Console()
     try:
@@ -51,7 +51,7 @@ def crm_import(
             for path in files:
                 try:
                     result = import_bytes(session, data=path.read_bytes(), filename=path.name, actor=None, source=source,
-                                          entity=entity)
+                                          entity=entity, limits=read_limits(settings))
                 except (AnalyzerError, ServiceError) as e:
                     session.rollback()
                     failed = True

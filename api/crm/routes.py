@@ -25,7 +25,8 @@ _Importer = Annotated[User, Depends(require(Role.admin, Role.head_of_sales))]
     description="Multipart `file`; the CRM (`source`) and the kind of rows (`entity`: leads, deals, plans, "
     "stage_history, managers) are detected from the header row unless given. Rows are upserted on their stable "
     "key: importing the same file again changes nothing. Bad rows come back in `errors` with line and reason; "
-    "the good rows land. A file that cannot be read as a whole is a 422 `crm_format_error`.",
+    "the good rows land. A file that cannot be read as a whole is a 422 `crm_format_error`; one past a limit "
+    "(rows, cells, unpacked size: the CALLQA_CRM_MAX_* settings) a 413 `crm_file_too_large`.",
 )
 @slow_lane
 def import_file(
@@ -40,7 +41,7 @@ def import_file(
     if len(data) > settings.max_upload_bytes:
         raise PayloadTooLarge(f"the file is over the limit of {settings.max_upload_mb:g} MB")
     result = service.import_bytes(session, data=data, filename=file.filename or "upload", actor=actor, source=source,
-                                  entity=entity)
+                                  entity=entity, limits=service.read_limits(settings))
     return result.to_dict()
 
 

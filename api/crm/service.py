@@ -27,7 +27,8 @@ from analyzer import crm
 from analyzer.crm import CrmFormatError, CrmSource, RawTable, RowError
 from api.auth.scope import Scope, scope_of
 from api.core.audit import audit
-from api.core.errors import BadRequest, Forbidden
+from api.core.config import ServiceSettings
+from api.core.errors import BadRequest, Forbidden, PayloadTooLarge
 from api.crm.models import Deal, DealStageEntry, Department, Lead, SalesPlan
 from api.models import Manager, Role, Team, User, utcnow
 
@@ -77,12 +78,30 @@ class ImportResult:
 
 # --- entry points ----------------------------------------------------------------------------
 
+_LIMIT_SETTINGS = {"max_rows": "CALLQA_CRM_MAX_ROWS", "max_columns": "CALLQA_CRM_MAX_COLUMNS",
+                   "max_cell_chars": "CALLQA_CRM_MAX_CELL_CHARS", "max_unpacked_bytes": "CALLQA_CRM_MAX_UNPACKED_MB",
+                   "max_compression_ratio": "CALLQA_CRM_MAX_COMPRESSION_RATIO"}
+
+
+def read_limits(settings: ServiceSettings) -> crm.ReadLimits:
+    """The analyzer's limits on an export, from the service settings."""
+    return crm.ReadLimits(max_rows=settings.crm_max_rows, max_columns=settings.crm_max_columns,
+                          max_cell_chars=settings.crm_max_cell_chars,
+                          max_unpacked_bytes=int(settings.crm_max_unpacked_mb * 1024 * 1024),
+                          max_compression_ratio=settings.crm_max_compression_ratio)
+
+
 def import_bytes(session: Session, *, data: bytes, filename: str, actor: User | None, source: str | None = None,
-                 entity: str | None = None, tz: str = crm.DEFAULT_TZ) -> ImportResult:
-    """A CSV or XLSX export; the CRM and the entity are detected from the headers unless given."""
+                 entity: str | None = None, tz: str = crm.DEFAULT_TZ, limits: crm.ReadLimits = crm.ReadLimits()) -> ImportResult:
+    """A CSV or XLSX export; the CRM and the entity are detected from the headers unless given. A file
+    past ``limits`` is PayloadTooLarge (413 crm_file_too_large) naming the setting."""
     if not data:
         raise BadRequest(f"{filename or 'the file'} is empty", code="empty_file")
-    table = crm.table_from_bytes(data, name=filename)
+    try:
+        table = crm.table_from_bytes(data, name=filename, limits=limits)
+    except crm.CrmLimitError as e:
+        raise PayloadTooLarge(f"{e} ({_LIMIT_SETTINGS[e.limit]}); split the export into smaller files, or have the "
+                              "administrator raise the limit", code="crm_file_too_large") from None
     return import_table(session, table=table, actor=actor, source=source, entity=entity, tz=tz)
 
 

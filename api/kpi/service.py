@@ -37,6 +37,7 @@ from analyzer import kpi as K
 from analyzer.crm import parse_period
 from api.auth.scope import scope_of
 from api.core.errors import BadRequest
+from api.core.exports import safe_cell
 from api.crm.models import Deal, DealStageEntry, Department, Lead, SalesPlan
 from api.models import Call, CallObjection, CallStage, Manager, Team, User
 
@@ -356,12 +357,13 @@ def table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def export(report: dict[str, Any], *, fmt: str) -> tuple[bytes, str, str]:
     """The KPI table as CSV (UTF-8 with BOM, for Excel) or XLSX (summary, trend, stages, objections,
-    funnel, quality vs outcome and the KPI catalogue as sheets). Returns (bytes, media type, file name)."""
+    funnel, quality vs outcome and the KPI catalogue as sheets), every cell through
+    :func:`api.core.exports.safe_cell`. Returns (bytes, media type, file name)."""
     if fmt not in EXPORT_TYPES:
         raise BadRequest(f"format={fmt!r} is not one of json, csv, xlsx", code="bad_format")
     name = re.sub(r"[^\w.-]+", "_", f"kpi_{report['period']['label']}_{report['by']}") + f".{fmt}"
     if fmt == "csv":
-        frame = pd.DataFrame(table_rows(report))
+        frame = pd.DataFrame([{k: safe_cell(v) for k, v in row.items()} for row in table_rows(report)])
         return frame.to_csv(index=False).encode("utf-8-sig"), EXPORT_TYPES[fmt], name
     import openpyxl
 
@@ -375,9 +377,9 @@ def export(report: dict[str, Any], *, fmt: str) -> tuple[bytes, str, str]:
     for title, rows in sheets:
         ws = wb.create_sheet(title)
         cols = list(rows[0]) if rows else []
-        ws.append(cols)
+        ws.append([safe_cell(c) for c in cols])
         for r in rows:
-            ws.append([r[c] for c in cols])
+            ws.append([safe_cell(r[c]) for c in cols])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue(), EXPORT_TYPES[fmt], name

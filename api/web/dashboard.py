@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 
 from api.auth.scope import scope_of
+from api.core.exports import safe_cell
 from api.deps import SessionDep
 from api.models import Call, Role
 from api.web import stats
@@ -110,10 +111,11 @@ def export_csv(request: Request, session: SessionDep, user: PageUser, team_id: T
                           since=stats.period_start(period))
     out = io.StringIO()
     w = csv.writer(out, delimiter=";")
-    w.writerow([t("col.manager"), t("col.calls"), t("col.avg_score"), t("col.compliance"), t("col.handled"), t("col.uncertain")])
+    w.writerow([safe_cell(t(c)) for c in ("col.manager", "col.calls", "col.avg_score", "col.compliance", "col.handled",
+                                          "col.uncertain")])
     for r in rows:
-        w.writerow([r.name, r.calls, "" if r.avg_score is None else f"{r.avg_score:.1f}",
-                    "" if r.compliance is None else f"{r.compliance:.3f}", "" if r.handled is None else f"{r.handled:.3f}",
-                    r.uncertain])
+        w.writerow([safe_cell(v) for v in (r.name, r.calls, "" if r.avg_score is None else f"{r.avg_score:.1f}",
+                                           "" if r.compliance is None else f"{r.compliance:.3f}",
+                                           "" if r.handled is None else f"{r.handled:.3f}", r.uncertain)])
     return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="callqa-kpi-{period}.csv"'})

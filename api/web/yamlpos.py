@@ -1,18 +1,20 @@
 """Where in a YAML text a dotted field path (``stages.2.phrasings``) is: its 1-based line.
 
 Script validation names fields by dotted path; the editor shows the line beside it so a person
-finds the field in a long script.
+finds the field in a long script. The text is read with the script loader's limits (depth, aliases).
 """
 
 from __future__ import annotations
 
 import yaml
 
+from analyzer.scripts import compose_yaml, load_yaml
+
 
 def field_line(text: str, path: str) -> int | None:
     """The line of the deepest node on ``path`` that exists (the parent of a missing field)."""
     try:
-        node = yaml.compose(text)
+        node = compose_yaml(text)
     except yaml.YAMLError:
         return None
     if node is None:
@@ -36,7 +38,7 @@ def field_line(text: str, path: str) -> int | None:
 def syntax_error_line(text: str) -> int | None:
     """The line of a YAML syntax error, None when the text parses."""
     try:
-        yaml.safe_load(text)
+        load_yaml(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         return mark.line + 1 if mark else None

@@ -7,9 +7,11 @@ export of four leads, four deals and two plans.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +21,10 @@ import pytest
 from typer.testing import CliRunner
 
 from analyzer import crm, kpi
+from api.core.exports import safe_cell
 from api.models import Call, CallObjection, CallStage, CallStatus, Direction, Manager, Team
+
+from .conftest import PASSWORD
 
 CRM_DIR = Path(__file__).resolve().parents[2] / "sample_calls" / "crm"
 
@@ -231,6 +236,73 @@ def test_catalogue_funnel_quality_and_bad_parameters(client, people, world):
                          ({"period": "2026-11", "by": "region"}, "validation_error")):
         r = client.get("/api/v1/kpi", params=params, headers=people.h("admin"))
         assert r.status_code in (400, 422) and r.json()["error"]["code"] == code, params
+
+
+HYPERLINK = '=HYPERLINK("http://evil","x")'
+
+
+@pytest.fixture
+def formula_names(client, people):
+    """Two CRM managers named like spreadsheet formulas; the first won a deal of -100 (a refund) in November 2026."""
+    managers = io.StringIO()
+    csv.writer(managers).writerows([["external_id", "name", "team"], ["201", HYPERLINK, "Moscow"], ["202", "@SUM(1)", "Moscow"]])
+    deals = io.StringIO()
+    csv.writer(deals).writerows([["deal_id", "created_at", "closed_at", "status", "amount", "manager"],
+                                 ["F1", "2026-11-02 10:00", "2026-11-03 10:00", "won", "-100", HYPERLINK],
+                                 ["F2", "2026-11-02 10:00", "", "open", "5", "@SUM(1)"]])
+    for name, text in (("managers.csv", managers.getvalue()), ("deals.csv", deals.getvalue())):
+        r = client.post("/api/v1/crm/import", files={"file": (name, text.encode())}, headers=people.h("admin"))
+        assert r.status_code == 200 and not r.json()["errors"] and not r.json()["unmatched_managers"], r.text
+
+
+def test_exports_write_a_name_that_looks_like_a_formula_as_text(client, people, formula_names):
+    quoted = {"'" + HYPERLINK, "'@SUM(1)"}
+    r = get(client, people, format="csv")
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert quoted <= {row["name"] for row in rows}
+    assert {row["name"]: row["revenue"] for row in rows}["'" + HYPERLINK] == "-100.0"  # a number stays a number
+
+    x = get(client, people, format="xlsx")
+    sheet = openpyxl.load_workbook(io.BytesIO(x.content))["summary"]
+    header = [c.value for c in sheet[1]]
+    cells = {row[header.index("name")].value: row for row in sheet.iter_rows(min_row=2)}
+    assert quoted <= set(cells)
+    for name in quoted:
+        assert cells[name][header.index("name")].data_type == "s"  # text, not a formula
+    revenue = cells["'" + HYPERLINK][header.index("revenue")]
+    assert (revenue.data_type, revenue.value) == ("n", -100)
+
+    form = client.get("/login").text  # the dashboard's own export, signed in to the web UI
+    token = re.search(r'name="login_csrf" value="([^"]+)"', form).group(1)
+    r = client.post("/login", data={"login_csrf": token, "next": "/", "username": "admin", "password": PASSWORD},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text
+    r = client.get("/dashboard/export.csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    names = {line[0] for line in csv.reader(io.StringIO(r.content.decode("utf-8-sig")), delimiter=";")}
+    assert quoted <= names and HYPERLINK not in names
+
+
+def test_the_xlsx_export_takes_a_name_with_control_characters(client, people, world, db):
+    with db.sessions() as s:  # a bell and a vertical tab pasted into a CRM name: XML 1.0 cannot hold them
+        s.get(Manager, people.other_manager_id).name = "Bo\x07ris\x0b"
+        s.commit()
+    x = get(client, people, format="xlsx")
+    assert x.status_code == 200, x.text
+    names = [row[1] for row in openpyxl.load_workbook(io.BytesIO(x.content))["summary"].iter_rows(min_row=2, values_only=True)]
+    assert "Boris" in names
+    r = get(client, people, format="csv")
+    assert "Boris" in {row["name"] for row in csv.DictReader(io.StringIO(r.content.decode("utf-8-sig")))}
+
+
+@pytest.mark.parametrize(("value", "written"), [
+    ("=1+1", "'=1+1"), ("+1+1", "'+1+1"), ("-2+3", "'-2+3"), ("@SUM(1)", "'@SUM(1)"), ("\t=1+1", "'\t=1+1"),
+    ("\r=1+1", "'\r=1+1"), ("Анна", "Анна"), ("a=b", "a=b"), ("-5", "-5"), ("+7.5", "+7.5"), ("-1,5e3", "-1,5e3"),
+    (-100.0, -100.0), (3, 3), (None, None),
+], ids=["equals", "plus", "minus", "at", "tab", "carriage-return", "name", "equals-inside", "negative-text",
+        "plus-text", "decimal-comma-text", "negative-number", "integer", "empty"])
+def test_a_cell_a_spreadsheet_would_run_as_a_formula_is_written_as_text(value, written):
+    assert safe_cell(value) == written
 
 
 def test_callqa_kpi_prints_the_managers_rows_of_the_sample_data(client, people, settings, monkeypatch):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from analyzer.scripts import BUNDLED_DIR
+
+from .conftest import PASSWORD
 
 DATA = Path(__file__).parent.parent / "data"
 API = "/api/v1"
@@ -90,6 +93,48 @@ def test_store_and_activate_versions_by_role(client, people):
     assert [(e["action"], e["user"]["username"]) for e in audit] == [
         ("script.activate", "head_of_sales"), ("script.create", "head_of_sales"), ("script.create", "quality_controller")]
     assert audit[0]["before"] == {"version": "1.0"} and audit[0]["after"] == {"version": "1.1"}
+
+
+def alias_bomb(k: int) -> str:
+    """A script whose k stages are one stage of k parts of k phrasings, through aliases: k**3 values
+    from a few KB, each validated (k=1000: a billion phrasings from 20 KB)."""
+    words = ", ".join(f"w{i}" for i in range(k))
+    parts = ", ".join(["&part {name: p, phrasings: [" + words + "]}"] + ["*part"] * (k - 1))
+    stages = ", ".join(["&stage {id: s, title: S, parts: [" + parts + "]}"] + ["*stage"] * (k - 1))
+    return f"id: bomb\nversion: '1'\nlanguage: ru\ntitle: Bomb\nstages: [{stages}]\n"
+
+
+def test_yaml_nested_thousands_deep_is_refused_naming_the_depth(client, people):
+    deep = post_yaml(client, people, "[" * 100_000 + "]" * 100_000)
+    assert deep.status_code == 400, deep.text
+    assert deep.json()["error"]["code"] == "script_invalid" and "nested deeper than 32" in deep.json()["error"]["message"]
+    as_json = client.post(f"{API}/scripts", json={"body": "a:\n" + "".join("  " * i + "- \n" for i in range(1, 100))},
+                          headers=people.h("admin"))
+    assert as_json.status_code == 400 and as_json.json()["error"]["code"] == "script_invalid", as_json.text
+
+
+def test_yaml_aliases_expanding_to_a_million_values_are_refused_before_validation(client, people):
+    bomb = post_yaml(client, people, alias_bomb(100))  # a million phrasings once expanded
+    assert bomb.status_code == 400, bomb.text
+    error = bomb.json()["error"]
+    assert error["code"] == "script_invalid" and "more than 100,000 values" in error["message"]
+    assert "alias" in error["message"]
+    assert client.get(f"{API}/scripts", headers=people.h("admin")).json()[0]["id"] != "bomb"
+
+
+def test_the_web_editor_shows_a_too_deep_script_as_an_error(client, people):
+    form = client.get("/login").text
+    token = re.search(r'name="login_csrf" value="([^"]+)"', form).group(1)
+    r = client.post("/login", data={"login_csrf": token, "next": "/", "username": "quality_controller",
+                                    "password": PASSWORD}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    page = client.get("/scripts/ru_b2b_outbound").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    for action in ("try", "save"):
+        r = client.post("/scripts/ru_b2b_outbound", data={"csrf": csrf, "body": "[" * 100_000 + "]" * 100_000,
+                                                          "action": action, "transcript": "М: добрый день"})
+        assert r.status_code == 200, r.text[:500]
+        assert "nested deeper than 32 levels" in r.text
 
 
 @pytest.mark.model

@@ -202,3 +202,34 @@ def test_a_nul_character_is_refused_the_same_way_on_every_database(client, peopl
         assert s.scalar(select(Call.id)) is None
         assert [t for t in s.scalars(select(Team.name))] == ["Moscow"]
     assert client.get(f"{API}/managers/{people.manager_id}", headers=admin).json()["name"] == "Anna"
+
+
+DEEP = "[" * 100_000 + "]" * 100_000  # json.loads alone gives up with RecursionError
+
+
+def test_deeply_nested_upload_metadata_is_400_naming_the_depth(client, people):
+    r = upload(client, people, "call.wav", tone(440), metadata=DEEP)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "bad_metadata"
+    assert "100000 levels deep" in error["message"] and "JSON object" in error["message"]
+    assert client.get(f"{API}/calls", headers=people.h("admin")).json()["total"] == 0
+    # nested but shallow is still a validation answer about the field, not about depth
+    r = upload(client, people, "call.wav", tone(440), metadata='{"client_phone": [[["+79160000001"]]]}')
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_metadata" and "deep" not in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/crm/records", "/calls/rescore", "/scripts", "/webhooks/pbx"])
+def test_deeply_nested_json_bodies_are_client_errors(client, people, path):
+    body = '{"records": [{"a": ' + DEEP + "}]}" if path == "/crm/records" else '{"body": ' + DEEP + "}"
+    r = client.post(f"{API}{path}", content=body.encode(), headers={**people.h("admin"), "Content-Type": "application/json"})
+    assert 400 <= r.status_code < 500, r.text
+    assert set(r.json()["error"]) >= {"code", "message"}
+
+
+def test_upload_metadata_with_a_lone_surrogate_is_400_not_500(client, people):
+    r = upload(client, people, "call.wav", tone(440), metadata='{"external_id": "pbx-\\ud800"}')  # half a UTF-16 pair
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "bad_metadata" and "not Unicode text" in r.json()["error"]["message"]
+    r = upload(client, people, "call.wav", tone(440), metadata='{"external_id": "pbx-\\ud83d\\ude00"}')  # a whole pair
+    assert r.status_code == 201, r.text
