@@ -59,6 +59,7 @@ class CallProcessor:
         self.settings = settings
         self.db = db or Database(settings)
         self.store = RecordingStore(settings.recordings_dir, max_bytes=settings.max_upload_bytes)
+        self.store.remove_abandoned()  # temporary files of downloads a killed worker was receiving
         self._analyzer = analyzer
         self.cpu_threads = cpu_threads
         self.name = worker_name()
