@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -76,9 +76,12 @@ class CallProcessor:
             self._analyzer = Analyzer(analyzer_settings)
         return self._analyzer
 
-    def process_next(self) -> int | None:
-        """Claim and process the next due call; returns its id, None when the queue is empty."""
+    def process_next(self, *, may_claim: Callable[[], bool] | None = None) -> int | None:
+        """Claim and process the next due call; returns its id, None when the queue is empty or
+        ``may_claim``, asked right before claiming, says no (the worker is stopping)."""
         queue.release_dead(self.db.sessions, max_attempts=self.settings.max_attempts)
+        if may_claim is not None and not may_claim():
+            return None
         c = queue.claim(self.db.sessions, worker=self.name, lease_seconds=self.settings.lease_seconds)
         if c is None:
             return None

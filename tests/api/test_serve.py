@@ -123,6 +123,19 @@ def test_api_processes_share_a_burst_of_connections_and_one_killed_is_replaced(c
             assert all(n > 0 for n in connections_by_process(port, survivors).values())
 
 
+def test_serve_killed_takes_its_api_and_worker_processes_with_it(callqa_serve):
+    """After ``kill -9`` of ``callqa serve`` nothing of it runs on: no worker claims calls and no API
+    process holds the port (a new start would share it with them)."""
+    with callqa_serve("--api-processes", "2", "--workers", "1", env={"CALLQA_POLL_SECONDS": "0.2"}) as served:
+        children = _wait(lambda: pids if len(pids := spawned_children(served.proc.pid)) == 3 else None, 60, served.log)
+        os.kill(served.proc.pid, signal.SIGKILL)
+        served.killed = True
+        served.proc.wait()
+        _wait(lambda: not any(running(pid) for pid in children), 60, served.log)
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{served.base}/healthz")
+
+
 class _SlowRecording(BaseHTTPRequestHandler):
     """A large recording whose first 2 MB come at once and the rest only when the test lets them
     (``server.go``), as from a slow PBX."""
