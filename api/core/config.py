@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, IPvAnyNetwork
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -48,6 +48,12 @@ class ServiceSettings(BaseSettings):
     api_threads: int = Field(2, ge=1, le=200, description="worker threads of an API process for the endpoints that "
                              "query the database (long ones such as a re-score, a KPI report or a CRM import have "
                              "their own): more only take turns holding Python's lock")
+
+    # addresses the worker may fetch a webhook's recording from (api/core/netguard.py)
+    webhook_allowed_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list, description="networks a PBX webhook's recording URL may point into although they are not "
+        "public (loopback, private, link-local, carrier-grade NAT, ...), as a JSON list of CIDRs, e.g. "
+        "[\"10.20.0.0/16\"] for a PBX on the office network; empty: public addresses only")
 
     @property
     def max_upload_bytes(self) -> int:

@@ -8,7 +8,8 @@
     ├── Conflict                 409  the state does not allow it (e.g. retrying a done call)
     ├── PayloadTooLarge          413
     ├── RangeNotSatisfiable      416  a byte range outside the recording (Content-Range: bytes */size)
-    └── UnprocessableRecording   422  the upload is not a usable recording (empty, not audio, ...)
+    ├── UnprocessableRecording   422  the upload is not a usable recording (empty, not audio, ...)
+    └── RecordingUrlNotAllowed   422  a recording URL that leads inside the network (api/core/netguard.py)
 
 Every response body is ``{"error": {"code": "...", "message": "..."}}``: a code for machines and
 a sentence for people that says what was wrong and what to do.
@@ -76,3 +77,8 @@ class RangeNotSatisfiable(ServiceError):
 class UnprocessableRecording(ServiceError):
     status = 422
     code = "recording_unusable"
+
+
+class RecordingUrlNotAllowed(ServiceError):
+    status = 422
+    code = "recording_url_not_allowed"
