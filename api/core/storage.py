@@ -100,35 +100,42 @@ class RecordingStore:
         Run it when a process starts, before it writes to the store itself: on NFS, Linux takes flock
         as a POSIX lock, which a process never conflicts with, so its own live files would look
         abandoned to it."""
-        removed = 0
         try:
             names = [e.name for e in os.scandir(self.root) if e.name.startswith(_TEMPORARY)]
-        except FileNotFoundError:
+        except FileNotFoundError:  # nothing stored yet
             return 0
+        except OSError as e:  # the store itself is unreadable: storing will say so, with the request that needs it
+            log.warning("could not look for abandoned temporary files in %s: %s", self.root, e)
+            return 0
+        removed = 0
         for name in names:
             path = self.root / name
             try:
-                fd = os.open(path, os.O_RDWR)  # for writing: on NFS an exclusive lock needs it
-            except FileNotFoundError:  # its writer finished meanwhile
-                continue
+                removed += self._remove_if_abandoned(path)
+            except OSError as e:  # another user's file, a file system without locks: leave it and start
+                log.warning("could not tell whether %s is abandoned: %s", path, e)
+        return removed
+
+    def _remove_if_abandoned(self, path: Path) -> bool:
+        try:
+            fd = os.open(path, os.O_RDWR)  # for writing: on NFS an exclusive lock needs it
+        except FileNotFoundError:  # its writer finished meanwhile
+            return False
+        try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
-                os.close(fd)
                 if e.errno in (errno.EAGAIN, errno.EACCES):  # a live writer holds it
-                    continue
+                    return False
                 raise
-            try:
-                if _same_file(fd, path):  # not a file of the same name made since it was opened
-                    path.unlink()
-                    removed += 1
-                    log.info("removed %s (%d bytes), left by an upload or download that was killed", path,
-                             os.fstat(fd).st_size)
-            except FileNotFoundError:
-                pass
-            finally:
-                os.close(fd)
-        return removed
+            if not _same_file(fd, path):  # removed, or a new file under the name since it was opened
+                return False
+            size = os.fstat(fd).st_size
+            path.unlink()
+            log.info("removed %s (%d bytes), left by an upload or download that was killed", path, size)
+            return True
+        finally:
+            os.close(fd)
 
     @contextmanager
     def _temporary(self) -> Iterator[tuple[int, Path]]:
