@@ -172,6 +172,7 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     if settings.list_index:
         enable_list_index(db_.engine, also=db_.read_engine)  # the call list's filters, counts and sorts in memory
     app.state.store = RecordingStore(settings.recordings_dir, max_bytes=settings.max_upload_bytes)
+    app.state.store.remove_abandoned()  # temporary files of uploads a killed server was receiving
     if executor is None:
         if settings.executor == "celery":
             from api.processing.celery_app import CeleryExecutor

@@ -443,6 +443,15 @@ def spawned_children(parent: int) -> set[int]:
     return pids
 
 
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie nobody has reaped yet has); from /proc."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def connections_by_process(port: int, pids: Iterable[int]) -> dict[int, int]:
     """How many established connections to ``port`` each process holds, from /proc (the kernel's view)."""
     inodes = set()

@@ -25,6 +25,7 @@ from api.calls.schemas import (
     UploadResult,
     WebhookCall,
 )
+from api.core import netguard
 from api.core.errors import BadRequest, NotFound, RangeNotSatisfiable, ServiceError, Unauthorized
 from api.core.ids import MAX_ID, PathId, QueryId
 from api.core.lanes import slow_lane
@@ -179,12 +180,16 @@ def _webhook_caller(
 
 @router.post("/webhooks/pbx", response_model=CallSummary, status_code=202,
              responses={200: {"model": CallSummary, "description": "a repeated external_id: the call already queued"},
-                        **errors(400, 403)},
+                        **errors(400, 403), 422: {"description": "the URL leads inside the network "
+                                                                 "(`recording_url_not_allowed`), or the body is invalid"}},
              summary="A PBX reports a finished call with the URL of its recording",
              description="Authenticate with an admin token or the header X-Callqa-Secret. The worker downloads the "
-             "recording (with retries and the size limit). A repeated `external_id` returns the same call.")
-def pbx_webhook(request: Request, session: SessionDep, body: WebhookCall,
+             "recording (with retries and the size limit). A repeated `external_id` returns the same call. A URL "
+             "whose host is or resolves to a loopback, private or link-local address is refused "
+             "(`recording_url_not_allowed`) unless CALLQA_WEBHOOK_ALLOWED_NETWORKS includes it.")
+def pbx_webhook(request: Request, session: SessionDep, settings: SettingsDep, body: WebhookCall,
                 actor: Annotated[User | None, Depends(_webhook_caller)]) -> JSONResponse:
+    netguard.check_url(str(body.recording_url), allowed=settings.webhook_allowed_networks)  # early; the worker checks again
     meta = CallMetadata.model_validate(body.model_dump(exclude={"recording_url"}, exclude_unset=True))
     result = service.ingest_webhook(session, url=str(body.recording_url), meta=meta, actor=actor)
     if result.created:

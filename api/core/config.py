@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, IPvAnyNetwork
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,6 +68,12 @@ class ServiceSettings(BaseSettings):
     crm_max_compression_ratio: float = Field(100, gt=1, description="an XLSX export's unpacked size over its file "
                                              "size, when it unpacks to more than 10 MB (exports are about 10; a "
                                              "decompression bomb is hundreds)")
+
+    # addresses the worker may fetch a webhook's recording from (api/core/netguard.py)
+    webhook_allowed_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list, description="networks a PBX webhook's recording URL may point into although they are not "
+        "public (loopback, private, link-local, carrier-grade NAT, ...), as a JSON list of CIDRs, e.g. "
+        "[\"10.20.0.0/16\"] for a PBX on the office network; empty: public addresses only")
 
     @property
     def max_upload_bytes(self) -> int:

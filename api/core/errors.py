@@ -9,6 +9,7 @@
     ├── PayloadTooLarge          413
     ├── RangeNotSatisfiable      416  a byte range outside the recording (Content-Range: bytes */size)
     ├── UnprocessableRecording   422  the upload is not a usable recording (empty, not audio, ...)
+    ├── RecordingUrlNotAllowed   422  a recording URL that leads inside the network (api/core/netguard.py)
     └── TooManyRequests          429  e.g. too many failed sign-ins (Retry-After: seconds)
 
 Every response body is ``{"error": {"code": "...", "message": "..."}}``: a code for machines and
@@ -77,6 +78,11 @@ class RangeNotSatisfiable(ServiceError):
 class UnprocessableRecording(ServiceError):
     status = 422
     code = "recording_unusable"
+
+
+class RecordingUrlNotAllowed(ServiceError):
+    status = 422
+    code = "recording_url_not_allowed"
 
 
 class TooManyRequests(ServiceError):

@@ -14,7 +14,8 @@ The sockets are made and start listening here, in the parent, and each process i
 a process that dies is started again with the same socket. A connection the kernel gives a socket
 whose process is starting (at first, or again) waits in its queue instead of being refused or
 going elsewhere, so the connections are spread evenly from the start. ``SIGTERM`` or ``SIGINT``
-stop every process gracefully (uvicorn finishes the requests in progress).
+stop every process gracefully (uvicorn finishes the requests in progress), and so does the parent's
+death, even by ``kill -9`` (:mod:`api.core.children`): an orphan would keep a share of the port.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from uvicorn.config import STARTUP_FAILURE  # the app cannot start: starting it again would fail the same way
+
+from api.core.children import die_with_parent
 
 log = logging.getLogger("callqa.serving")
 
@@ -69,9 +72,12 @@ def _listening_socket(host: str, port: int, *, backlog: int) -> socket.socket:
     return sock
 
 
-def _serve_one(app: str, sock: socket.socket, options: dict[str, Any]) -> None:
-    """One API process (in a child): uvicorn on its own socket."""
+def _serve_one(app: str, sock: socket.socket, options: dict[str, Any], parent: int) -> None:
+    """One API process (in a child): uvicorn on its own socket, until stopped or the parent (pid
+    ``parent``) dies."""
     import uvicorn
+
+    die_with_parent(parent)  # a SIGTERM, which uvicorn takes for a graceful shutdown
 
     uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])  # exits with STARTUP_FAILURE if the app cannot start
 
@@ -88,7 +94,7 @@ class _Supervisor:
         self.signal: int | None = None
 
     def _start(self, sock: socket.socket) -> BaseProcess:
-        process = _spawn.Process(target=_serve_one, args=(self.app, sock, self.options), name="callqa-api")
+        process = _spawn.Process(target=_serve_one, args=(self.app, sock, self.options, os.getpid()), name="callqa-api")
         process.start()
         log.info("API process %s started", process.pid)
         return process

@@ -2,7 +2,10 @@
 
 A file is written to a temporary name while its hash is computed and renamed into place only
 when complete, so a crash never leaves half a recording under a real address, and the same bytes
-uploaded twice are stored once. The address of bytes just received is held (a lock) until the
+uploaded twice are stored once. The writer holds an flock on its temporary file until then; a
+process killed meanwhile (``kill -9``, a power cut) leaves the file behind without the lock, and
+:meth:`RecordingStore.remove_abandoned` (run when an API or worker process starts) deletes only
+such files, never one another process or machine sharing the store is still writing. The address of bytes just received is held (a lock) until the
 caller has recorded them in the database or refused them, so a refused upload never removes a file
 that a concurrent upload of the same bytes refers to. Addresses are hex digests, so no
 user-supplied name ever becomes part of a path.
@@ -10,8 +13,10 @@ user-supplied name ever becomes part of a path.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -26,6 +31,9 @@ from api.core.errors import BadRequest, PayloadTooLarge, ServiceError, Unprocess
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
+_TEMPORARY = ".upload-"
+
+log = logging.getLogger("callqa.storage")
 
 
 @dataclass(frozen=True)
@@ -66,54 +74,109 @@ class RecordingStore:
         upload of the same bytes is about to refer to; whoever comes second puts the bytes back in
         place if the first removed them.
         """
-        try:
-            tmp, sha, size = self._write_temporary(chunks)
-        except ServiceError as e:
-            if name:
-                e.message = f"{name}: {e.message}"
-            raise
-        try:
+        with self._temporary() as (fd, tmp):
+            try:
+                sha, size = self._write(fd, chunks)
+            except ServiceError as e:
+                if name:
+                    e.message = f"{name}: {e.message}"
+                raise
             with self._address_lock(sha):
                 target = self.path(sha)
                 if not target.is_file():
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(tmp, target)
                 yield Stored(sha, size, target)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def discard(self, stored: Stored) -> None:
         """Remove a recording nothing refers to; only inside the :meth:`receive` block that stored it."""
         stored.path.unlink(missing_ok=True)
 
-    def _write_temporary(self, chunks: Iterable[bytes]) -> tuple[Path, str, int]:
-        """The bytes in a temporary file beside the addresses (same file system, so a rename places
-        it), synced to disk, with their sha256 and size."""
+    def remove_abandoned(self) -> int:
+        """Delete the temporary files of writers that were killed; returns how many.
+
+        A file is abandoned when its flock can be taken at once: a live writer holds it until the file
+        is in place or removed, and the kernel (or the NFS server) gives it back when the writer dies.
+        Run it when a process starts, before it writes to the store itself: on NFS, Linux takes flock
+        as a POSIX lock, which a process never conflicts with, so its own live files would look
+        abandoned to it."""
+        try:
+            names = [e.name for e in os.scandir(self.root) if e.name.startswith(_TEMPORARY)]
+        except FileNotFoundError:  # nothing stored yet
+            return 0
+        except OSError as e:  # the store itself is unreadable: storing will say so, with the request that needs it
+            log.warning("could not look for abandoned temporary files in %s: %s", self.root, e)
+            return 0
+        removed = 0
+        for name in names:
+            path = self.root / name
+            try:
+                removed += self._remove_if_abandoned(path)
+            except OSError as e:  # another user's file, a file system without locks: leave it and start
+                log.warning("could not tell whether %s is abandoned: %s", path, e)
+        return removed
+
+    def _remove_if_abandoned(self, path: Path) -> bool:
+        try:
+            fd = os.open(path, os.O_RDWR)  # for writing: on NFS an exclusive lock needs it
+        except FileNotFoundError:  # its writer finished meanwhile
+            return False
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno in (errno.EAGAIN, errno.EACCES):  # a live writer holds it
+                    return False
+                raise
+            if not _same_file(fd, path):  # removed, or a new file under the name since it was opened
+                return False
+            size = os.fstat(fd).st_size
+            path.unlink()
+            log.info("removed %s (%d bytes), left by an upload or download that was killed", path, size)
+            return True
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def _temporary(self) -> Iterator[tuple[int, Path]]:
+        """A new temporary file beside the addresses (same file system, so a rename places it),
+        locked until the block ends, then closed and gone unless renamed meanwhile."""
         self.root.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd, name = tempfile.mkstemp(dir=self.root, prefix=_TEMPORARY)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _same_file(fd, Path(name)):
+                break
+            # a starting process took it for abandoned between its creation and the lock, and removed it
+            os.close(fd)
+        tmp = Path(name)
+        try:
+            yield fd, tmp
+        finally:
+            tmp.unlink(missing_ok=True)
+            os.close(fd)  # gives the flock back
+
+    def _write(self, fd: int, chunks: Iterable[bytes]) -> tuple[str, int]:
+        """The bytes written to ``fd`` and synced to disk; their sha256 and size."""
         digest = hashlib.sha256()
         size = 0
-        fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".upload-")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise PayloadTooLarge(
-                            f"the recording is larger than the limit of {self.max_bytes / 1048576:g} MB "
-                            "(CALLQA_MAX_UPLOAD_MB)",
-                            code="recording_too_large",
-                        )
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if size == 0:
-                raise UnprocessableRecording("the recording is empty (0 bytes)", code="recording_empty")
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return tmp, digest.hexdigest(), size
+        # ``fd`` stays open: on NFS, closing any descriptor of the file would give back its lock
+        with open(fd, "wb", closefd=False) as out:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise PayloadTooLarge(
+                        f"the recording is larger than the limit of {self.max_bytes / 1048576:g} MB "
+                        "(CALLQA_MAX_UPLOAD_MB)",
+                        code="recording_too_large",
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if size == 0:
+            raise UnprocessableRecording("the recording is empty (0 bytes)", code="recording_empty")
+        return digest.hexdigest(), size
 
     @contextmanager
     def _address_lock(self, sha256: str) -> Iterator[None]:
@@ -131,6 +194,16 @@ class RecordingStore:
                 yield
             finally:
                 os.close(fd)  # gives the flock back
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
 _THREAD_LOCKS: dict[tuple[Path, str], threading.Lock] = {}

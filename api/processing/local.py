@@ -1,38 +1,48 @@
 """The local executor: N worker processes on this machine, each with its own model, polling the
 database for due calls. No other services needed. A crashed process is started again, under
-``callqa worker`` and ``callqa serve`` alike."""
+``callqa worker`` and ``callqa serve`` alike; the processes end with their parent, even one killed
+with ``kill -9`` (:mod:`api.core.children`)."""
 
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import signal
 import threading
 import time
 from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
+from api.core.children import die_with_parent, orphaned
 from api.core.config import ServiceSettings
 from api.processing.pipeline import threads_each
 
 log = logging.getLogger("callqa.worker")
 
 
-def _worker_main(settings_data: dict[str, Any], stop: EventType, drain: bool, index: int, cpu_threads: int) -> None:
-    """One worker process: claim, process, repeat; with ``drain`` stop when the queue is empty."""
+def _worker_main(settings_data: dict[str, Any], stop: EventType, drain: bool, index: int, cpu_threads: int,
+                 parent: int) -> None:
+    """One worker process: claim, process, repeat; with ``drain`` stop when the queue is empty; stop
+    too when the parent (pid ``parent``) dies."""
     from api.processing.pipeline import CallProcessor
 
     stopping: list[int] = []
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which decides
     signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))  # finish the call in hand, then stop
+    die_with_parent(parent)  # as a SIGTERM
+
+    def may_claim() -> bool:
+        return not stopping and not stop.is_set() and not orphaned(parent)
+
     settings = ServiceSettings(**settings_data)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker-{index} %(levelname)s %(message)s")
     for noisy in ("faster_whisper", "spacy", "pymorphy3", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     processor = CallProcessor(settings, cpu_threads=cpu_threads)
     try:
-        while not stop.is_set() and not stopping:
-            if processor.process_next() is None:
+        while may_claim():
+            if processor.process_next(may_claim=may_claim) is None:
                 if drain:
                     return
                 stop.wait(settings.poll_seconds)
@@ -46,6 +56,8 @@ class LocalExecutor:
     From :meth:`start` on, a supervisor thread starts again any worker that died (killed, out of
     memory, a crash in native code), so ``callqa serve``, whose main thread runs the API, keeps its
     workers as ``callqa worker`` does; a call a dead worker held is taken over when its lease expires.
+    A worker is sent SIGTERM when the thread that started it ends: call :meth:`start` from a thread
+    that lives as long as the workers (the main thread); the supervisor ends only in :meth:`stop`.
     """
 
     def __init__(self, settings: ServiceSettings, *, processes: int = 1, drain: bool = False,
@@ -75,7 +87,7 @@ class LocalExecutor:
     def _spawn(self, index: int) -> None:
         p = self._ctx.Process(
             target=_worker_main, args=(self.settings.model_dump(), self.stop_event, self.drain, index,
-                                       threads_each(self.processes)),
+                                       threads_each(self.processes), os.getpid()),
             name=f"callqa-worker-{index}", daemon=False,
         )
         p.start()

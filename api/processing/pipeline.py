@@ -1,5 +1,6 @@
-"""Processing one claimed call: fetch the recording if a webhook gave a URL, transcribe, score,
-write the result, fenced by the lease. Runs inside any executor (local processes or Celery)."""
+"""Processing one claimed call: fetch the recording if a webhook gave a URL (from the addresses
+:mod:`api.core.netguard` allows), transcribe, score, write the result, fenced by the lease. Runs
+inside any executor (local processes or Celery)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from api.calls.results import result_values
 from api.core.config import ServiceSettings
 from api.core.db import Database
 from api.core.errors import PayloadTooLarge, ServiceError
+from api.core.netguard import MAX_REDIRECTS, GuardedTransport
 from api.core.storage import RecordingStore, Stored
 from api.models import Call, CallStatus, Recording
 from api.processing import queue
@@ -59,6 +61,7 @@ class CallProcessor:
         self.settings = settings
         self.db = db or Database(settings)
         self.store = RecordingStore(settings.recordings_dir, max_bytes=settings.max_upload_bytes)
+        self.store.remove_abandoned()  # temporary files of downloads a killed worker was receiving
         self._analyzer = analyzer
         self.cpu_threads = cpu_threads
         self.name = worker_name()
@@ -75,9 +78,12 @@ class CallProcessor:
             self._analyzer = Analyzer(analyzer_settings)
         return self._analyzer
 
-    def process_next(self) -> int | None:
-        """Claim and process the next due call; returns its id, None when the queue is empty."""
+    def process_next(self, *, may_claim: Callable[[], bool] | None = None) -> int | None:
+        """Claim and process the next due call; returns its id, None when the queue is empty or
+        ``may_claim``, asked right before claiming, says no (the worker is stopping)."""
         queue.release_dead(self.db.sessions, max_attempts=self.settings.max_attempts)
+        if may_claim is not None and not may_claim():
+            return None
         c = queue.claim(self.db.sessions, worker=self.name, lease_seconds=self.settings.lease_seconds)
         if c is None:
             return None
@@ -176,13 +182,20 @@ class CallProcessor:
                 log.warning("call %s: lease lost before the result was written; another worker has it", c.call_id)
 
     def _download(self, c: Claim, url: str) -> str | None:
-        """Fetch a webhook's recording into the store; the call gets it (or is a duplicate)."""
+        """Fetch a webhook's recording into the store; the call gets it (or is a duplicate). Only from
+        the addresses :mod:`api.core.netguard` allows, redirects included."""
+        transport = GuardedTransport(allowed=self.settings.webhook_allowed_networks)
+        with httpx.Client(transport=transport, timeout=self.settings.download_timeout_seconds, follow_redirects=True,
+                          max_redirects=MAX_REDIRECTS) as client:
+            return self._download_with(client, c, url)
+
+    def _download_with(self, client: httpx.Client, c: Claim, url: str) -> str | None:
         last: Exception | None = None
         for attempt in range(self.settings.download_retries + 1):
             if attempt:
                 time.sleep(min(30.0, 0.5 * 2**attempt))
             try:
-                with httpx.stream("GET", url, timeout=self.settings.download_timeout_seconds, follow_redirects=True) as r:
+                with client.stream("GET", url) as r:
                     if r.status_code in (404, 410, 401, 403):
                         raise ServiceError(
                             f"the PBX answered {r.status_code} for the recording URL; check that it is right and still valid",
@@ -198,6 +211,9 @@ class CallProcessor:
                         )
                     with self.store.receive(r.iter_bytes(1 << 20)) as stored:  # held until the call refers to it
                         return self._take_recording(c, stored, url)
+            except httpx.TooManyRedirects:
+                raise ServiceError(f"the recording URL redirected more than {MAX_REDIRECTS} times; give the URL "
+                                   "the recording is at", code="download_refused") from None
             except (httpx.TransportError, httpx.HTTPStatusError) as e:
                 last = e
         raise ServiceError(

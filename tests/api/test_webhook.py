@@ -1,26 +1,49 @@
 """A PBX posts a finished call with its recording URL; the worker downloads it (retries, size limit)
-from a real HTTP server here, and a repeated PBX call id is the same call."""
+from a real HTTP server here, and a repeated PBX call id is the same call. The URL may not lead the
+worker into the network behind it: loopback, private and link-local addresses are refused when the
+call comes and when the worker downloads, redirects included, unless a setting allows them."""
 
 from __future__ import annotations
 
+import shutil
+import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_network
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
+
+from api.calls.schemas import CallMetadata
+from api.calls.service import ingest_webhook
+from api.core.netguard import GuardedTransport
 
 pytestmark = pytest.mark.model
 CLIP = (Path(__file__).parent.parent / "data" / "clip_ru.wav").read_bytes()
 
 
 class PBX(BaseHTTPRequestHandler):
-    """/clip.wav; /flaky.wav fails twice with 503 first; /big.wav is over the size limit; else 404."""
+    """/clip.wav; /flaky.wav fails twice with 503 first; /big.wav is over the size limit;
+    /redirect?to=URL redirects there; else 404."""
 
     hits: dict[str, int] = {}
+    hosts: list[str] = []  # the Host header of every request
 
     def do_GET(self) -> None:  # noqa: N802
         PBX.hits[self.path] = PBX.hits.get(self.path, 0) + 1
+        PBX.hosts.append(self.headers.get("Host", ""))
+        if self.path.startswith("/redirect?"):
+            self.send_response(302)
+            self.send_header("Location", parse_qs(urlsplit(self.path).query)["to"][0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path == "/flaky.wav" and PBX.hits[self.path] <= 2:
             self.send_error(503)
             return
@@ -44,14 +67,48 @@ class PBX(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def pbx() -> Iterator[str]:
-    PBX.hits = {}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), PBX)
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler], address: tuple[str, int]) -> Iterator[int]:
+    server = ThreadingHTTPServer(address, handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def pbx() -> Iterator[str]:
+    PBX.hits, PBX.hosts = {}, []
+    with _serving(PBX, ("127.0.0.1", 0)) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+class Inside(PBX):
+    """A server inside the network (127.0.0.2 here) that a webhook must not lead the worker to."""
+
+    hits: dict[str, int] = {}
+
+    def do_GET(self) -> None:  # noqa: N802
+        Inside.hits[self.path] = Inside.hits.get(self.path, 0) + 1
+        self.send_error(418)
+
+
+@pytest.fixture
+def inside(pbx) -> Iterator[str]:
+    """On 127.0.0.2 at the PBX's port (so a name can stand for either)."""
+    Inside.hits = {}
+    with _serving(Inside, ("127.0.0.2", int(pbx.rsplit(":", 1)[1]))) as port:
+        yield f"http://127.0.0.2:{port}"
+
+
+@pytest.fixture
+def settings(settings):
+    """The PBX here listens on loopback, which is refused unless allowed."""
+    settings.webhook_allowed_networks = [ip_network("127.0.0.0/8")]
+    return settings
 
 
 def hook(client, body, **headers):
@@ -110,3 +167,141 @@ def test_webhook_needs_the_secret_or_an_admin(client, people, pbx):
     assert hook(client, body, **people.h("admin")).status_code == 202
     bad = hook(client, {"recording_url": "file:///etc/passwd"})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
+
+
+def _status(client, people, call_id: int) -> dict:
+    return client.get(f"/api/v1/calls/{call_id}", headers=people.h("admin")).json()
+
+
+def _queued_past_intake(db, url: str) -> int:
+    """A webhook call whose URL was not checked when it came in (its name pointed elsewhere then)."""
+    with db.sessions() as s:
+        return ingest_webhook(s, url=url, meta=CallMetadata(), actor=None).call.id
+
+
+NOT_PUBLIC = [
+    pytest.param("http://127.0.0.1:{port}/clip.wav", id="loopback"),
+    pytest.param("http://localhost:{port}/clip.wav", id="a-name-for-loopback"),
+    pytest.param("http://2130706433:{port}/clip.wav", id="loopback-as-a-number"),
+    pytest.param("http://0.0.0.0:{port}/clip.wav", id="unspecified"),
+    pytest.param("http://[::1]:{port}/clip.wav", id="loopback-ipv6"),
+    pytest.param("http://[::ffff:127.0.0.1]:{port}/clip.wav", id="loopback-ipv4-mapped"),
+    pytest.param("http://[64:ff9b::127.0.0.1]:{port}/clip.wav", id="loopback-nat64"),
+    pytest.param("http://169.254.169.254/latest/meta-data/iam/security-credentials/", id="cloud-metadata"),
+    pytest.param("http://10.20.30.40/clip.wav", id="private-10"),
+    pytest.param("http://192.168.1.10/clip.wav", id="private-192-168"),
+    pytest.param("http://172.16.0.1/clip.wav", id="private-172-16"),
+    pytest.param("http://100.64.0.1/clip.wav", id="carrier-grade-nat"),
+    pytest.param("http://[fd00::10]/clip.wav", id="unique-local-ipv6"),
+    pytest.param("http://[fe80::1]/clip.wav", id="link-local-ipv6"),
+    pytest.param("http://224.0.0.1/clip.wav", id="multicast"),
+    pytest.param("http://240.0.0.1/clip.wav", id="reserved"),
+]
+
+
+@pytest.mark.parametrize("url", NOT_PUBLIC)
+def test_a_recording_url_inside_the_network_is_refused_when_the_call_comes(client, people, settings, pbx, url):
+    settings.webhook_allowed_networks = []
+    r = hook(client, {"recording_url": url.format(port=pbx.rsplit(":", 1)[1])})
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "recording_url_not_allowed"
+    assert "CALLQA_WEBHOOK_ALLOWED_NETWORKS" in error["message"]
+    assert client.get("/api/v1/calls", headers=people.h("admin")).json()["total"] == 0
+
+
+@pytest.mark.parametrize("url", [p for p in NOT_PUBLIC if p.id in (
+    "loopback", "a-name-for-loopback", "loopback-as-a-number", "unspecified", "loopback-ipv4-mapped", "cloud-metadata")])
+def test_the_worker_refuses_to_download_from_inside_the_network(client, people, settings, db, processor, pbx, url):
+    """The worker's check is the one that counts: a name can point elsewhere by the time it downloads."""
+    settings.webhook_allowed_networks = []
+    settings.download_timeout_seconds, settings.download_retries = 2, 0  # the metadata address may not answer here
+    call_id = _queued_past_intake(db, url.format(port=pbx.rsplit(":", 1)[1]))
+    processor.process_next()
+    call = _status(client, people, call_id)
+    assert call["status"] == "failed" and call["error"]["code"] == "recording_url_not_allowed", call["error"]
+    assert "CALLQA_WEBHOOK_ALLOWED_NETWORKS" in call["error"]["message"]
+    assert call["attempts"] == 1  # not retried: a person has to change the URL or the setting
+    assert PBX.hits == {}
+
+
+@pytest.mark.parametrize("target", [
+    pytest.param("{inside}/clip.wav", id="another-loopback-address"),
+    pytest.param("http://169.254.169.254/latest/meta-data/", id="cloud-metadata"),
+    pytest.param("http://10.0.0.1/clip.wav", id="private"),
+    pytest.param("http://[::1]:{port}/clip.wav", id="loopback-ipv6"),
+])
+def test_a_redirect_into_the_network_is_not_followed(client, people, settings, processor, pbx, inside, target):
+    settings.webhook_allowed_networks = [ip_network("127.0.0.1/32")]  # the PBX, and nothing else inside
+    settings.download_timeout_seconds, settings.download_retries = 2, 0
+    to = target.format(inside=inside, port=pbx.rsplit(":", 1)[1])
+    r = hook(client, {"recording_url": f"{pbx}/redirect?to={to}"})
+    assert r.status_code == 202, r.text
+    processor.process_next()
+    call = _status(client, people, r.json()["id"])
+    assert call["status"] == "failed" and call["error"]["code"] == "recording_url_not_allowed", call["error"]
+    assert sum(PBX.hits.values()) == 1 and Inside.hits == {}
+
+
+def test_with_the_setting_a_pbx_inside_is_reached_by_name_and_through_a_redirect(client, people, processor, pbx):
+    port = pbx.rsplit(":", 1)[1]
+    by_name = hook(client, {"recording_url": f"http://localhost:{port}/clip.wav", "external_id": "by-name"}).json()["id"]
+    assert processor.process_next() == by_name
+    assert _status(client, people, by_name)["status"] == "done"
+    assert PBX.hosts == [f"localhost:{port}"]  # connected by address, asked by name
+
+    redirected = hook(client, {"recording_url": f"{pbx}/redirect?to={pbx}/flaky.wav", "external_id": "redirected"}).json()["id"]
+    assert processor.process_next() == redirected
+    assert _status(client, people, redirected)["status"] == "done"
+
+
+def test_the_worker_connects_to_the_address_it_checked(client, people, settings, db, processor, pbx, inside, monkeypatch):
+    """A name that answers the check with an allowed address and the connection with another (DNS
+    rebinding) gets nowhere: the name is looked up once. The resolver is the one thing faked here."""
+    settings.webhook_allowed_networks = [ip_network("127.0.0.1/32")]
+    port = int(pbx.rsplit(":", 1)[1])
+    lookups: list[str] = []
+    real = socket.getaddrinfo
+
+    def rebinding(host, *args, **kwargs):
+        if host != "pbx.example":
+            return real(host, *args, **kwargs)
+        lookups.append(host)
+        address = "127.0.0.1" if len(lookups) == 1 else "127.0.0.2"
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    call_id = _queued_past_intake(db, f"http://pbx.example:{port}/clip.wav")
+    processor.process_next()
+    assert _status(client, people, call_id)["status"] == "done"
+    assert PBX.hosts == [f"pbx.example:{port}"] and Inside.hits == {}
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+def test_over_tls_the_name_is_sent_and_the_certificate_checked_against_it(tmp_path, pbx, monkeypatch):
+    """Connected by address, the request still says the name: in SNI, in Host and to the certificate check."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=pbx.example", "-addext", "subjectAltName=DNS:pbx.example"], check=True, capture_output=True)
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    server_side.sni_callback = lambda _sock, name, _ctx: names.append(name)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), PBX)
+    server.socket = server_side.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *args, **kwargs: [
+        (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))] if host == "pbx.example"
+        else real(host, *args, **kwargs))
+    transport = GuardedTransport(allowed=[ip_network("127.0.0.1/32")], verify=ssl.create_default_context(cafile=cert))
+    try:
+        with httpx.Client(transport=transport) as client:
+            assert client.get(f"https://pbx.example:{port}/clip.wav").content == CLIP
+            assert names == ["pbx.example"] and PBX.hosts == [f"pbx.example:{port}"]
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):  # the certificate is not for the address
+                client.get(f"https://127.0.0.1:{port}/clip.wav")
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -20,6 +20,7 @@ from api.calls.schemas import CallMetadata
 from api.calls.service import ingest_stream
 from api.models import Call, CallRun, CallStage, CallStatus
 from api.processing import queue
+from benchmarks.api_latency import running, spawned_children
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG_CALL = ROOT / "sample_calls" / "audio" / "ru_21_printing_have_supplier_handled.mp3"
@@ -95,6 +96,25 @@ def test_kill_9_mid_call_and_the_call_still_completes_exactly_once(db, settings,
     assert call.attempts == 2 and call.report is not None
     assert stage_rows == len(call.report["stages"])  # written once, not twice
     assert {s["id"]: s["status"] for s in call.report["stages"]}["greeting"] == "passed"
+
+
+def test_worker_processes_stop_when_their_parent_is_killed_and_claim_nothing_after(db, settings, tmp_path):
+    """``kill -9`` of ``callqa worker`` takes its worker processes with it: orphans would go on claiming
+    calls beside the worker started again in its place."""
+    log = tmp_path / "worker.log"
+    parent = _worker(settings, log, "--processes", "2")
+    try:
+        children = _wait(lambda: pids if len(pids := spawned_children(parent.pid)) == 2 else None, 60,
+                         "two worker processes")
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        call_id = _ingest(db, settings, CLIP)  # due from now on
+        _wait(lambda: not any(running(pid) for pid in children), 60, "the orphaned worker processes to exit")
+        with db.sessions() as s:
+            assert s.get(Call, call_id).status == CallStatus.queued
+            assert not s.scalars(select(CallRun).where(CallRun.call_id == call_id)).all()
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)  # orphans stay in the parent's process group
 
 
 def test_a_worker_that_lost_its_lease_cannot_write(db, settings):
