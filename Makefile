@@ -73,10 +73,14 @@ bench-speed: $(STAMP)
 
 # The service's measured requirements (figures in README.md): call list and detail latency with
 # 100,000 calls on SQLite and PostgreSQL (50 clients, 30 s), and ingestion with 1 and 2 workers.
-.PHONY: bench-api bench-ingest
+.PHONY: bench-api bench-ingest bench-signin
 bench-api: $(STAMP) services
 	$(BIN)/python -m benchmarks.api_latency --db sqlite --calls 100000 --clients 50 --seconds 30
 	$(BIN)/python -m benchmarks.api_latency --db postgresql --calls 100000 --clients 50 --seconds 30
 
 bench-ingest: $(STAMP) sysdeps
 	$(BIN)/python -m benchmarks.ingest --calls 8 --workers 1 2
+
+# The call list while a password is guessed, with and without sign-in throttling (figures in README.md).
+bench-signin: $(STAMP)
+	$(BIN)/python -m benchmarks.signin_attack --seconds 15

@@ -402,10 +402,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(url: str, *, port: int, workers: int, data_dir: Path) -> subprocess.Popen[bytes]:
+def start_server(url: str, *, port: int, workers: int, data_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """The API as a department runs it on one machine: ``callqa serve`` with ``workers`` API processes
-    (each on its own listening socket) and no local worker, without the per-request access log."""
-    env = {**os.environ, "CALLQA_DATABASE_URL": url, "CALLQA_DATA_DIR": str(data_dir), "CALLQA_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    (each on its own listening socket) and no local worker, without the per-request access log;
+    ``env``: more settings."""
+    env = {**os.environ, "CALLQA_DATABASE_URL": url, "CALLQA_DATA_DIR": str(data_dir), "CALLQA_ADMIN_PASSWORD": ADMIN_PASSWORD,
+           **(env or {})}
     log = open(data_dir / "serve.log", "wb")  # noqa: SIM115 (the server's lifetime)
     proc = subprocess.Popen(
         [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "0",
