@@ -68,6 +68,14 @@ bench-audio: sample-audio
 	$(BIN)/python -m benchmarks.accuracy --path audio --set heldout --audio-dir build/heldout_audio
 	$(BIN)/python -m benchmarks.accuracy --path audio --set fresh --audio-dir build/fresh_audio
 
+# The blind sets (README: never tuned on): rendered once, then text and audio with the language detected.
+.PHONY: bench-blind
+bench-blind: $(STAMP) sysdeps
+	$(BIN)/python -m sample_calls.render sample_calls/blind1/*.yaml --out build/blind1_audio --jobs 2
+	$(BIN)/python -m benchmarks.accuracy --path text --set blind1
+	$(BIN)/python -m benchmarks.accuracy --path audio --set blind1 --audio-dir build/blind1_audio
+	for l in ru en; do $(BIN)/python -m benchmarks.accuracy --path audio --set blind1 --audio-dir build/blind1_audio --only $$l; done
+
 bench-speed: $(STAMP)
 	$(BIN)/python -m benchmarks.speed
 

@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--audio-dir", type=Path, default=Path("build/sample_audio"))
     ap.add_argument("--set", dest="which", choices=sorted(SETS), default="sample")
     ap.add_argument("--uncertain-as", choices=["passed", "missed"], default="passed")
+    ap.add_argument("--language", choices=["detected", "given"], default="detected",
+                    help="audio path: let the recogniser detect each call's language, as `callqa analyze` does "
+                    "with default settings (default), or give it the dialogue's")
+    ap.add_argument("--only", choices=["ru", "en"], help="only the dialogues of this language")
     ap.add_argument("--errors", action="store_true", help="list every wrong verdict")
     ap.add_argument(
         "--transcripts", type=Path, default=None,
@@ -33,14 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("ids", nargs="*")
     args = ap.parse_args(argv)
-    dialogues = load_dialogues(args.ids or None, which=args.which)
+    dialogues = [d for d in load_dialogues(args.ids or None, which=args.which) if args.only in (None, d["language"])]
     ev = Evaluation()
     started = time.perf_counter()
     analyzer = Analyzer() if args.path == "audio" else None
     cache: Path | None = None
     if analyzer is not None:
         st = analyzer.settings
-        key = f"{Path(st.model).name}-beam{st.beam_size}-batch{st.batch_size}-{st.vocabulary_hint}"
+        key = f"{Path(st.model).name}-beam{st.beam_size}-batch{st.batch_size}-{st.vocabulary_hint}-lang-{args.language}"
         cache = args.transcripts or Path("build/transcripts") / key
         cache.mkdir(parents=True, exist_ok=True)
     for d in dialogues:
@@ -49,17 +53,21 @@ def main(argv: list[str] | None = None) -> int:
         else:
             wav = args.audio_dir / f"{d['id']}.wav"
             if not wav.is_file():
-                print(f"missing {wav}: render with python -m sample_calls.render sample_calls/{args.which if args.which == 'heldout' else 'dialogues'}/*.yaml --out {args.audio_dir}", file=sys.stderr)
+                folder = "dialogues" if args.which == "sample" else args.which
+                print(f"missing {wav}: render with python -m sample_calls.render sample_calls/{folder}/*.yaml --out {args.audio_dir}",
+                      file=sys.stderr)
                 return 2
             stored = cache / f"{d['id']}.json"  # type: ignore[operator]
             if stored.is_file():
                 transcript = Transcript.from_dict(json.loads(stored.read_text(encoding="utf-8")))
             else:
-                transcript = analyzer.transcribe(wav, language=d["language"])  # type: ignore[union-attr]
+                language = d["language"] if args.language == "given" else None
+                transcript = analyzer.transcribe(wav, language=language)  # type: ignore[union-attr]
                 stored.write_text(json.dumps(transcript.to_dict(), ensure_ascii=False), encoding="utf-8")
             report = analyzer.score(transcript).to_dict()  # type: ignore[union-attr]
         ev.add(d, report, uncertain_as=args.uncertain_as)
-    summary = {"path": args.path, "set": args.which, "calls": len(dialogues), "seconds": round(time.perf_counter() - started, 1), **ev.summary()}
+    summary = {"path": args.path, "set": args.which, "calls": len(dialogues), "only": args.only,
+               "language": args.language if args.path == "audio" else "given", "seconds": round(time.perf_counter() - started, 1), **ev.summary()}
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=1))
     else:
