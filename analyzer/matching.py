@@ -281,8 +281,9 @@ class Matcher:
             span._top = {lem: max(sc for _, sc in h) for lem, h in hits.items()}
         return span._hits
 
-    def best(self, span: Span, phrase_set: PhraseSet, *, floor: float | None = None) -> Match | None:
-        """The best-matching phrasing of the set in the span, if any reaches ``floor``."""
+    def best(self, span: Span, phrase_set: PhraseSet, *, floor: float | None = None, negated: bool = False) -> Match | None:
+        """The best-matching phrasing of the set in the span, if any reaches ``floor``; with ``negated``,
+        the best one the span says with a negation in front ("it isn't too expensive")."""
         floor = self.t.uncertain if floor is None else floor
         hits = self._hits(span)
         candidates: set[int] = set()
@@ -290,12 +291,13 @@ class Matcher:
             candidates.update(phrase_set.by_lemma.get(lemma, ()))
         best: Match | None = None
         for idx in candidates:
-            m = self._score(span, phrase_set.phrases[idx], hits, floor)
+            m = self._score(span, phrase_set.phrases[idx], hits, floor, negated=negated)
             if m is not None and (best is None or m.similarity > best.similarity):
                 best = m
         return best
 
-    def _score(self, span: Span, phrase: Phrase, hits: dict[str, list[tuple[int, float]]], floor: float) -> Match | None:
+    def _score(self, span: Span, phrase: Phrase, hits: dict[str, list[tuple[int, float]]], floor: float, *,
+               negated: bool = False) -> Match | None:
         total = phrase.total
         best_of = span._top
         bound = sum(w * best_of.get(lem, 0.0) for w, lem in zip(phrase.weights, phrase.lemmas, strict=True)) / total
@@ -328,7 +330,7 @@ class Matcher:
                     continue  # English word order carries meaning: "want to see? you" is not "see you"
                 if phrase.negated and self._answer_particle(span, positions):
                     continue
-            if not phrase.negated and self._negated(span.tokens, positions):
+            if negated != (not phrase.negated and self.negated(span.tokens, positions)):
                 continue
             best = Match(phrase, sim, tuple(sorted(positions)))
         return best
@@ -383,7 +385,8 @@ class Matcher:
                 return True
         return False
 
-    def _negated(self, tokens: list[Token], positions: list[int]) -> bool:
+    def negated(self, tokens: Sequence[Token], positions: Sequence[int]) -> bool:
+        """A negation stands before the words at ``positions`` or among them, unmatched ("не дорого")."""
         if not self.norm.negations or not positions:
             return False
         lo, hi = min(positions), max(positions)

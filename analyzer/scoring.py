@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from analyzer.learned import ObjectionModel, objection_model
 from analyzer.matching import Match, Matcher, Phrase, PhraseSet, Span
 from analyzer.metrics import call_metrics
 from analyzer.normalization import Token
@@ -89,6 +90,14 @@ class CompiledScript:
         self.fillers = tuple((f, tuple(m.norm.lemmas(f))) for f in (*script.fillers, *script.stop_words))
         self.question_words = _QUESTION_WORDS.get(script.language, frozenset())
         self.you = _YOU.get(script.language, frozenset())
+        self._model: ObjectionModel | None = None
+
+    @property
+    def model(self) -> ObjectionModel:
+        """The script's learned layer (:func:`analyzer.learned.objection_model`), found once."""
+        if self._model is None:
+            self._model = objection_model(self.script)
+        return self._model
 
 
 _COMPILED: dict[tuple[int, Thresholds], CompiledScript] = {}
@@ -108,9 +117,10 @@ def compile_script(script: Script, *, thresholds: Thresholds = DEFAULT) -> Compi
 class _Call:
     """A transcript prepared for matching: tokens per utterance and spans per speaker."""
 
-    def __init__(self, transcript: Transcript, cs: CompiledScript):
+    def __init__(self, transcript: Transcript, cs: CompiledScript, model: ObjectionModel | None = None):
         self.tr = transcript
         self.cs = cs
+        self.model = model
         norm = cs.matcher.norm
         self.utts = transcript.utterances
         self.tokens: list[list[Token]] = [norm.tokens(u.text) for u in self.utts]
@@ -334,6 +344,7 @@ def _stage_results(call: _Call, *, claimed: set[int] | None = None) -> list[Stag
 _OPEN_QUESTION = Phrase("(open questions to the client)", (), (), False)
 _CLARIFYING = Phrase("(clarifying question)", (), (), False)
 _ANSWER = Phrase("(acknowledged, then answered at length)", (), (), False)
+_LEARNED_ANSWER = Phrase("(an answer, by the learned model)", (), (), False)
 
 
 @dataclass
@@ -342,6 +353,8 @@ class _Raised:
     span: Span
     match: Match
     utterance: int
+    learned: float | None = None
+    """the learned detector's probability, when it found the objection the phrase list did not"""
 
 
 def _detect_objections(call: _Call) -> list[_Raised]:
@@ -351,6 +364,7 @@ def _detect_objections(call: _Call) -> list[_Raised]:
         if u.speaker != "client" or not call.tokens[i]:
             continue
         span = call.single(i)
+        here: dict[str, _Raised] = {}
         for co in call.cs.objections:
             m = call.cs.matcher.best(span, co.client)
             if m is None:
@@ -359,7 +373,10 @@ def _detect_objections(call: _Call) -> list[_Raised]:
                 neg = call.cs.matcher.best(span, co.negative, floor=t.passed)
                 if neg is not None and neg.similarity >= m.similarity:
                     continue
-            raised.append(_Raised(co, span, m, i))
+            here[co.objection.type] = _Raised(co, span, m, i)
+        if call.model is not None and sum(1 for tok in call.tokens[i] if tok.text[:1].isalnum()) >= 2:
+            _learned_objections(call, i, span, here)  # "да", "угу": nothing to learn from
+        raised.extend(sorted(here.values(), key=lambda r: call.cs.objections.index(r.co)))
     # a partial match beside a full match of another objection in the same utterance is the
     # full one's words, not a second objection ("это космос, за такие деньги мы так постоим")
     sure = {r.utterance for r in raised if r.match.similarity >= t.passed}
@@ -379,6 +396,69 @@ def _detect_objections(call: _Call) -> list[_Raised]:
                 continue
         merged.append(r)
     return merged
+
+
+def _learned_objections(call: _Call, i: int, span: Span, here: dict[str, _Raised]) -> None:
+    """What the learned detector finds in client utterance ``i`` beyond the phrase list: an objection
+    type at ``learned_passed`` or above, uncertain from ``learned_uncertain``. A phrase list's full
+    match stands; the explanation names the words that weighed most."""
+    t = call.cs.t
+    assert call.model is not None
+    probabilities = call.model.detect(call.tokens[i])
+    for co in call.cs.objections:
+        p = probabilities.get(co.objection.type, 0.0)
+        found = here.get(co.objection.type)
+        if found is not None and p < t.learned_veto and co.objection.type in probabilities \
+                and call.model.strongest(call.tokens[i], co.objection.type) < t.learned_keep:
+            del here[co.objection.type]  # the words of the list, in a sentence that raises nothing
+            continue
+        if p < t.learned_uncertain or (found is not None and found.match.similarity >= t.passed):
+            continue
+        similarity = t.passed if p >= t.learned_passed else t.uncertain
+        if found is not None and found.match.similarity >= similarity:
+            continue
+        if call.cs.matcher.best(span, co.client, floor=t.passed, negated=True) is not None:
+            continue  # "It isn't too expensive": the list's words of the objection, negated
+        if co.negative is not None and call.cs.matcher.best(span, co.negative, floor=t.passed) is not None:
+            continue  # a look-alike the script names ("это недорого")
+        positions = tuple(call.model.evidence_words(call.tokens[i], co.objection.type))
+        words = " ".join(span.tokens[k].text for k in positions) or co.objection.title
+        here[co.objection.type] = _Raised(co, span, Match(Phrase(words, (), (), False), similarity, positions), i, learned=p)
+
+
+def _learned_handling(call: _Call, raised: _Raised, until: int | None,
+                      verdict: tuple[bool | None, Evidence | None, str | None, Status]) -> tuple[bool | None, Evidence | None, str | None, Status]:
+    """The learned handler's say on the manager's answer (the first two turns after the objection):
+    past ``handled_sure`` it is handled, under ``unhandled_sure`` it is not, whatever the rules found;
+    in between the rules' verdict stands."""
+    t = call.cs.t
+    handled, response, note, status = verdict
+    if call.model is None or call.model.handler is None:
+        return verdict
+    obj_time = call.utts[raised.utterance].end
+    answers: list[int] = []
+    for k in range(raised.utterance + 1, len(call.utts) if until is None else until):
+        u = call.utts[k]
+        if u.speaker != "manager" or not call.tokens[k]:
+            continue
+        if obj_time is not None and u.start is not None and u.start - obj_time > t.handling_seconds:
+            break
+        answers.append(k)
+        if len(answers) >= t.handling_turns:
+            break
+    if not answers:
+        return verdict
+    p = call.model.handled(raised.co.objection.type, [tok for k in answers for tok in call.tokens[k]])
+    if p is None:
+        return verdict
+    if handled is not True and p > t.handled_sure:
+        span = call.single(answers[0])
+        ev = call.evidence(span, Match(_LEARNED_ANSWER, t.passed, tuple(range(len(span.tokens)))))
+        status = _status(Match(_LEARNED_ANSWER, t.passed, ()), ev.confidence, t)
+        return (True if status == "passed" else None), ev, f"answered (learned model: {p:.0%} handled)", status
+    if handled is True and p < t.unhandled_sure:
+        return False, response, f"the answer does not take up the objection (learned model: {p:.0%} handled)", "missed"
+    return verdict
 
 
 def _response(
@@ -453,7 +533,11 @@ def _objection_results(call: _Call) -> list[ObjectionResult]:
         client = call.evidence(raised.span, raised.match)
         detect_status = _status(raised.match, client.confidence, t)
         later = [r.utterance for r in found if r.utterance > raised.utterance]
-        handled, response, note, status = _response(call, raised, until=min(later, default=None))
+        until = min(later, default=None)
+        handled, response, note, status = _learned_handling(call, raised, until, _response(call, raised, until=until))
+        if raised.learned is not None:
+            how = f"found by the learned model ({raised.learned:.0%}) from the words: {raised.match.phrase.text}"
+            note = how + (f"; {note}" if note else "")
         if detect_status == "uncertain":
             status = "uncertain"
             note = "the objection itself is uncertain: a person should listen" + (f"; {note}" if note else "")
@@ -547,11 +631,15 @@ def _score(stages: list[StageResult], objections: list[ObjectionResult], script:
 
 
 def score_transcript(
-    transcript: Transcript, script: Script, *, thresholds: Thresholds = DEFAULT
+    transcript: Transcript, script: Script, *, thresholds: Thresholds = DEFAULT, model: ObjectionModel | None = None
 ) -> CallReport:
-    """Score one transcript against a script. Pure and fast: no audio, no I/O."""
+    """Score one transcript against a script. Pure and fast: no audio, no I/O. ``model``: the learned
+    layer to use (default: the script's own, :func:`analyzer.learned.objection_model`; none when
+    ``thresholds.learned`` is off)."""
     cs = compile_script(script, thresholds=thresholds)
-    call = _Call(transcript, cs)
+    if thresholds.learned and model is None:
+        model = cs.model
+    call = _Call(transcript, cs, model if thresholds.learned else None)
     objections = _objection_results(call)
     # an utterance that answers an objection is handling, not needs discovery
     answered = {o.response.turn for o in objections if o.response is not None}

@@ -139,6 +139,23 @@ class Handling(_Model):
     _clean = field_validator("acknowledge", "clarify", "argue", "give_up")(_phrases)
 
 
+class Example(_Model):
+    """A client utterance a reviewer decided: the objection type it raises, or ``none`` (learned from reviews)."""
+
+    text: str = Field(min_length=1)
+    label: str = Field(description="an objection type of the script, or none")
+    context: str = Field("", description="the manager's turn before it")
+
+
+class ResponseExample(_Model):
+    """A manager's answer to an objection a reviewer decided: handled or not (learned from reviews)."""
+
+    objection_type: str
+    objection: str = ""
+    response: str = Field(min_length=1)
+    handled: bool
+
+
 class Script(_Model):
     id: str
     version: str
@@ -154,6 +171,10 @@ class Script(_Model):
         default_factory=list, description="company, product and domain words passed to the recogniser"
     )
     violation_penalty: float = Field(5, ge=0, le=100)
+    examples: list[Example] = Field(default_factory=list, description="client utterances reviewers decided: "
+                                    "they train the script's objection detector beside its phrasings")
+    responses: list[ResponseExample] = Field(default_factory=list, description="answers to objections reviewers "
+                                             "decided: they train the script's handling model")
 
     @field_validator("version", mode="before")
     @classmethod
@@ -168,6 +189,12 @@ class Script(_Model):
             dupes = sorted({i for i in ids if ids.count(i) > 1})
             if dupes:
                 raise ValueError(f"duplicate {kind}: {', '.join(dupes)}")
+        types = {o.type for o in self.objections}
+        for what, found in (("examples", {e.label for e in self.examples} - types - {"none"}),
+                            ("responses", {r.objection_type for r in self.responses} - types)):
+            if found:
+                raise ValueError(f"{what} name objection types the script does not have: {', '.join(sorted(found))}; "
+                                 f"types: {', '.join(sorted(types)) or 'none'}")
         return self
 
     def stage(self, stage_id: str) -> Stage:

@@ -1,6 +1,7 @@
 """Every tunable number of matching and scoring, in one place.
 
-Tuned on the labelled sample set (``benchmarks/accuracy.py``), never per test. Change them here
+Tuned on the labelled sample set (``benchmarks/accuracy.py``), the learned layer's by
+cross-validation on the training dialogues (``benchmarks/learned.py``), never per test nor on a blind set. Change them here
 and re-run the benchmark; the figures in the README come from these values.
 """
 
@@ -33,6 +34,23 @@ class Thresholds:
     """After an acknowledgement, an answer this long counts as answering the objection."""
     backchannel_words: int = 2
     """Utterances of the other side this short ('да', 'угу') don't split a phrase in two."""
+    learned: bool = True
+    """Use the script's learned models (analyzer/learned.py) beside its phrase lists."""
+    learned_passed: float = 0.6
+    """Probability of an objection type (learned detector) at which an utterance raises it."""
+    learned_uncertain: float = 0.4
+    """...and from which, below ``learned_passed``, it may: uncertain, a person should listen."""
+    learned_veto: float = 0.35
+    """Under this probability of its type, a phrase list's match is no objection: a look-alike the list
+    did not know (0: the learned detector never overrules the list)."""
+    learned_keep: float = 0.9
+    """...unless one of its clauses alone raises it this surely ("Не интересно, до свидания")."""
+    # cross-validated on the training dialogues (benchmarks/learned.py): the handler overrules the rules' "handled" at
+    # 0.6, their "not handled" (a give-up, no answer) only when it is all but sure
+    handled_sure: float = 0.95
+    """Probability (learned handler) above which an answer handles the objection, whatever the rules found."""
+    unhandled_sure: float = 0.6
+    """...and under which it does not."""
 
 
 DEFAULT = Thresholds()

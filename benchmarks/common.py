@@ -16,7 +16,8 @@ HELDOUT = ROOT / "sample_calls" / "heldout"
 FRESH = ROOT / "sample_calls" / "fresh"
 BLIND1 = ROOT / "sample_calls" / "blind1"
 BLIND2 = ROOT / "sample_calls" / "blind2"
-SETS = {"sample": DIALOGUES, "heldout": HELDOUT, "fresh": FRESH, "blind1": BLIND1, "blind2": BLIND2}
+TRAIN = ROOT / "sample_calls" / "train"
+SETS = {"sample": DIALOGUES, "heldout": HELDOUT, "fresh": FRESH, "train": TRAIN, "blind1": BLIND1, "blind2": BLIND2}
 """sample: the set thresholds and phrasings are tuned on; heldout: written apart from the scripts and
 the matcher, never tuned on, to tell how the analyzer does on calls nobody tuned it for; fresh:
 24 more written later by someone who saw only the format and the domain notes, never the scripts,

@@ -1,0 +1,93 @@
+"""The learned layer, cross-validated on the labelled training dialogues (never the blind sets).
+
+    python -m benchmarks.learned [--folds 5] [--set NAME ...] [--learned-passed 0.6] [--json]
+
+The dialogues of the training sets (``analyzer.learned.TRAINING_SETS``) are split into folds by
+dialogue; for each fold the bundled scripts' models are trained on the corpus without that fold's
+dialogues (the utterance and answer banks always in) and the fold's dialogues scored with them,
+text path. Reports the same figures as ``benchmarks/accuracy.py`` for the phrase lists alone and
+with the learned layer, and the threshold settings used; ``--learned-*`` and ``--handled-*``
+override the thresholds, to choose them here and never on a blind set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import time
+from typing import Any
+
+import yaml
+
+from analyzer import Transcript, score_transcript
+from analyzer.learned import TRAINING_SETS, corpus_from_dialogues, train
+from analyzer.scripts import default_script
+from analyzer.thresholds import DEFAULT
+from benchmarks.common import ROOT, Evaluation, load_dialogues, transcript_dict
+
+
+def _banks() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    banks = ROOT / "sample_calls" / "train" / "banks"
+    utterances = [x for f in sorted(banks.glob("utterances_*.yaml")) for x in yaml.safe_load(f.read_text(encoding="utf-8"))]
+    responses = [x for f in sorted(banks.glob("responses_*.yaml")) for x in yaml.safe_load(f.read_text(encoding="utf-8"))]
+    return utterances, responses
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--set", dest="sets", nargs="+", default=list(TRAINING_SETS), choices=list(TRAINING_SETS),
+                    help="score these sets' dialogues (the models always learn from every training set but the fold)")
+    for name in ("learned_passed", "learned_uncertain", "learned_veto", "learned_keep", "handled_sure", "unhandled_sure"):
+        ap.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(DEFAULT, name))
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    started = time.perf_counter()
+    everything = [d for folder in TRAINING_SETS for d in load_dialogues(which={"dialogues": "sample"}.get(folder, folder))]
+    random.Random(args.seed).shuffle(everything)
+    folds = [everything[k :: args.folds] for k in range(args.folds)]
+    scored = {d["id"] for folder in args.sets for d in load_dialogues(which={"dialogues": "sample"}.get(folder, folder))}
+    bank_utterances, bank_responses = _banks()
+    learned = dataclasses.replace(DEFAULT, learned_passed=args.learned_passed, learned_uncertain=args.learned_uncertain,
+                                  learned_veto=args.learned_veto, learned_keep=args.learned_keep, handled_sure=args.handled_sure,
+                                  unhandled_sure=args.unhandled_sure)
+    rules_only = dataclasses.replace(DEFAULT, learned=False)
+    evaluations = {"phrase lists": Evaluation(), "phrase lists + learned": Evaluation()}
+    scripts = {lang: default_script(lang) for lang in ("ru", "en")}
+    for k, fold in enumerate(folds):
+        held = {d["id"] for d in fold}
+        corpus = corpus_from_dialogues([d for d in everything if d["id"] not in held], utterance_banks=bank_utterances,
+                                       response_banks=bank_responses)
+        models = {lang: train(script, corpus) for lang, script in scripts.items()}
+        for d in (d for d in fold if d["id"] in scored):
+            transcript = Transcript.from_dict(transcript_dict(d))
+            script = scripts[d["language"]]
+            evaluations["phrase lists"].add(d, score_transcript(transcript, script, thresholds=rules_only).to_dict())
+            evaluations["phrase lists + learned"].add(
+                d, score_transcript(transcript, script, thresholds=learned, model=models[d["language"]]).to_dict())
+        print(f"fold {k + 1}/{args.folds} done", flush=True)
+    out: dict[str, Any] = {"dialogues": len(scored), "sets": args.sets, "folds": args.folds,
+                           "thresholds": {k: getattr(learned, k) for k in ("learned_passed", "learned_uncertain", "learned_veto",
+                                                                          "learned_keep", "handled_sure", "unhandled_sure")},
+                           "seconds": round(time.perf_counter() - started, 1)}
+    for name, ev in evaluations.items():
+        s = ev.summary()
+        out[name] = {k: s[k] for k in ("stages_all", "objection_detection", "unhandled_objections", "handled_objections",
+                                       "uncertain_share")}
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False))
+        return 0
+    print(f"{out['dialogues']} dialogues of {', '.join(args.sets)}, {args.folds} folds by dialogue, text path; {out['thresholds']}")
+    for name in evaluations:
+        row = out[name]
+        figures = "; ".join(f"{k} F1 {row[k]['f1']:.2f} (P {row[k]['precision']:.2f} R {row[k]['recall']:.2f})"
+                            for k in ("objection_detection", "unhandled_objections"))
+        print(f"  {name:24} {figures}; uncertain {row['uncertain_share']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
