@@ -522,10 +522,15 @@ _lock = threading.Lock()
 
 
 def objection_model(script: Any, *, cache_dir: Path | None = None) -> ObjectionModel:
-    """The model of a script: kept in memory, packaged (bundled scripts), kept in ``cache_dir``, or
-    trained now (a second or two) and kept there."""
+    """The model of a script: kept in memory, packaged (bundled scripts), kept in ``cache_dir``
+    (default: ``learned/`` beside the model cache, ``~/.cache/callqa/learned``), or trained now (a few
+    seconds) and kept there."""
     corpus_ = corpus()
     key = training_key(script, corpus_)
+    if cache_dir is None:
+        from analyzer.settings import get_settings
+
+        cache_dir = get_settings().model_cache_dir.parent / "learned"
     found = _models.get(key)
     if found is not None:
         return found

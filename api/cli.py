@@ -266,6 +266,36 @@ def rescore(
 
 
 @app.command()
+def learn(
+    script: str = typer.Argument(..., help="the script id, e.g. ru_b2b_outbound"),
+    activate: bool = typer.Option(False, help="activate the learned version and re-score the calls with it"),
+) -> None:
+    """Learn a new version of a script from its reviewers' verdicts; show what it would change."""
+    from api.calls.service import rescore as rescore_calls
+    from api.core.errors import ServiceError
+    from api.scripts.learning import learn as learn_version
+    from api.scripts.service import activate_version
+
+    with _session() as (_, session):
+        try:
+            learned = learn_version(session, actor=None, script_id=script)
+        except ServiceError as e:
+            console.print(f"[red]{e.message}[/red]")
+            raise typer.Exit(1) from None
+        result = learned.changes
+        console.print(f"version {learned.version.version}: {learned.examples} examples from {learned.calls} reviewed calls "
+                      f"({', '.join(f'{k} {v}' for k, v in learned.labels.items())})")
+        console.print(f"on {result.rescored} calls it would change {result.changed}")
+        for c in result.changes[:20]:
+            console.print(f"  call {c.call_id}: score {c.score_before} -> {c.score_after}; objections "
+                          f"{', '.join(c.objections_before) or '-'} -> {', '.join(c.objections_after) or '-'}")
+        if activate:
+            activate_version(session, actor=None, script_id=script, version=learned.version.version)
+            applied = rescore_calls(session, actor=None, script_id=script, call_ids=None, dry_run=False)
+            console.print(f"activated; re-scored {applied.rescored} calls, {applied.changed} changed")
+
+
+@app.command()
 def db(action: str = typer.Argument("upgrade", help="upgrade: create or migrate the schema")) -> None:
     """Create or migrate the database schema, seed the bundled scripts and the first administrator."""
     if action != "upgrade":

@@ -286,9 +286,10 @@ def retry(request: Request, session: SessionDep, call_id: PathId, actor: Annotat
 
 @router.post("/calls/rescore", response_model=RescoreResult,
              summary="Re-score stored transcripts against the active script versions, without transcribing",
-             description="`dry_run` shows what would change. Reviewers' verdicts are kept.", responses=errors(404))
+             description="`dry_run` shows what would change. Reviewers' verdicts are kept.", responses=errors(400, 404))
 @slow_lane
 def rescore(session: SessionDep, body: RescoreRequest, actor: Annotated[User, Depends(require(Role.admin, Role.quality_controller, Role.head_of_sales))]) -> RescoreResult:
-    return service.rescore(session, actor=actor, script_id=body.script_id, call_ids=body.call_ids, dry_run=body.dry_run)
+    return service.rescore(session, actor=actor, script_id=body.script_id, call_ids=body.call_ids, dry_run=body.dry_run,
+                           version=body.version)
 
 

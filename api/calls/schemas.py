@@ -166,6 +166,8 @@ class RescoreRequest(BaseModel):
                                   "version; default: each call against its own script id's active version")
     call_ids: list[Id] | None = Field(None, max_length=100_000)
     dry_run: StrictBool = Field(False, description="show what would change without saving")
+    version: str | None = Field(None, min_length=1, max_length=50, description="with script_id and dry_run: what this "
+                                "version (not active yet, e.g. one learned from reviews) would change")
 
 
 class RescoreChange(BaseModel):

@@ -27,7 +27,7 @@ from api.core.audit import audit
 from api.core.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, UnprocessableRecording
 from api.core.storage import RecordingStore, Stored
 from api.models import Call, CallObjection, CallStage, CallStatus, Manager, Recording, ScriptVersion, User, utcnow
-from api.scripts.service import active_version, script_of
+from api.scripts.service import active_version, get_version, script_of
 
 AUDIO_EXTENSIONS = {".wav", ".mp3", ".ogg", ".opus", ".oga", ".flac", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".amr", ".gsm"}
 
@@ -495,7 +495,8 @@ def retry_call(session: Session, *, call_id: int, actor: User) -> Call:
 
 
 def rescore(
-    session: Session, *, actor: User | None, script_id: str | None, call_ids: list[int] | None, dry_run: bool, batch: int = 500
+    session: Session, *, actor: User | None, script_id: str | None, call_ids: list[int] | None, dry_run: bool, batch: int = 500,
+    version: str | None = None,
 ) -> RescoreResult:
     """Score stored transcripts again against the active script versions, without transcribing.
 
@@ -503,8 +504,12 @@ def rescore(
     verdict still wins). Returns what changed: per call, the score and
     the stages and objections whose verdict moved, and per stage how many calls flipped which way.
     With ``script_id`` only the calls in that script's language are scored with it (an English call
-    is never scored against a Russian script).
+    is never scored against a Russian script); with ``version`` too, that version rather than the
+    active one, and only as a dry run (what activating it would change).
     """
+    if version is not None and (script_id is None or not dry_run):
+        raise BadRequest("a version other than the active one is tried as a dry run of its script: give script_id and "
+                         "dry_run", code="version_needs_dry_run")
     # only calls the user may see: another team's call ids are as unknown as missing ones
     query = scope_of(session, actor).calls(
         select(Call.id).where(Call.status == CallStatus.done, Call.transcript.is_not(None)).order_by(Call.id))
@@ -514,7 +519,7 @@ def rescore(
     chosen_ref: ScriptRef | None = None
     chosen_language: str | None = None
     if script_id is not None:
-        v = active_version(session, script_id=script_id)
+        v = get_version(session, script_id=script_id, version=version) if version else active_version(session, script_id=script_id)
         chosen_ref = ScriptRef(id=v.script_id, version=v.version)
         chosen_language = v.language
         # the language column is set once a call is scored; the transcript's decides below otherwise
@@ -532,11 +537,13 @@ def rescore(
                 skipped += 1
                 continue
             key = script_id or call.script_id or f"lang:{transcript.language}"
+            if key not in versions and script_id is not None:
+                versions[key] = v
             if key not in versions:
                 versions[key] = (active_version(session, script_id=script_id or call.script_id)
                                  if (script_id or call.script_id) else active_version(session, language=transcript.language))
-            version = versions[key]
-            script = script_of(version)
+            used = versions[key]
+            script = script_of(used)
             report = score_transcript(transcript, script).to_dict()
             report["source"] = f"call {call.id}"
             before_stages = {s["id"]: s["status"] for s in (call.report or {}).get("stages", [])}
@@ -550,7 +557,7 @@ def rescore(
             for k, (a, b) in moved.items():
                 flips.setdefault(k, {}).setdefault(f"{a}->{b}", 0)
                 flips[k][f"{a}->{b}"] += 1
-            if moved or before_obj != after_obj or before_score != values["score"] or call.script_version != version.version:
+            if moved or before_obj != after_obj or before_score != values["score"] or call.script_version != used.version:
                 changed += 1
                 if len(changes) < 500:
                     changes.append(RescoreChange(call_id=call.id, score_before=before_score, score_after=values["score"],

@@ -7,18 +7,26 @@ is active (it scores new calls and re-scoring).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import csv
+import io
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from api.auth.scope import scope_of
 from api.core.errors import BadRequest, NotFound, ServiceError
+from api.core.exports import safe_cell
+from api.core.openapi import errors
 from api.deps import ANY_ROLE, STAFF, SessionDep, ensure_role, require
 from api.models import Role, ScriptVersion, User
-from api.scripts import service
+from api.scripts import learning, service
 from api.scripts.schemas import (
+    LearnedExample,
+    LearnResult,
     ScriptPublic,
     ScriptSummary,
     ScriptVersionCreate,
@@ -90,7 +98,8 @@ def _public(versions: list[ScriptVersion]) -> ScriptPublic:
 def _version_public(row: ScriptVersion) -> ScriptVersionPublic:
     return ScriptVersionPublic(
         **ScriptVersionSummary.model_validate(row).model_dump(), script_id=row.script_id, body=row.body,
-        script=service.script_of(row).model_dump(mode="json"),
+        # the examples a version learned are pieces of calls: not for everyone who reads the script
+        script=service.script_of(row).model_dump(mode="json", exclude={"examples", "responses"}),
     )
 
 
@@ -150,3 +159,41 @@ def activate_script_version(session: SessionDep, actor: _Activator, script_id: s
     service.get_version(session, script_id=script_id, version=version)
     service.activate_version(session, actor=actor, script_id=script_id, version=version)
     return _public(_script(session, script_id))
+
+
+@router.get("/scripts/{script_id}/examples", response_model=list[LearnedExample],
+            summary="What reviewers decided about this script's objections, as examples to learn from",
+            description="From the latest review of each objection of the calls scored with the script that you may see: "
+            "the client utterance and its type (or none), the manager's answer and whether it handled it. `format=csv` "
+            "downloads them (semicolons, UTF-8 with a BOM, for Excel).",
+            responses={200: {"content": {"text/csv": {}}}, **errors(404)})
+def list_examples(
+    session: SessionDep, user: _Author, script_id: str,
+    format: Annotated[Literal["json", "csv"], Query(description="json, or a CSV download")] = "json",  # noqa: A002
+) -> Any:
+    _script(session, script_id)
+    rows = learning.reviewed_examples(session, script_id=script_id, scope=scope_of(session, user))
+    if format == "json":
+        return rows
+    out = io.StringIO()
+    w = csv.writer(out, delimiter=";")
+    w.writerow(["kind", "label", "handled", "text", "context", "call_id", "review_id"])
+    for r in rows:
+        w.writerow([safe_cell(v) for v in (r["kind"], r["label"], r.get("handled", ""), r["text"], r["context"], r["call_id"],
+                                           r["review_id"])])
+    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{script_id}-examples.csv"'})
+
+
+@router.post("/scripts/{script_id}/learn", response_model=LearnResult, status_code=201, responses=errors(404, 409),
+             summary="Learn a new version from the reviews: stored, not active, with what it would change",
+             description="Every reviewed objection of the calls scored with this script becomes an example (its utterance "
+             "and type, or none; its answer and whether it handled it); a new version (`<version>+learned.N`) is stored "
+             "with them and trained, and a dry-run re-score shows what activating it would change on the calls you may "
+             "see. Activate it with POST /scripts/{id}/versions/{version}/activate. 409 `nothing_to_learn` when there is "
+             "no review, or none since the last learned version.")
+def learn(session: SessionDep, actor: _Author, script_id: str) -> LearnResult:
+    _script(session, script_id)
+    learned = learning.learn(session, actor=actor, script_id=script_id)
+    return LearnResult(script_id=script_id, version=learned.version.version, examples=learned.examples, calls=learned.calls,
+                       labels=learned.labels, changes=learned.changes.model_dump(mode="json"))

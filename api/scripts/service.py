@@ -3,26 +3,37 @@ new versions are validated by the analyzer's own schema; one version per script 
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from analyzer.errors import ScriptValidationError
-from analyzer.scripts import BUNDLED_DIR, DEFAULT_SCRIPTS, Script, parse_script_text
+from analyzer.scripts import BUNDLED_DIR, DEFAULT_SCRIPTS, Example, ResponseExample, Script, parse_script_text
 from api.core.audit import audit
 from api.core.errors import BadRequest, Conflict, NotFound
 from api.models import ScriptVersion, User
 
 
 @lru_cache(maxsize=256)
-def _parse(body: str) -> Script:
-    return parse_script_text(body)
+def _parse(body: str, examples: str | None = None) -> Script:
+    script = parse_script_text(body)
+    if examples:
+        rows = json.loads(examples)
+        script = script.model_copy(update={
+            "examples": [Example(text=e["text"], label=e["label"], context=e.get("context", ""))
+                         for e in rows if e["kind"] == "utterance"],
+            "responses": [ResponseExample(objection_type=e["label"], objection=e.get("context", ""), response=e["text"],
+                                          handled=bool(e["handled"])) for e in rows if e["kind"] == "response"],
+        })
+    return script
 
 
 def script_of(version: ScriptVersion) -> Script:
-    """The analyzer's Script for a stored version (parsed once per body)."""
-    return _parse(version.body)
+    """The analyzer's Script for a stored version, with the examples it learned from reviews (parsed
+    once per body and examples)."""
+    return _parse(version.body, json.dumps(version.examples, ensure_ascii=False, sort_keys=True) if version.examples else None)
 
 
 def seed_builtin_scripts(session: Session) -> int:

@@ -277,6 +277,8 @@ CHANGES: dict[tuple[str, str], Change] = {
         {"deal_id": "K-8", "created_at": "2026-11-02", "status": "won", "amount": 9, "manager": f"Vera {MARK}"}]}}, (200,)),
     ("POST", "/api/v1/scripts"): Change(lambda k: {}, (), company_wide=True),
     ("POST", "/api/v1/scripts/{script_id}/versions/{version}/activate"): Change(lambda k: {}, (), company_wide=True),
+    # a version learned from every team's reviews: the company's script (its dry run is scoped: test_learning.py)
+    ("POST", "/api/v1/scripts/{script_id}/learn"): Change(lambda k: {}, (), company_wide=True),
 }
 
 
