@@ -25,8 +25,10 @@ def score_with_verdicts(
     *,
     stages: dict[str, str] | None = None,
     objections: dict[int, str] | None = None,
+    added: list[tuple[str, str]] | None = None,
 ) -> tuple[float | None, list[dict[str, Any]]]:
-    """The score and its breakdown with ``stages[id]`` and ``objections[position]`` decided by a person."""
+    """The score and its breakdown with ``stages[id]`` and ``objections[position]`` decided by a person,
+    and the objections a person ``added`` that the machine did not find, as ``(type, passed|missed)``."""
     stages = stages or {}
     objections = objections or {}
     stage_rows = []
@@ -45,5 +47,7 @@ def score_with_verdicts(
             continue
         handled = o.get("handled") if status == "uncertain" else status == "passed"
         objection_rows.append(SimpleNamespace(type=o["type"], status=status, handled=handled))
+    for type_, status in added or ():
+        objection_rows.append(SimpleNamespace(type=type_, status=status, handled=status == "passed"))
     score, items = _score(stage_rows, objection_rows, script)  # type: ignore[arg-type]
     return score, [i.to_dict() for i in items]

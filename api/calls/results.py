@@ -7,6 +7,7 @@ when a reviewer changes something.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -32,6 +33,38 @@ def objection_keys(objections: list[dict[str, Any]]) -> list[str]:
         turn = (o.get("client") or {}).get("turn")
         keys.append(f"{o['type']}@{turn}" if isinstance(turn, int) else f"{o['type']}#{seen[o['type']]}")
     return keys
+
+
+OBJECTION_KEY = re.compile(r"^(?P<type>[a-z][a-z0-9_]*)@(?P<turn>\d+)$")
+"""An objection's key: its type and the client's utterance (``price@3``)."""
+
+
+def added_objections(report: dict[str, Any], reviews: dict[tuple[str, str], Review], script: Script | None) -> list[dict[str, Any]]:
+    """Objections a reviewer added where the machine found none (``price@5``: a price objection at the
+    client's utterance 5), as report objections with ``added: true``, in the order of the call.
+    A reviewer's ``not_objection`` on one takes it back."""
+    keys = set(objection_keys(report.get("objections", [])))
+    utterances = report.get("transcript") or []
+    titles = {o.type: o for o in script.objections} if script is not None else {}
+    out = []
+    for (kind, key), review in reviews.items():
+        found = OBJECTION_KEY.match(key)
+        if kind != "objection" or key in keys or found is None or review.human_value not in ("passed", "missed"):
+            continue
+        turn = int(found["turn"])
+        if not 0 <= turn < len(utterances) or utterances[turn].get("speaker") != "client":
+            continue
+        objection = titles.get(found["type"])
+        u = utterances[turn]
+        out.append({
+            "type": found["type"], "title": objection.title if objection else found["type"], "status": review.human_value,
+            "handled": review.human_value == "passed", "key": key, "added": True,
+            "client": {"text": u.get("text", ""), "speaker": "client", "start": u.get("start"), "end": u.get("end"), "turn": turn,
+                       "phrase": None, "similarity": None, "confidence": None},
+            "response": None, "recommended": list(objection.recommended) if objection else [],
+            "note": "added by a reviewer: the machine did not find it",
+        })
+    return sorted(out, key=lambda o: o["client"]["turn"])
 
 
 def latest_reviews(session: Session, call_id: int) -> dict[tuple[str, str], Review]:
@@ -68,10 +101,15 @@ def result_values(session: Session, call_id: int, report: dict[str, Any], script
                 status=status, handled=status == "passed", reviewed=review is not None,
             )
         )
+    added = added_objections(report, reviews, script)
+    for k, o in enumerate(added):
+        session.add(CallObjection(call_id=call_id, position=len(objections) + k, type=o["type"], machine_status="not_found",
+                                  machine_handled=False, status=o["status"], handled=o["handled"], reviewed=True))
     machine = report.get("score")
     score = machine
-    if stage_verdicts or objection_verdicts:
-        score, _ = score_with_verdicts(report, script, stages=stage_verdicts, objections=objection_verdicts)
+    if stage_verdicts or objection_verdicts or added:
+        score, _ = score_with_verdicts(report, script, stages=stage_verdicts, objections=objection_verdicts,
+                                       added=[(o["type"], o["status"]) for o in added])
         score = round(score, 1) if score is not None else None
     if ("score", "score") in reviews:
         score = float(reviews[("score", "score")].human_value)

@@ -127,6 +127,7 @@ class ObjectionVerdict(BaseModel):
     response: dict[str, Any] | None
     recommended: list[str]
     note: str | None = None
+    added: bool = Field(False, description="added by a reviewer where the machine found none (machine_status not_found)")
 
 
 class CallDetail(CallSummary):

@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 from pydantic_core import to_json
 from sqlalchemy import CompoundSelect, Select, bindparam, func, literal_column, or_, select, union_all, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer, joinedload
+from sqlalchemy.orm import Session, defer, joinedload, object_session
 
 from analyzer.audio import probe_audio
 from analyzer.errors import AnalyzerError
@@ -21,7 +21,7 @@ from analyzer.scoring import score_transcript
 from api.auth.scope import Scope, scope_of
 from api.auth.service import manager_by_external_id
 from api.calls.list_index import list_index
-from api.calls.results import objection_keys, result_values
+from api.calls.results import added_objections, latest_reviews, objection_keys, result_values
 from api.calls.schemas import CallMetadata, RescoreChange, RescoreResult, ScriptRef
 from api.core.audit import audit
 from api.core.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, UnprocessableRecording
@@ -395,9 +395,11 @@ def summary(call: Call) -> dict[str, Any]:
 
 
 def detail(call: Call) -> dict[str, Any]:
+    session = object_session(call)
     return _detail(summary(call), call.report, lambda: call.transcript, call.recording_sha256,
                    {s.stage_id: (s.status, s.reviewed) for s in call.stages},
-                   {o.position: (o.status, o.reviewed) for o in call.objections})
+                   {o.position: (o.status, o.reviewed) for o in call.objections},
+                   lambda: _added(session, call.id, call.report or {}, call.script_id, call.script_version))
 
 
 # made once (building them was a fifth of a call detail's time): the columns of a call's summary,
@@ -430,14 +432,28 @@ def call_detail(session: Session, call_id: int, *, scope: Scope) -> dict[str, An
         else:
             objection_rows[position] = (status, reviewed)
     return _detail(_summary_of_row(*columns), report, lambda: connection.execute(_TRANSCRIPT, {"call_id": call_id}).scalar(),
-                   recording_sha256, stage_rows, objection_rows)
+                   recording_sha256, stage_rows, objection_rows,
+                   lambda: _added(session, call_id, report or {}, columns[18], columns[19]))  # the script's id and version
+
+
+def _added(session: Session | None, call_id: int, report: dict[str, Any], script_id: str | None,
+           script_version: str | None) -> list[dict[str, Any]]:
+    """The objections reviewers added to a call (:func:`api.calls.results.added_objections`)."""
+    if session is None:
+        return []
+    try:
+        script = script_of(get_version(session, script_id=script_id, version=script_version)) if script_id and script_version else None
+    except NotFound:
+        script = None
+    return added_objections(report, latest_reviews(session, call_id), script)
 
 
 def _detail(summary_: dict[str, Any], report: dict[str, Any] | None, transcript_of_call: Callable[[], dict[str, Any] | None],
-            recording_sha256: str | None, rows: dict[str, tuple[str, bool]], orows: dict[int, tuple[str, bool]]) -> dict[str, Any]:
+            recording_sha256: str | None, rows: dict[str, tuple[str, bool]], orows: dict[int, tuple[str, bool]],
+            added_of_call: Callable[[], list[dict[str, Any]]] = list) -> dict[str, Any]:
     """The detail of a call from its summary and report, whose stage rows (by stage id) and objection
     rows (by position) are ``(status, reviewed)``; the stored transcript is read only when the report
-    has none."""
+    has none, the objections reviewers added only when there are rows beyond the report's."""
     report = report or {}
     stages = []
     for s in report.get("stages", []):
@@ -452,6 +468,9 @@ def _detail(summary_: dict[str, Any], report: dict[str, Any] | None, transcript_
         handled = o.get("handled") if not (orow and orow[1]) else (status == "passed" if status != "not_objection" else None)
         objections.append({**o, "position": i, "key": keys[i], "machine_status": o["status"], "status": status, "handled": handled,
                            "reviewed": bool(orow and orow[1])})
+    if any(p >= len(objections) for p in orows):
+        for k, o in enumerate(added_of_call()):
+            objections.append({**o, "position": len(keys) + k, "machine_status": "not_found", "reviewed": True})
     transcript = report.get("transcript")
     if transcript is None:
         stored = transcript_of_call()

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from analyzer.verdicts import OBJECTION_VERDICTS, STAGE_VERDICTS
 from api.auth.scope import Scope, scope_of
-from api.calls.results import objection_keys, result_values
+from api.calls.results import OBJECTION_KEY, objection_keys, result_values
 from api.core.audit import audit
 from api.core.errors import BadRequest, Conflict, NotFound
 from api.models import (
@@ -103,9 +103,12 @@ def resolve_item(session: Session, call: Call, *, kind: str, item: str | int | N
         position = _position(item)
         if position is None and isinstance(item, str) and item.strip() in keys:
             position = keys.index(item.strip())
+        elif position is None and isinstance(item, str) and OBJECTION_KEY.match(item.strip()):
+            return _missed_objection(session, call, item.strip())
         elif position is None:
-            raise BadRequest(f"'item' must be an objection's key or its position in the call; objections: {names}",
-                             code="bad_objection_position", details={"objections": valid})
+            raise BadRequest(f"'item' must be an objection's key or its position in the call, or type@utterance for one "
+                             f"the machine missed; objections: {names}", code="bad_objection_position",
+                             details={"objections": valid})
         if not 0 <= position < len(objections):
             raise NotFound(f"call {call.id} has no objection at position {position}; objections: {names}",
                            code="objection_not_found", details={"objections": valid})
@@ -122,6 +125,35 @@ def resolve_item(session: Session, call: Call, *, kind: str, item: str | int | N
         reviewed = session.scalar(select(Review.id).where(Review.call_id == call.id, Review.kind == "score").limit(1))
         return Target("score", "score", None, _score_text(call.machine_score), _score_text(call.score), reviewed is not None)
     raise BadRequest(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}", code="bad_kind")
+
+
+def _missed_objection(session: Session, call: Call, key: str) -> Target:
+    """An objection the machine did not find, which a reviewer adds: ``price@5``, the script's type
+    at the call's utterance 5, which must be the client's."""
+    found = OBJECTION_KEY.match(key)
+    assert found is not None
+    report = call.report or {}
+    utterances = report.get("transcript") or []
+    turn = int(found["turn"])
+    if not 0 <= turn < len(utterances) or utterances[turn].get("speaker") != "client":
+        clients = [i for i, u in enumerate(utterances) if u.get("speaker") == "client"]
+        raise NotFound(f"utterance {turn} of call {call.id} is not the client's; the client's utterances: "
+                       f"{', '.join(map(str, clients)) or 'none'}", code="utterance_not_found", details={"client_utterances": clients})
+    types = [o.type for o in _script_of_call(session, call).objections]
+    if found["type"] not in types:
+        raise NotFound(f"the script has no objection type {found['type']!r}; types: {', '.join(types)}",
+                       code="objection_type_not_found", details={"types": types})
+    latest = session.scalar(select(Review.human_value).where(Review.call_id == call.id, Review.kind == "objection",
+                                                             Review.item == key).order_by(Review.id.desc()).limit(1))
+    return Target("objection", key, found["type"], None, latest, latest is not None)
+
+
+def _script_of_call(session: Session, call: Call) -> Any:
+    try:
+        return script_of(get_version(session, script_id=call.script_id or "", version=call.script_version or ""))
+    except NotFound:
+        raise Conflict(f"call {call.id} was scored with script {call.script_id}@{call.script_version}, which is not "
+                       "stored; re-score the call first (POST /api/v1/calls/rescore)", code="script_version_missing") from None
 
 
 def _position(item: str | int | None) -> int | None:
@@ -166,12 +198,7 @@ def _opposite(target: Target) -> str | None:
 def _recompute(session: Session, call: Call) -> None:
     """The call's verdict rows and effective score from its report and (latest) reviews."""
     assert call.report is not None and call.script_id and call.script_version
-    try:
-        version = get_version(session, script_id=call.script_id, version=call.script_version)
-    except NotFound:
-        raise Conflict(f"call {call.id} was scored with script {call.script_id}@{call.script_version}, which is not "
-                       "stored; re-score the call first (POST /api/v1/calls/rescore)", code="script_version_missing") from None
-    values = result_values(session, call.id, call.report, script_of(version))
+    values = result_values(session, call.id, call.report, _script_of_call(session, call))
     values.pop("duration", None)
     for key, value in values.items():
         setattr(call, key, value)

@@ -6,7 +6,9 @@ scored with the script), so nothing is kept twice:
 
 - an objection confirmed (``passed``: handled, ``missed``: not handled) makes the client's utterance
   an example of its type and the manager's answer (the next two turns) an example of handling or not;
-- ``not_objection`` makes the utterance an example of none: a look-alike.
+- ``not_objection`` makes the utterance an example of none: a look-alike;
+- an objection the machine missed, which the reviewer added (``price@5``), an example of its type
+  and its answer one of handling or not, as a confirmed one.
 
 ``learn`` stores a new version, the active one's YAML with a new version name and these examples
 beside it (``ScriptVersion.examples``: each names its call, so the YAML every user reads holds none
@@ -25,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.auth.scope import Scope
-from api.calls.results import objection_keys
+from api.calls.results import OBJECTION_KEY, objection_keys
 from api.calls.schemas import RescoreResult
 from api.calls.service import rescore
 from api.core.audit import audit
@@ -50,10 +52,14 @@ def reviewed_examples(session: Session, *, script_id: str, scope: Scope) -> list
         report = calls[call_id].report or {}
         objections = report.get("objections", [])
         keys = objection_keys(objections)
-        if key not in keys:
+        added = OBJECTION_KEY.match(key)
+        if key in keys:
+            o = objections[keys.index(key)]
+            turn = (o.get("client") or {}).get("turn")
+        elif added is not None and review.human_value != "not_objection":  # one the machine missed, added by the reviewer
+            o, turn = {"type": added["type"]}, int(added["turn"])
+        else:
             continue  # a re-score moved the objection away: the verdict speaks of nothing now
-        o = objections[keys.index(key)]
-        turn = (o.get("client") or {}).get("turn")
         utterances = report.get("transcript") or []
         if not isinstance(turn, int) or not 0 <= turn < len(utterances):
             continue

@@ -110,3 +110,32 @@ def test_the_command_line_learns_from_the_same_reviews(client, db, people, setti
     assert "version 1.0+learned.1: 1 examples from 1 reviewed calls (none 1)" in shown
     assert "activated" in shown
     assert client.get(f"{API}/scripts/ru_b2b_outbound", headers=people.h("admin")).json()["active_version"] == "1.0+learned.1"
+
+
+def test_a_reviewer_adds_an_objection_the_machine_missed_and_the_script_learns_it(client, db, people):
+    said = "Мы всё через госзакупки берём, по сорок четыре фэ зэ."
+    missed = call_saying(client, db, people, said, 950)
+    later = call_saying(client, db, people, "У нас всё через госзакупки, по сорок четыре фэ зэ, вот так.", 960)
+    score(client, people, [missed, later])
+    qc = people.h("quality_controller")
+    before = client.get(f"{API}/calls/{missed}", headers=qc).json()
+    assert before["objections"] == []
+    utterance = next(i for i, u in enumerate(before["transcript"]) if u["text"] == said)
+    for item, code in ((f"not_decision_maker@{utterance - 1}", "utterance_not_found"), (f"too_pricey@{utterance}", "objection_type_not_found"),
+                       (f"not_decision_maker@{len(before['transcript']) + 5}", "utterance_not_found")):
+        r = client.post(f"{API}/calls/{missed}/reviews", json={"kind": "objection", "item": item, "value": "missed", "comment": ""},
+                        headers=qc)
+        assert r.status_code == 404 and r.json()["error"]["code"] == code, (item, r.text)
+    r = client.post(f"{API}/calls/{missed}/reviews", json={"kind": "objection", "item": f"not_decision_maker@{utterance}",
+                                                            "value": "missed", "comment": "госзакупки: решает комиссия"}, headers=qc)
+    assert r.status_code == 201, r.text
+    assert r.json()["review"]["machine_value"] is None and r.json()["score"] < before["score"]  # an objection left unanswered
+    after = client.get(f"{API}/calls/{missed}", headers=qc).json()
+    assert [(o["type"], o["status"], o["machine_status"], o["added"], o["client"]["text"]) for o in after["objections"]] == [
+        ("not_decision_maker", "missed", "not_found", True, said)]
+    listed = client.get(f"{API}/calls", params={"objection_unhandled": "not_decision_maker"}, headers=qc).json()
+    assert [c["id"] for c in listed["items"]] == [missed]
+
+    learned = client.post(f"{API}/scripts/ru_b2b_outbound/learn", headers=qc).json()
+    assert learned["labels"]["not_decision_maker"] == 1
+    assert [c["objections_after"] for c in learned["changes"]["changes"] if c["call_id"] == later][0][0].startswith("not_decision_maker")
