@@ -141,8 +141,11 @@ def _missed_objection(session: Session, call: Call, key: str) -> Target:
                        f"{', '.join(map(str, clients)) or 'none'}", code="utterance_not_found", details={"client_utterances": clients})
     types = [o.type for o in _script_of_call(session, call).objections]
     if found["type"] not in types:
-        raise NotFound(f"the script has no objection type {found['type']!r}; types: {', '.join(types)}",
-                       code="objection_type_not_found", details={"types": types})
+        # a bad value, not a missing thing: 400 naming what the item may be, as for any other bad item
+        keys = objection_keys(report.get("objections", []))
+        raise BadRequest(f"the script has no objection type {found['type']!r}; types: {', '.join(types)}; the call's "
+                         f"objections: {', '.join(keys) or 'none'}", code="unknown_objection_type",
+                         details={"types": types, "objections": keys})
     latest = session.scalar(select(Review.human_value).where(Review.call_id == call.id, Review.kind == "objection",
                                                              Review.item == key).order_by(Review.id.desc()).limit(1))
     return Target("objection", key, found["type"], None, latest, latest is not None)

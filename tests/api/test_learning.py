@@ -121,11 +121,12 @@ def test_a_reviewer_adds_an_objection_the_machine_missed_and_the_script_learns_i
     before = client.get(f"{API}/calls/{missed}", headers=qc).json()
     assert before["objections"] == []
     utterance = next(i for i, u in enumerate(before["transcript"]) if u["text"] == said)
-    for item, code in ((f"not_decision_maker@{utterance - 1}", "utterance_not_found"), (f"too_pricey@{utterance}", "objection_type_not_found"),
-                       (f"not_decision_maker@{len(before['transcript']) + 5}", "utterance_not_found")):
+    for item, status, code in ((f"not_decision_maker@{utterance - 1}", 404, "utterance_not_found"),
+                               (f"too_pricey@{utterance}", 400, "unknown_objection_type"),
+                               (f"not_decision_maker@{len(before['transcript']) + 5}", 404, "utterance_not_found")):
         r = client.post(f"{API}/calls/{missed}/reviews", json={"kind": "objection", "item": item, "value": "missed", "comment": ""},
                         headers=qc)
-        assert r.status_code == 404 and r.json()["error"]["code"] == code, (item, r.text)
+        assert r.status_code == status and r.json()["error"]["code"] == code, (item, r.text)
     r = client.post(f"{API}/calls/{missed}/reviews", json={"kind": "objection", "item": f"not_decision_maker@{utterance}",
                                                             "value": "missed", "comment": "госзакупки: решает комиссия"}, headers=qc)
     assert r.status_code == 201, r.text
