@@ -1,6 +1,7 @@
 """Mono recordings: split one channel into turns of two speakers.
 
-There is no speaker model on this machine. Sentences are told apart by the pitch of the voice
+Words are told apart by the voice (CAM++ speaker embeddings, :mod:`analyzer.voices`). Without the
+speaker model, or when it hears one voice, sentences are told apart by the pitch of the voice
 (two clusters); when the two voices are too close in pitch, by what is said: script phrasings
 and questions to the other side are the manager's, objections and short answers the client's. Which
 voice is the manager is decided later by the script (the side that says the script), see
@@ -81,11 +82,14 @@ def _sentences(units: list[_Seg]) -> list[list]:
 
 
 def split_mono(
-    units: list[_Seg], x: np.ndarray, language: str, *, content: Callable[[str], float] | None = None
+    units: list[_Seg], x: np.ndarray, language: str, *, content: Callable[[str], float] | None = None,
+    by_voice: bool = True,
 ) -> list[Utterance]:
     """Split one channel into the two speakers' turns.
 
-    Each sentence gets the median pitch of its speech; the sentences are clustered into a lower
+    By the voice first (:mod:`analyzer.voices`): every word goes to the voice its time leans to, and a
+    turn ends where the voice changes, also inside a sentence the recogniser ran together. When
+    there is no speaker model or only one voice is heard, each sentence gets the median pitch of its speech; the sentences are clustered into a lower
     and a higher voice. When the two voices are too close to tell apart, the words decide
     instead: ``content(text)`` > 0 means manager-like (script phrasings, questions to the
     client), < 0 client-like, 0 unknown (then the sentence continues the previous turn).
@@ -93,6 +97,10 @@ def split_mono(
     sentences = _sentences(units)
     if not sentences:
         return [Utterance("manager", u.text, u.start, u.end, u.words, None) for u in units if u.text]
+    if by_voice:
+        by_words = _split_by_voice(sentences, x)
+        if by_words is not None:
+            return by_words
     times, f0, speech = _pitch_track(x)
     pitch = []
     for sent in sentences:
@@ -127,6 +135,45 @@ def split_mono(
             out[-1] = _utterance(speaker, words)
         else:
             out.append(_utterance(speaker, list(sent)))
+    return out
+
+
+_MIN_RUN = 2
+"""Fewer words than this in a row given to the other voice, inside one sentence, stay with the
+sentence's voice (a window straddling a turn change blurs a word or two, not a whole reply)."""
+
+
+def _split_by_voice(sentences: list[list], x: np.ndarray) -> list[Utterance] | None:
+    from analyzer.voices import word_voices
+
+    words = [w for sent in sentences for w in sent]
+    voices = word_voices(x, [(w.start, w.end) for w in words])
+    if voices is None:
+        return None
+    labels = voices.labels.copy()
+    # a run of one word against its neighbours on both sides within a sentence is noise
+    k = 0
+    for sent in sentences:
+        lab = labels[k:k + len(sent)]
+        i = 0
+        while i < len(lab):
+            j = i
+            while j < len(lab) and lab[j] == lab[i]:
+                j += 1
+            if j - i < _MIN_RUN and 0 < i and j < len(lab) and lab[i - 1] == lab[j]:
+                lab[i:j] = lab[j]
+            i = j
+        k += len(sent)
+    roles = ("manager", "client")
+    out: list[Utterance] = []
+    run: list = []
+    for w, lbl in zip(words, labels, strict=True):
+        if run and (lbl != run[-1][1] or w.start - run[-1][0].end >= 1.5):
+            out.append(_utterance(roles[run[0][1]], [r[0] for r in run]))
+            run = []
+        run.append((w, int(lbl)))
+    if run:
+        out.append(_utterance(roles[run[0][1]], [r[0] for r in run]))
     return out
 
 

@@ -39,6 +39,9 @@ class AnalyzerSettings(BaseSettings):
     )
     language: str | None = Field(None, description="language code; detected when not set")
     manager_channel: Literal["left", "right"] = "left"
+    mono_split: Literal["voice", "pitch"] = Field(
+        "voice", description="mono recordings: speakers told apart by voice embeddings (CAM++), or by pitch and words only"
+    )
     script: str | None = Field(None, description="script id or path; default: the language's default")
     scripts_dirs: list[Path] = Field(default_factory=list, description="extra folders of scripts")
     max_duration: float = Field(4 * 3600, gt=0, description="longest recording accepted, seconds")

@@ -115,7 +115,7 @@ class Transcriber:
             warnings += dropped
             from analyzer.roles import split_mono
 
-            mono = split_mono(segs, audio.channel(0), lang, content=role_hint)
+            mono = split_mono(segs, audio.channel(0), lang, content=role_hint, by_voice=self.settings.mono_split == "voice")
             if not mono:
                 warnings.append("no speech found in the recording")
             return Transcript(lang, tuple(mono), audio.duration, True, audio.source, 1, tuple(warnings))

@@ -1,0 +1,73 @@
+"""Mono recordings of two real people: words go to the right speaker by the voice
+(analyzer.voices, CAM++), where pitch alone is a coin toss; the features are Kaldi's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analyzer import Transcriber
+from analyzer.audio import load_audio
+from analyzer.roles import split_mono
+from analyzer.voices import fbank, word_voices
+from benchmarks.mono_real import read_rttm, word_accuracy
+
+VOICES = Path(__file__).parent / "data" / "voices"
+
+
+def test_the_filterbank_is_kaldis():
+    ref = np.load(VOICES / "fbank_reference.npz")
+    ours = fbank(ref["x"])
+    assert ours.shape == ref["fbank"].shape
+    assert np.abs(ours - ref["fbank"]).max() < 1e-3
+
+
+@pytest.fixture(scope="module")
+def clips():
+    transcriber = Transcriber()
+    out = []
+    for f in sorted(VOICES.glob("*.flac")):
+        x = load_audio(f).channel(0)
+        segments, _ = transcriber._channel(x, "en", [], other=None)
+        out.append((x, segments, read_rttm(f.with_suffix(".rttm"))))
+    return out
+
+
+def _accuracy(clips, *, by_voice: bool) -> float:
+    right = total = 0
+    for x, segments, gold in clips:
+        ok, n = word_accuracy(split_mono(segments, x, "en", by_voice=by_voice), gold)
+        right += ok
+        total += n
+    return right / total
+
+
+def test_two_real_voices_on_one_channel_are_told_apart_by_the_voice(clips):
+    by_voice = _accuracy(clips, by_voice=True)
+    by_pitch = _accuracy(clips, by_voice=False)
+    assert by_voice >= 0.85  # 0.87 measured (benchmarks/mono_real.py)
+    assert by_voice > by_pitch + 0.15  # pitch and words alone: 0.61
+
+
+def test_a_turn_ends_where_the_voice_changes_inside_a_sentence(clips):
+    # the recogniser runs the first exchange of sample.flac into one sentence; the voices split it
+    x, segments, gold = next(c for c in clips if any(s == "speaker91" for *_, s in c[2]))
+    utterances = split_mono(segments, x, "en")
+    assert len(utterances) >= 6
+    starts = [u.start for u in utterances[1:]]
+    changes = [a for a, _, s in gold[1:]]
+    near = sum(any(abs(s - c) < 1.0 for c in changes) for s in starts)
+    assert near >= len(starts) // 2
+
+
+@pytest.mark.xfail(strict=True, reason="known limit: on 1.5 s windows one real person's 12-29 s monologue scores as "
+                   "far apart as two people (centre similarity 0.50-0.72 against 0.36-0.72); see analyzer/voices.py")
+def test_one_voice_is_not_split_in_two(clips):
+    # the longest solo stretch of one person in the clips: a single voice
+    x, segments, gold = max(clips, key=lambda c: max(b - a for a, b, _ in c[2]))
+    a, b, who = max(gold, key=lambda g: g[1] - g[0])
+    words = [(w.start, w.end) for s in segments for w in s.words if a <= w.start and w.end <= b]
+    voices = word_voices(x, words)
+    assert voices is None or len(set(voices.labels.tolist())) == 1
