@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Collection
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,7 +21,7 @@ from analyzer.audio import load_audio
 from analyzer.results import CallReport, Transcript
 from analyzer.roles import orient_roles
 from analyzer.scoring import role_hint, score_transcript
-from analyzer.scripts import Script, default_script, load_script
+from analyzer.scripts import Script, default_script, load_script, script_languages
 from analyzer.settings import AnalyzerSettings, get_settings
 from analyzer.thresholds import DEFAULT, Thresholds
 from analyzer.transcription import Transcriber
@@ -55,15 +57,19 @@ class Analyzer:
         language: str | None = None,
         manager_channel: str | None = None,
         script: str | Path | Script | None = None,
+        languages: Collection[str] | None = None,
     ) -> Transcript:
+        """``languages``: those a detected language may be (default: the languages of the script library)."""
         audio = load_audio(source, max_duration=self.settings.max_duration)
         language = language or self.settings.language
         chosen: Script | None = None
         if script is not None or self.settings.script:
             chosen = self.script(script)
             language = language or chosen.language
+        heard: str | None = None
         if language is None:
-            language = self.transcriber.detect_language(audio, manager_channel=manager_channel)
+            candidates = languages if languages is not None else script_languages(self.settings.scripts_dirs)
+            language, heard = self.transcriber.detect_language_among(audio, candidates, manager_channel=manager_channel)
         if chosen is None:
             chosen = self.script(language=language)
         transcript = self.transcriber.transcribe(
@@ -75,6 +81,8 @@ class Analyzer:
         )
         if transcript.roles_inferred:
             transcript = orient_roles(transcript, lambda t: _script_evidence(t, chosen, self.thresholds))
+        if heard:
+            transcript = dataclasses.replace(transcript, warnings=(heard, *transcript.warnings))
         return transcript
 
     def score(self, transcript: Transcript, *, script: str | Path | Script | None = None) -> CallReport:

@@ -374,6 +374,11 @@ def load_script(ref: str | Path, *, extra_dirs: list[Path] | None = None) -> Scr
 DEFAULT_SCRIPTS = {"ru": "ru_b2b_outbound", "en": "en_b2b_outbound"}
 
 
+def script_languages(extra_dirs: list[Path] | None = None) -> set[str]:
+    """The languages a call can be scored in: those with a default script or a script in the library."""
+    return set(DEFAULT_SCRIPTS) | {s.language for s in list_scripts(extra_dirs)}
+
+
 def default_script(language: str, *, extra_dirs: list[Path] | None = None) -> Script:
     ref = DEFAULT_SCRIPTS.get(language)
     if ref is None:

@@ -26,7 +26,7 @@ from api.core.storage import RecordingStore, Stored
 from api.models import Call, CallStatus, Recording
 from api.processing import queue
 from api.processing.queue import Claim
-from api.scripts.service import active_version, script_of
+from api.scripts.service import active_languages, active_version, script_of
 
 if TYPE_CHECKING:
     from analyzer.pipeline import Analyzer
@@ -160,7 +160,9 @@ class CallProcessor:
         with self.db.sessions() as session:
             chosen = active_version(session, language=language) if language else None
             script = script_of(chosen) if chosen else None
-        transcript = self.analyzer.transcribe(path, language=language, manager_channel=channel, script=script)
+            languages = active_languages(session)
+        transcript = self.analyzer.transcribe(path, language=language, manager_channel=channel, script=script,
+                                              languages=languages or None)
         with self.db.sessions() as session:
             if not queue.write(session, c, status=CallStatus.scoring, transcript=transcript.to_dict(words=True)):
                 return

@@ -61,6 +61,11 @@ def seed_builtin_scripts(session: Session) -> int:
     return added
 
 
+def active_languages(session: Session) -> set[str]:
+    """The languages with an active script: what a call's detected language may be."""
+    return set(session.scalars(select(ScriptVersion.language).where(ScriptVersion.active.is_(True)).distinct()))
+
+
 def active_version(session: Session, *, script_id: str | None = None, language: str | None = None) -> ScriptVersion:
     """The active version of a script id, or of the language's default script."""
     query = select(ScriptVersion).where(ScriptVersion.active.is_(True))

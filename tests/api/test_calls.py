@@ -159,3 +159,14 @@ def test_transient_errors_are_retried_then_fail_with_the_reason(client, people, 
     with db.sessions() as s:
         assert [r.outcome for r in s.query(CallRun).filter_by(call_id=call_id).order_by(CallRun.id)] == ["retry", "retry", "failed"]
         assert s.get(Call, call_id).status == CallStatus.failed
+
+
+def test_a_short_russian_call_heard_as_ukrainian_is_scored_in_russian_not_failed(client, people, processor):
+    # a real recorded voice the detector takes for Ukrainian; the department has scripts in Russian and English
+    r = client.post("/api/v1/calls", files=[("files", ("prompt.wav", (DATA / "prompts" / "ru-cannot-complete-as-dialed.wav").read_bytes(),
+                                                                       "audio/wav"))], headers=people.h("quality_controller"))
+    call_id = r.json()["items"][0]["call_id"]
+    assert processor.process_next() == call_id
+    call = client.get(f"/api/v1/calls/{call_id}", headers=people.h("quality_controller")).json()
+    assert call["status"] == "done" and call["script"]["id"] == "ru_b2b_outbound"
+    assert any("heard uk" in w and "transcribed as ru" in w for w in call["warnings"]), call["warnings"]
