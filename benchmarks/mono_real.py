@@ -7,7 +7,8 @@ Each DIR holds recordings (``NAME.wav`` or ``.flac``) of two people with their g
 the NIST format diarization corpora use). Default: ``tests/data/voices`` (real two-person clips,
 see its README). Every file is analysed as a user would (``Analyzer().analyze``, language detected,
 roles inferred), each recognised word is given the gold speaker speaking at its middle (words in
-overlapped speech or outside the gold turns are not counted), and the two labels are matched to
+overlapped speech or outside the gold turns are not counted; "conversations" counts only the
+files where both people speak 5 s or more), and the two labels are matched to
 the two roles the way that agrees best: roles themselves (which voice is the manager) are the
 script's business, measured by ``benchmarks.mono`` on sample calls. ``--telephone`` first narrows
 the audio to 8 kHz, as a telephone line does.
@@ -137,16 +138,22 @@ def main(argv: list[str] | None = None) -> int:
             files = narrowed
         for split in args.split:
             analyzer = Analyzer(get_settings(mono_split=split))
-            right = total = 0
+            right = total = c_right = c_total = 0
             per_file = {}
             for f in files:
+                gold = read_rttm(f.with_suffix(".rttm"))
                 report = analyzer.analyze(f)
-                ok, n = word_accuracy(report.transcript.utterances, read_rttm(f.with_suffix(".rttm")))
-                per_file[f.stem] = round(ok / n, 3) if n else None
+                ok, n = word_accuracy(report.transcript.utterances, gold)
+                per_file[f.stem] = {"accuracy": round(ok / n, 3) if n else None, "words": n}
                 right += ok
                 total += n
+                talk = [sum(b - a for a, b, s in gold if s == who) for who in {s for *_, s in gold}]
+                if min(talk) >= 5.0:  # a conversation, not one person's monologue with an interjection
+                    c_right += ok
+                    c_total += n
             result[split] = {"word_role_accuracy": round(right / total, 3) if total else None, "words": total,
-                             "per_file": per_file}
+                             "conversations_accuracy": round(c_right / c_total, 3) if c_total else None,
+                             "conversations_words": c_total, "per_file": per_file}
     if args.json:
         print(json.dumps(result, indent=1))
     else:

@@ -44,11 +44,21 @@ def _accuracy(clips, *, by_voice: bool) -> float:
     return right / total
 
 
+def _conversations(clips):
+    """The clips where both people speak 5 s or more (trn03 is one person's monologue with a 1 s
+    interjection: the known limit below)."""
+    def talk(gold, who):
+        return sum(b - a for a, b, s in gold if s == who)
+    return [c for c in clips if min(talk(c[2], who) for who in {s for *_, s in c[2]}) >= 5.0]
+
+
 def test_two_real_voices_on_one_channel_are_told_apart_by_the_voice(clips):
-    by_voice = _accuracy(clips, by_voice=True)
-    by_pitch = _accuracy(clips, by_voice=False)
-    assert by_voice >= 0.85  # 0.87 measured (benchmarks/mono_real.py)
-    assert by_voice > by_pitch + 0.15  # pitch and words alone: 0.61
+    conversations = _conversations(clips)
+    assert len(conversations) == 3
+    by_voice = _accuracy(conversations, by_voice=True)
+    by_pitch = _accuracy(conversations, by_voice=False)
+    assert by_voice >= 0.85  # 0.91 measured (benchmarks/mono_real.py; 0.89 narrowed to 8 kHz)
+    assert by_voice > by_pitch + 0.15  # pitch and words alone: 0.56
 
 
 def test_a_turn_ends_where_the_voice_changes_inside_a_sentence(clips):
