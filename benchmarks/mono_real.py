@@ -24,7 +24,6 @@ and shift; the natural clips are the test.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import tempfile
 import wave
@@ -32,7 +31,7 @@ from pathlib import Path
 
 from analyzer import Analyzer
 from analyzer.settings import get_settings
-from benchmarks.common import ROOT
+from benchmarks.common import ROOT, print_figures
 
 DEFAULT = ROOT / "tests" / "data" / "voices"
 
@@ -154,11 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             result[split] = {"word_role_accuracy": round(right / total, 3) if total else None, "words": total,
                              "conversations_accuracy": round(c_right / c_total, 3) if c_total else None,
                              "conversations_words": c_total, "per_file": per_file}
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        for k, v in result.items():
-            print(f"{k:10} {v}")
+    print_figures(result, as_json=args.json)
     return 0
 
 

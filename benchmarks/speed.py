@@ -19,7 +19,6 @@ mode, and the peak resident memory of the process.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 from analyzer import Analyzer, Transcriber, score_transcript
 from analyzer.scripts import default_script
 from analyzer.settings import get_settings
-from benchmarks.common import ROOT, load_dialogues
+from benchmarks.common import ROOT, load_dialogues, print_figures
 
 
 def _machine() -> str:
@@ -174,11 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "rescoring_calls_per_second": round(rescore, 0),
         "peak_memory_mb": round(peak_mb, 0),
     }
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        for k, v in result.items():
-            print(f"{k:34} {v}")
+    print_figures(result, as_json=args.json)
     return 0
 
 
