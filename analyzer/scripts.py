@@ -375,8 +375,16 @@ DEFAULT_SCRIPTS = {"ru": "ru_b2b_outbound", "en": "en_b2b_outbound"}
 
 
 def script_languages(extra_dirs: list[Path] | None = None) -> set[str]:
-    """The languages a call can be scored in: those with a default script or a script in the library."""
-    return set(DEFAULT_SCRIPTS) | {s.language for s in list_scripts(extra_dirs)}
+    """The languages a call can be scored in: those with a default script or a valid script in the
+    library (an invalid file is skipped here: it must not stop every call's language detection)."""
+    languages = set(DEFAULT_SCRIPTS)
+    for d in script_dirs(extra_dirs):
+        for f in sorted(d.glob("*.y*ml")) if d.is_dir() else []:
+            try:
+                languages.add(load_script_file(f).language)
+            except ScriptValidationError:
+                continue
+    return languages
 
 
 def default_script(language: str, *, extra_dirs: list[Path] | None = None) -> Script:

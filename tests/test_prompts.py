@@ -59,3 +59,11 @@ def test_a_short_russian_call_the_detector_hears_as_another_language_is_still_an
     report = analyzer.analyze(PROMPTS / f"{name}.wav")
     assert report.transcript.language == "ru"
     assert said(report) and all(re.fullmatch(r"[а-яё0-9]+", w) for w in said(report)), said(report)
+
+
+def test_a_broken_script_in_the_library_does_not_stop_the_language_detection(tmp_path):
+    from analyzer.settings import get_settings
+
+    (tmp_path / "draft.yaml").write_text("id: draft\nstages: [unfinished\n", encoding="utf-8")
+    report = Analyzer(get_settings(scripts_dirs=[tmp_path])).analyze(PROMPTS / "ru-conf-muted.wav")
+    assert report.transcript.language == "ru" and said(report) == ["ваш", "микрофон", "выключен"]
