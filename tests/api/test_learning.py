@@ -14,7 +14,7 @@ import sys
 from .conftest import PASSWORD
 from .test_filters import API, HELLO, PITCH, score, transcribed_call
 
-LOOK_ALIKES = ["Бюджет есть, вопрос в сроках.", "Бюджет у нас есть, главное успеть к весне.",
+LOOK_ALIKES = ["Бюджет выделен, нас волнуют только сроки.", "Бюджет у нас есть, главное успеть к весне.",
                "С бюджетом проблем нет, вопрос когда привезёте."]
 NEW = "Бюджет есть, вопрос только в сроках."
 ANSWER = {"speaker": "manager", "text": "Отлично, тогда давайте в четверг в десять созвонимся и всё посчитаем."}
@@ -55,7 +55,7 @@ def test_objections_reviewers_reject_stop_being_found_after_learning(client, db,
     assert script["active_version"] == "1.0" and "1.0+learned.1" in script["versions"]
     assert [v["learned_examples"] for v in script["version_details"] if v["version"] == "1.0+learned.1"] == [3]
     version = client.get(f"{API}/scripts/ru_b2b_outbound/versions/1.0+learned.1", headers=people.h("manager")).json()
-    assert "вопрос в сроках" not in version["body"] + str(version["script"])
+    assert "волнуют только сроки" not in version["body"] + str(version["script"])
 
     # nothing new since: nothing to learn
     again = client.post(f"{API}/scripts/ru_b2b_outbound/learn", headers=qc)
