@@ -255,6 +255,17 @@ def _in_position(call: _Call, stage: Stage, span: Span) -> bool:
     return True
 
 
+def _garbled(call: _Call, stage: Stage, t: Thresholds) -> int | None:
+    """The first utterance of the stage's speaker, where the stage belongs, of three or more words
+    the recogniser was unsure of (mean word probability under ``low_confidence``): a stage missed
+    there may have been said on a bad line."""
+    for i, u in enumerate(call.utts):
+        if (u.speaker == stage.speaker and u.confidence is not None and u.confidence < t.low_confidence
+                and len(call.tokens[i]) >= 3 and _in_position(call, stage, call.single(i))):
+            return i
+    return None
+
+
 def _match_stage(call: _Call, cs: _CompiledStage, *, anywhere: bool = False) -> tuple[Span, Match] | None:
     best: tuple[Span, Match] | None = None
     for span in call.spans(cs.stage.speaker):
@@ -311,7 +322,14 @@ def _stage_results(call: _Call, *, claimed: set[int] | None = None) -> list[Stag
             if anywhere is not None and anywhere[1].similarity >= t.passed:
                 at = call.utts[anywhere[0].utterances[0]].start
                 note = "said, but not where the script requires" + (f" (at {at:.0f} s)" if at is not None else "")
-        if status == "missed" and evidence is not None and note is None:
+        garbled = _garbled(call, cs.stage, t) if status == "missed" and note is None else None
+        if garbled is not None:
+            # the stage may have been said and lost to a bad line: a person decides, not the recogniser
+            status = "uncertain"
+            at = call.utts[garbled].start
+            note = ("no phrasing found, but the speech where it belongs was recognised with low confidence"
+                    + (f" (at {at:.0f} s)" if at is not None else "") + ": a person should listen")
+        elif status == "missed" and evidence is not None and note is None:
             note = f"closest phrasing only {evidence.similarity:.0f}% similar"
         elif status == "uncertain" and evidence is not None:
             if evidence.similarity < t.passed:

@@ -66,6 +66,22 @@ def test_low_confidence_words_make_a_verdict_uncertain_not_failed() -> None:
     assert all(i.earned == 0 for i in report.score_breakdown if i.id == "greeting")
 
 
+def test_a_stage_garbled_by_the_recogniser_is_uncertain_not_missed() -> None:
+    # the greeting was said, but the line was bad: Whisper heard nonsense, unsure of every word
+    turns = [{"speaker": "manager", "text": "Брый зень, мея вут Оля, пания Втор", "start": 0.0, "end": 2.5, "confidence": 0.3},
+             {"speaker": "client", "text": "Да, слушаю.", "start": 3.0, "end": 4.0, "confidence": 0.9},
+             {"speaker": "manager", "text": "Мы возим грузы по всей России, быстро и недорого.", "start": 4.5, "end": 8.0,
+              "confidence": 0.9}]
+    report = score_transcript(Transcript.from_dict({"language": "ru", "turns": turns}), default_script("ru"))
+    stages = {s.id: s for s in report.stages}
+    assert stages["greeting"].status == "uncertain"
+    assert "low confidence" in (stages["greeting"].note or "")
+    # the same words heard clearly are a missed greeting
+    turns[0]["confidence"] = 0.9
+    report = score_transcript(Transcript.from_dict({"language": "ru", "turns": turns}), default_script("ru"))
+    assert next(s for s in report.stages if s.id == "greeting").status == "missed"
+
+
 def test_score_is_explained_and_weighted() -> None:
     case = next(c for c in CASES if c["id"] == "ru_word_forms_and_paraphrase")
     report = score_transcript(_transcript(case), default_script("ru"))
