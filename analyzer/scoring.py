@@ -260,8 +260,7 @@ def _garbled(call: _Call, stage: Stage, t: Thresholds) -> int | None:
     the recogniser was unsure of (mean word probability under ``low_confidence``): a stage missed
     there may have been said on a bad line."""
     for i, u in enumerate(call.utts):
-        if (u.speaker == stage.speaker and u.confidence is not None and u.confidence < t.low_confidence
-                and len(call.tokens[i]) >= 3 and _in_position(call, stage, call.single(i))):
+        if u.speaker == stage.speaker and _unsure(call, i, t) and _in_position(call, stage, call.single(i)):
             return i
     return None
 
@@ -363,6 +362,7 @@ _OPEN_QUESTION = Phrase("(open questions to the client)", (), (), False)
 _CLARIFYING = Phrase("(clarifying question)", (), (), False)
 _ANSWER = Phrase("(acknowledged, then answered at length)", (), (), False)
 _LEARNED_ANSWER = Phrase("(an answer, by the learned model)", (), (), False)
+_UNSURE_ANSWER = Phrase("(an answer recognised with low confidence)", (), (), False)
 
 
 @dataclass
@@ -444,15 +444,10 @@ def _learned_objections(call: _Call, i: int, span: Span, here: dict[str, _Raised
         here[co.objection.type] = _Raised(co, span, Match(Phrase(words, (), (), False), similarity, positions), i, learned=p)
 
 
-def _learned_handling(call: _Call, raised: _Raised, until: int | None,
-                      verdict: tuple[bool | None, Evidence | None, str | None, Status]) -> tuple[bool | None, Evidence | None, str | None, Status]:
-    """The learned handler's say on the manager's answer (the first two turns after the objection):
-    past ``handled_sure`` it is handled, under ``unhandled_sure`` it is not, whatever the rules found;
-    in between the rules' verdict stands."""
+def _answers(call: _Call, raised: _Raised, until: int | None) -> list[int]:
+    """The manager's turns that answer an objection: up to ``handling_turns`` of them within
+    ``handling_seconds``, before the client's next objection (``until``)."""
     t = call.cs.t
-    handled, response, note, status = verdict
-    if call.model is None or call.model.handler is None:
-        return verdict
     obj_time = call.utts[raised.utterance].end
     answers: list[int] = []
     for k in range(raised.utterance + 1, len(call.utts) if until is None else until):
@@ -464,6 +459,25 @@ def _learned_handling(call: _Call, raised: _Raised, until: int | None,
         answers.append(k)
         if len(answers) >= t.handling_turns:
             break
+    return answers
+
+
+def _unsure(call: _Call, i: int, t: Thresholds) -> bool:
+    """Three or more words the recogniser was unsure of (mean word probability under ``low_confidence``)."""
+    u = call.utts[i]
+    return u.confidence is not None and u.confidence < t.low_confidence and len(call.tokens[i]) >= 3
+
+
+def _learned_handling(call: _Call, raised: _Raised, until: int | None,
+                      verdict: tuple[bool | None, Evidence | None, str | None, Status]) -> tuple[bool | None, Evidence | None, str | None, Status]:
+    """The learned handler's say on the manager's answer (the first two turns after the objection):
+    past ``handled_sure`` it is handled, under ``unhandled_sure`` it is not, whatever the rules found;
+    in between the rules' verdict stands."""
+    t = call.cs.t
+    handled, response, note, status = verdict
+    if call.model is None or call.model.handler is None:
+        return verdict
+    answers = _answers(call, raised, until)
     if not answers:
         return verdict
     p = call.model.handled(raised.co.objection.type, [tok for k in answers for tok in call.tokens[k]])
@@ -479,6 +493,9 @@ def _learned_handling(call: _Call, raised: _Raised, until: int | None,
     return verdict
 
 
+GAVE_UP = "the manager gave up instead of answering"
+
+
 def _response(
     call: _Call, raised: _Raised, *, until: int | None = None
 ) -> tuple[bool | None, Evidence | None, str | None, Status]:
@@ -491,17 +508,7 @@ def _response(
     """
     t = call.cs.t
     cs = call.cs
-    obj_time = call.utts[raised.utterance].end
-    answers: list[int] = []
-    for k in range(raised.utterance + 1, len(call.utts) if until is None else until):
-        u = call.utts[k]
-        if u.speaker != "manager" or not call.tokens[k]:
-            continue
-        if obj_time is not None and u.start is not None and u.start - obj_time > t.handling_seconds:
-            break
-        answers.append(k)
-        if len(answers) >= t.handling_turns:
-            break
+    answers = _answers(call, raised, until)
     if not answers:
         return False, None, "the manager said nothing after the objection", "missed"
     m = call.cs.matcher
@@ -518,7 +525,7 @@ def _response(
         if quit_ is None and cs.farewell is not None:
             quit_ = m.best(span, cs.farewell, floor=t.passed)  # agreed and said goodbye
         if quit_ is not None:
-            return False, call.evidence(span, quit_), "the manager gave up instead of answering", "missed"
+            return False, call.evidence(span, quit_), GAVE_UP, "missed"
         ack = m.best(span, cs.acknowledge, floor=t.passed)
         acknowledged = acknowledged or ((span, ack) if ack is not None else None)
         if call.is_question(k):
@@ -553,6 +560,12 @@ def _objection_results(call: _Call) -> list[ObjectionResult]:
         later = [r.utterance for r in found if r.utterance > raised.utterance]
         until = min(later, default=None)
         handled, response, note, status = _learned_handling(call, raised, until, _response(call, raised, until=until))
+        if status == "missed" and note != GAVE_UP:
+            garbled = next((k for k in _answers(call, raised, until) if _unsure(call, k, t)), None)
+            if garbled is not None:  # the answer may be there, lost to a bad line: a person decides
+                handled, status = None, "uncertain"
+                response = call.evidence(call.single(garbled), Match(_UNSURE_ANSWER, 0.0, ()))
+                note = "the answer was recognised with low confidence: a person should listen"
         if raised.learned is not None:
             how = f"found by the learned model ({raised.learned:.0%}) from the words: {raised.match.phrase.text}"
             note = how + (f"; {note}" if note else "")

@@ -82,6 +82,20 @@ def test_a_stage_garbled_by_the_recogniser_is_uncertain_not_missed() -> None:
     assert next(s for s in report.stages if s.id == "greeting").status == "missed"
 
 
+def test_an_answer_garbled_by_the_recogniser_leaves_the_objection_uncertain_not_unhandled() -> None:
+    turns = [{"speaker": "manager", "text": "Добрый день! Меня зовут Ольга, компания Вектор.", "start": 0.0, "end": 3.0, "confidence": 0.9},
+             {"speaker": "client", "text": "Это слишком дорого для нас.", "start": 3.5, "end": 5.0, "confidence": 0.9},
+             {"speaker": "manager", "text": "Пони мая вас сра ниваете с кем вот", "start": 5.5, "end": 8.0, "confidence": 0.3}]
+    price = next(o for o in score_transcript(Transcript.from_dict({"language": "ru", "turns": turns}), default_script("ru")).objections
+                 if o.type == "price")
+    assert (price.status, price.handled) == ("uncertain", None)
+    assert "low confidence" in (price.note or "")
+    turns[2]["confidence"] = 0.9  # heard clearly, the same words answer nothing
+    price = next(o for o in score_transcript(Transcript.from_dict({"language": "ru", "turns": turns}), default_script("ru")).objections
+                 if o.type == "price")
+    assert (price.status, price.handled) == ("missed", False)
+
+
 def test_score_is_explained_and_weighted() -> None:
     case = next(c for c in CASES if c["id"] == "ru_word_forms_and_paraphrase")
     report = score_transcript(_transcript(case), default_script("ru"))
