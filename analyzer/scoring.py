@@ -258,7 +258,11 @@ def _in_position(call: _Call, stage: Stage, span: Span) -> bool:
 def _garbled(call: _Call, stage: Stage, t: Thresholds) -> int | None:
     """The first utterance of the stage's speaker, where the stage belongs, of three or more words
     the recogniser was unsure of (mean word probability under ``low_confidence``): a stage missed
-    there may have been said on a bad line."""
+    there may have been said on a bad line. Only a stage with a place (the first seconds or turns,
+    the last part) has such a "there": for one that may come anywhere, any unsure utterance of a
+    long call would do, and on real audio nearly every call has one, so its "missed" stands."""
+    if stage.position is None:
+        return None
     for i, u in enumerate(call.utts):
         if u.speaker == stage.speaker and _unsure(call, i, t) and _in_position(call, stage, call.single(i)):
             return i
