@@ -347,12 +347,17 @@ def script_dirs(extra: list[Path] | None = None) -> list[Path]:
     return [*(extra or []), BUNDLED_DIR]
 
 
-def list_scripts(extra_dirs: list[Path] | None = None) -> list[Script]:
-    """Every valid script in the library folders (invalid files raise)."""
+def list_scripts(extra_dirs: list[Path] | None = None, *, skip_invalid: bool = False) -> list[Script]:
+    """Every valid script in the library folders (invalid files raise, or are left out with ``skip_invalid``)."""
     seen: dict[str, Script] = {}
     for d in script_dirs(extra_dirs):
         for f in sorted(d.glob("*.y*ml")) if d.is_dir() else []:
-            s = load_script_file(f)
+            try:
+                s = load_script_file(f)
+            except ScriptValidationError:
+                if skip_invalid:
+                    continue
+                raise
             seen.setdefault(s.id, s)
     return list(seen.values())
 
@@ -376,15 +381,8 @@ DEFAULT_SCRIPTS = {"ru": "ru_b2b_outbound", "en": "en_b2b_outbound"}
 
 def script_languages(extra_dirs: list[Path] | None = None) -> set[str]:
     """The languages a call can be scored in: those with a default script or a valid script in the
-    library (an invalid file is skipped here: it must not stop every call's language detection)."""
-    languages = set(DEFAULT_SCRIPTS)
-    for d in script_dirs(extra_dirs):
-        for f in sorted(d.glob("*.y*ml")) if d.is_dir() else []:
-            try:
-                languages.add(load_script_file(f).language)
-            except ScriptValidationError:
-                continue
-    return languages
+    library (an invalid file is left out here: it must not stop every call's language detection)."""
+    return set(DEFAULT_SCRIPTS) | {s.language for s in list_scripts(extra_dirs, skip_invalid=True)}
 
 
 def default_script(language: str, *, extra_dirs: list[Path] | None = None) -> Script:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import re
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from rapidfuzz.distance import Levenshtein
 from analyzer import Analyzer
 from analyzer.errors import AnalyzerError
 from analyzer.settings import get_settings
+from benchmarks.common import print_figures
 
 SOUNDS = Path("/usr/share/asterisk/sounds")
 TEXTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         result |= {"words": total, "wer_callqa": round(ours_errors / total, 3), "wer_bare": round(bare_errors / total, 3)}
     else:
         result |= {"bare_words": total, "changed_or_lost_by_callqa": round(lost / total, 3), "added_by_callqa": round(added / total, 3)}
-    print(json.dumps(result, indent=1) if args.json else "  ".join(f"{k} {v}" for k, v in result.items()))
+    print_figures(result, as_json=args.json)
     return 0
 
 
