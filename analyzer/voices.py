@@ -159,6 +159,12 @@ def _speech_windows(spans: Sequence[tuple[float, float]]) -> list[tuple[float, f
     return out
 
 
+def _centres(emb: np.ndarray, labels: np.ndarray, use: np.ndarray) -> np.ndarray:
+    """The unit-length mean of each cluster's windows among ``use``."""
+    centres = np.stack([emb[use & (labels == k)].mean(axis=0) for k in (0, 1)])
+    return centres / np.linalg.norm(centres, axis=1, keepdims=True)
+
+
 def _two_clusters(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Labels and centres of two clusters of unit vectors: k-means (ten seeds), then the centres
     recomputed twice from the windows that lean clearly to one side (the 60% with the widest
@@ -170,8 +176,7 @@ def _two_clusters(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     labels = KMeans(n_clusters=2, n_init=10, random_state=0).fit_predict(emb)
     if (labels == 0).all() or (labels == 1).all():
         return labels, np.stack([emb.mean(axis=0)] * 2)
-    centres = np.stack([emb[labels == k].mean(axis=0) for k in (0, 1)])
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    centres = _centres(emb, labels, np.ones(len(emb), dtype=bool))
     for _ in range(2):
         lean = emb @ centres.T
         margin = np.abs(lean[:, 0] - lean[:, 1])
@@ -179,8 +184,7 @@ def _two_clusters(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         clear = margin >= np.quantile(margin, 0.4)
         if (labels[clear] == 0).all() or (labels[clear] == 1).all():
             break
-        centres = np.stack([emb[clear & (labels == k)].mean(axis=0) for k in (0, 1)])
-        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+        centres = _centres(emb, labels, clear)
     return labels, centres
 
 
