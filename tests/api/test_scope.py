@@ -315,6 +315,9 @@ WEB_CHANGES: dict[tuple[str, str], Any] = {
     ("POST", "/disputes/{dispute_id}/resolve"): {"decision": "accept", "comment": "x"},
     ("POST", "/calls/{call_id}/retry"): {},
     ("POST", "/scripts/{script_id}"): None,  # the script library is the company's
+    ("POST", "/scripts/{script_id}/activate"): None,  # ditto (heads of sales and admins)
+    # learning is company-wide (the API's row); the calls its dry run lists are the learner's own: test_learning.py
+    ("POST", "/scripts/{script_id}/learn"): None,
 }
 
 
