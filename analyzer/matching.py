@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
@@ -80,6 +80,8 @@ class Phrase:
 class PhraseSet:
     phrases: tuple[Phrase, ...]
     by_lemma: dict[str, tuple[int, ...]]
+    weighted: dict[str, tuple[tuple[int, float], ...]] = field(default_factory=dict)
+    """lemma -> (phrasing, the weight of the lemma's words in it relative to the phrasing's total)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +171,14 @@ class Matcher:
             phrases.append(phrase)
             self._vocab.update(lemmas)
         self._choices = None
-        return PhraseSet(tuple(phrases), {k: tuple(v) for k, v in by_lemma.items()})
+        weighted: dict[str, list[tuple[int, float]]] = {}
+        for idx, ph in enumerate(phrases):
+            share: dict[str, float] = {}
+            for w, lem in zip(ph.weights, ph.lemmas, strict=True):
+                share[lem] = share.get(lem, 0.0) + w / ph.total
+            for lem, v in share.items():
+                weighted.setdefault(lem, []).append((idx, v))
+        return PhraseSet(tuple(phrases), {k: tuple(v) for k, v in by_lemma.items()}, {k: tuple(v) for k, v in weighted.items()})
 
     # -- matching ----------------------------------------------------------------------------
     def span(self, utterances: tuple[int, ...], token_lists: Sequence[list[Token]]) -> Span:
@@ -286,23 +295,26 @@ class Matcher:
         the best one the span says with a negation in front ("it isn't too expensive")."""
         floor = self.t.uncertain if floor is None else floor
         hits = self._hits(span)
-        candidates: set[int] = set()
-        for lemma in hits:
-            candidates.update(phrase_set.by_lemma.get(lemma, ()))
+        # the best a phrasing could reach (every word at its best similarity in the span), summed
+        # over the span's words only: most phrasings share a word or two and are dropped here
+        bound: dict[int, float] = {}
+        for lemma, top in span._top.items():
+            for idx, share in phrase_set.weighted.get(lemma, ()):
+                bound[idx] = bound.get(idx, 0.0) + share * top
         best: Match | None = None
-        for idx in candidates:
+        for idx in sorted(bound):
+            if bound[idx] < floor - 1e-9:
+                continue
             m = self._score(span, phrase_set.phrases[idx], hits, floor, negated=negated)
-            if m is not None and (best is None or m.similarity > best.similarity):
+            # of equally similar phrasings the one with more words is the better evidence
+            # ("приветствую вас" over "приветствую"), then the first in the script
+            if m is not None and (best is None or (m.similarity, len(m.positions)) > (best.similarity, len(best.positions))):
                 best = m
         return best
 
     def _score(self, span: Span, phrase: Phrase, hits: dict[str, list[tuple[int, float]]], floor: float, *,
                negated: bool = False) -> Match | None:
-        total = phrase.total
-        best_of = span._top
-        bound = sum(w * best_of.get(lem, 0.0) for w, lem in zip(phrase.weights, phrase.lemmas, strict=True)) / total
-        if bound < floor:
-            return None
+        total = phrase.total  # best() has checked that the phrasing can reach the floor at all
         per_token = [hits.get(lem, ()) for lem in phrase.lemmas]
         k = len(phrase.lemmas)
         width = k + self.t.window_slack + k // 2
