@@ -44,6 +44,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ from analyzer.normalization import Token, get_normalizer
 
 log = logging.getLogger(__name__)
 
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 """Bump when the features or the training change: every kept model is then trained again."""
 NONE = "none"
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -171,27 +172,104 @@ def corpus_from_dialogues(dialogues: Iterable[dict[str, Any]], *, utterance_bank
     return Corpus(tuple(utterances), tuple(responses))
 
 
+def recognised_dialogue(dialogue: dict[str, Any], transcript: dict[str, Any], turn_times: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The labelled ``dialogue`` in the recogniser's words: each utterance of ``transcript`` (the dialogue
+    rendered to audio and transcribed) goes to the labelled turn of its speaker it overlaps most in time
+    (``turn_times``: the renderer's ``{"index", "start", "end"}`` per turn); the utterances of one turn
+    make one turn again, and the labels move with their turns. A turn the recogniser lost is left out
+    with its labels. Training on these teaches the models the words as the recogniser hears them
+    (errors, dropped fillers, other punctuation), which the writers' text never shows."""
+    times = {t["index"]: (float(t["start"]), float(t["end"])) for t in turn_times}
+    labelled = dialogue["turns"]
+    pieces: list[tuple[int, str]] = []  # (labelled turn, recognised text) in the recogniser's order
+    for u in transcript.get("turns") or []:
+        if u.get("start") is None or u.get("end") is None or not str(u.get("text") or "").strip():
+            continue
+        best, overlap = None, 0.0
+        for i, turn in enumerate(labelled):
+            if turn["speaker"] != u["speaker"] or i not in times:
+                continue
+            a, b = times[i]
+            o = min(b, float(u["end"])) - max(a, float(u["start"]))
+            if o > overlap:
+                best, overlap = i, o
+        if best is not None:
+            pieces.append((best, str(u["text"]).strip()))
+    turns: list[dict[str, Any]] = []
+    index: dict[int, int] = {}
+    for i, text in pieces:
+        if turns and index.get(i) == len(turns) - 1:
+            turns[-1]["text"] += " " + text
+            continue
+        if i in index:  # a turn heard again after another one: keep its first place
+            continue
+        index[i] = len(turns)
+        turns.append({"speaker": labelled[i]["speaker"], "text": text})
+    objections = []
+    for o in (dialogue.get("labels") or {}).get("objections") or []:
+        if o["turn"] not in index:
+            continue
+        moved = {**o, "turn": index[o["turn"]]}
+        if o.get("response_turn") is not None:
+            moved["response_turn"] = index.get(o["response_turn"])
+        objections.append(moved)
+    return {**dialogue, "id": f"{dialogue['id']}@recognised", "turns": turns,
+            "labels": {**(dialogue.get("labels") or {}), "objections": objections}}
+
+
 # -- features ----------------------------------------------------------------------------------
+
+
+NUMBER = "#"
+"""What every number becomes in the features: the writers of the training dialogues spell numbers
+as words ("сорок две тысячи", "forty nine quid"), the recogniser writes digits ("42 000", "49
+quid"); the amount itself never says whether it is an objection."""
+_NUMBER_WORDS = frozenset("""
+ноль один два три четыре пять шесть семь восемь девять десять одиннадцать двенадцать тринадцать
+четырнадцать пятнадцать шестнадцать семнадцать восемнадцать девятнадцать двадцать тридцать сорок
+пятьдесят шестьдесят семьдесят восемьдесят девяносто сто двести триста четыреста пятьсот шестьсот
+семьсот восемьсот девятьсот тысяча миллион миллиард полтора полтораста
+zero two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
+seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand
+million billion
+""".split())
+_DIGITS = re.compile(r"^\d+(?:[.,:]\d+)*%?$")
+
+
+def _kept(tokens: Sequence[Token]) -> list[tuple[int, str, str]]:
+    """(position, lemma, text) of the tokens features come from: words and numbers, a run of number
+    words or digits as one :data:`NUMBER`."""
+    out: list[tuple[int, str, str]] = []
+    for i, t in enumerate(tokens):
+        if not any(ch.isalnum() for ch in t.text):
+            continue
+        if _DIGITS.match(t.text) or t.lemma in _NUMBER_WORDS:
+            if out and out[-1][1] == NUMBER:
+                continue
+            out.append((i, NUMBER, NUMBER))
+        else:
+            out.append((i, t.lemma, t.text))
+    return out
 
 
 def features(tokens: Sequence[Token]) -> tuple[list[str], list[str], list[tuple[int, ...]], list[int]]:
     """(word features, character features, the tokens each word feature comes from, the token each
     character feature comes from): lemma unigrams and bigrams; 2-5-letter n-grams of each word padded
-    with spaces (scikit-learn's ``char_wb``)."""
-    kept = [(i, t) for i, t in enumerate(tokens) if any(ch.isalnum() for ch in t.text)]
+    with spaces (scikit-learn's ``char_wb``); numbers as :data:`NUMBER`."""
+    kept = _kept(tokens)
     words: list[str] = []
     word_tokens: list[tuple[int, ...]] = []
-    for n, (i, t) in enumerate(kept):
-        words.append(t.lemma)
+    for n, (i, lemma, _) in enumerate(kept):
+        words.append(lemma)
         word_tokens.append((i,))
         if n + 1 < len(kept):
-            j, u = kept[n + 1]
-            words.append(f"{t.lemma} {u.lemma}")
+            j, next_lemma, _ = kept[n + 1]
+            words.append(f"{lemma} {next_lemma}")
             word_tokens.append((i, j))
     chars: list[str] = []
     char_tokens: list[int] = []
-    for i, t in kept:
-        grams = _char_grams(t.text)
+    for i, _, text in kept:
+        grams = _char_grams(text)
         chars.extend(grams)
         char_tokens.extend([i] * len(grams))
     return words, chars, word_tokens, char_tokens
@@ -267,8 +345,8 @@ class LinearModel:
     def token_probabilities(self, tokens: Sequence[Token], extra_words: Sequence[str] = ()) -> np.ndarray:
         """:meth:`probabilities` of an utterance's tokens, the character n-grams' columns kept per word:
         what scoring calls, many times a call."""
-        kept = [t for t in tokens if any(ch.isalnum() for ch in t.text)]
-        lemmas = [t.lemma for t in kept]
+        kept = _kept(tokens)
+        lemmas = [lemma for _, lemma, _ in kept]
         words = [*lemmas, *(f"{a} {b}" for a, b in zip(lemmas, lemmas[1:], strict=False)), *extra_words]
         word_counts: dict[int, int] = {}
         for g in words:
@@ -276,8 +354,8 @@ class LinearModel:
             if col is not None:
                 word_counts[col] = word_counts.get(col, 0) + 1
         char_counts: dict[int, int] = {}
-        for t in kept:
-            for col in self._char_columns(t.text):
+        for _, _, text in kept:
+            for col in self._char_columns(text):
                 char_counts[col] = char_counts.get(col, 0) + 1
         parts_cols: list[np.ndarray] = []
         parts_vals: list[np.ndarray] = []

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from analyzer import Analyzer, Transcript, score_transcript
 from analyzer.scripts import default_script
-from benchmarks.common import SETS, Evaluation, load_dialogues, transcript_dict
+from benchmarks.common import SETS, Evaluation, load_dialogues, transcript_dict, transcripts_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     analyzer = Analyzer() if args.path == "audio" else None
     cache: Path | None = None
     if analyzer is not None:
-        st = analyzer.settings
-        key = f"{Path(st.model).name}-beam{st.beam_size}-batch{st.batch_size}-{st.vocabulary_hint}-lang-{args.language}"
-        cache = args.transcripts or Path("build/transcripts") / key
+        cache = args.transcripts or transcripts_dir(analyzer.settings, args.language)
         cache.mkdir(parents=True, exist_ok=True)
     for d in dialogues:
         if args.path == "text":

@@ -38,6 +38,17 @@ def load_dialogues(ids: list[str] | None = None, *, which: str = "sample") -> li
     return out
 
 
+def audio_dir(which: str) -> Path:
+    """Where ``make sample-audio`` / ``bench-blind`` / ``sample_calls.learn recognise`` render a set."""
+    return ROOT / "build" / f"{which}_audio"
+
+
+def transcripts_dir(settings: Any, language: str = "detected") -> Path:
+    """Where ``benchmarks.accuracy --path audio`` keeps the transcripts of rendered calls, per recogniser setting."""
+    key = f"{Path(settings.model).name}-beam{settings.beam_size}-batch{settings.batch_size}-{settings.vocabulary_hint}-lang-{language}"
+    return ROOT / "build" / "transcripts" / key
+
+
 def transcript_dict(dialogue: dict[str, Any]) -> dict[str, Any]:
     return {"language": dialogue["language"], "turns": [{"speaker": t["speaker"], "text": t["text"]} for t in dialogue["turns"]]}
 

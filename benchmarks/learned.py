@@ -1,11 +1,14 @@
 """The learned layer, cross-validated on the labelled training dialogues (never the blind sets).
 
-    python -m benchmarks.learned [--folds 5] [--set NAME ...] [--learned-passed 0.6] [--json]
+    python -m benchmarks.learned [--folds 5] [--set NAME ...] [--path text|audio] [--recognised] [--learned-passed 0.6] [--json]
 
 The dialogues of the training sets (``analyzer.learned.TRAINING_SETS``) are split into folds by
 dialogue; for each fold the bundled scripts' models are trained on the corpus without that fold's
-dialogues (the utterance and answer banks always in) and the fold's dialogues scored with them,
-text path. Reports the same figures as ``benchmarks/accuracy.py`` for the phrase lists alone and
+dialogues (the utterance and answer banks always in) and the fold's dialogues scored with them:
+their labelled text (``--path text``) or their rendered audio's transcripts (``--path audio``, kept by
+``benchmarks.accuracy --path audio`` or ``python -m sample_calls.learn recognise``). ``--recognised``
+adds the training part's dialogues in the recogniser's words (:func:`analyzer.learned.recognised_dialogue`)
+to what the models learn from. Reports the same figures as ``benchmarks/accuracy.py`` for the phrase lists alone and
 with the learned layer, and the threshold settings used; ``--learned-*`` and ``--handled-*``
 override the thresholds, to choose them here and never on a blind set.
 """
@@ -22,10 +25,11 @@ from typing import Any
 import yaml
 
 from analyzer import Transcript, score_transcript
-from analyzer.learned import TRAINING_SETS, corpus_from_dialogues, train
+from analyzer.learned import TRAINING_SETS, corpus_from_dialogues, recognised_dialogue, train
 from analyzer.scripts import default_script
+from analyzer.settings import AnalyzerSettings
 from analyzer.thresholds import DEFAULT
-from benchmarks.common import ROOT, Evaluation, load_dialogues, transcript_dict
+from benchmarks.common import ROOT, Evaluation, audio_dir, load_dialogues, transcript_dict, transcripts_dir
 
 
 def _banks() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -33,6 +37,22 @@ def _banks() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     utterances = [x for f in sorted(banks.glob("utterances_*.yaml")) for x in yaml.safe_load(f.read_text(encoding="utf-8"))]
     responses = [x for f in sorted(banks.glob("responses_*.yaml")) for x in yaml.safe_load(f.read_text(encoding="utf-8"))]
     return utterances, responses
+
+
+def _heard(dialogues: list[dict[str, Any]]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """id -> (the transcript of its rendered audio, the dialogue in the recogniser's words), for the
+    dialogues whose audio was rendered and transcribed with the default settings."""
+    folder = transcripts_dir(AnalyzerSettings())
+    out = {}
+    for d in dialogues:
+        stored = folder / f"{d['id']}.json"
+        labels = next((audio_dir(which) / f"{d['id']}.labels.json" for which in ("sample", "heldout", "fresh", "train")
+                       if (audio_dir(which) / f"{d['id']}.labels.json").is_file()), None)
+        if stored.is_file() and labels is not None:
+            transcript = json.loads(stored.read_text(encoding="utf-8"))
+            times = json.loads(labels.read_text(encoding="utf-8"))["turns"]
+            out[d["id"]] = (transcript, recognised_dialogue(d, transcript, times))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,13 +63,24 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("learned_passed", "learned_uncertain", "learned_veto", "learned_keep", "handled_sure", "unhandled_sure"):
         ap.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(DEFAULT, name))
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--path", choices=["text", "audio"], default="text",
+                    help="score the folds' labelled text, or the transcripts of their rendered audio")
+    ap.add_argument("--recognised", action="store_true",
+                    help="also learn from the training part's dialogues as the recogniser heard them")
+    ap.add_argument("--errors", action="store_true", help="list every wrong verdict of the learned layer")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     everything = [d for folder in TRAINING_SETS for d in load_dialogues(which={"dialogues": "sample"}.get(folder, folder))]
+    scored = {d["id"] for folder in args.sets for d in load_dialogues(which={"dialogues": "sample"}.get(folder, folder))}
+    heard = _heard(everything) if args.path == "audio" or args.recognised else {}
+    if args.path == "audio":
+        missing = sorted(scored - set(heard))
+        if missing:
+            print(f"{len(missing)} dialogues have no transcript (e.g. {missing[0]}): python -m sample_calls.learn recognise")
+            return 2
     random.Random(args.seed).shuffle(everything)
     folds = [everything[k :: args.folds] for k in range(args.folds)]
-    scored = {d["id"] for folder in args.sets for d in load_dialogues(which={"dialogues": "sample"}.get(folder, folder))}
     bank_utterances, bank_responses = _banks()
     learned = dataclasses.replace(DEFAULT, learned_passed=args.learned_passed, learned_uncertain=args.learned_uncertain,
                                   learned_veto=args.learned_veto, learned_keep=args.learned_keep, handled_sure=args.handled_sure,
@@ -59,17 +90,20 @@ def main(argv: list[str] | None = None) -> int:
     scripts = {lang: default_script(lang) for lang in ("ru", "en")}
     for k, fold in enumerate(folds):
         held = {d["id"] for d in fold}
-        corpus = corpus_from_dialogues([d for d in everything if d["id"] not in held], utterance_banks=bank_utterances,
-                                       response_banks=bank_responses)
+        learn_from = [d for d in everything if d["id"] not in held]
+        if args.recognised:
+            learn_from += [heard[d["id"]][1] for d in learn_from if d["id"] in heard]
+        corpus = corpus_from_dialogues(learn_from, utterance_banks=bank_utterances, response_banks=bank_responses)
         models = {lang: train(script, corpus) for lang, script in scripts.items()}
         for d in (d for d in fold if d["id"] in scored):
-            transcript = Transcript.from_dict(transcript_dict(d))
+            transcript = Transcript.from_dict(heard[d["id"]][0] if args.path == "audio" else transcript_dict(d))
             script = scripts[d["language"]]
             evaluations["phrase lists"].add(d, score_transcript(transcript, script, thresholds=rules_only).to_dict())
             evaluations["phrase lists + learned"].add(
                 d, score_transcript(transcript, script, thresholds=learned, model=models[d["language"]]).to_dict())
         print(f"fold {k + 1}/{args.folds} done", flush=True)
-    out: dict[str, Any] = {"dialogues": len(scored), "sets": args.sets, "folds": args.folds,
+    out: dict[str, Any] = {"dialogues": len(scored), "sets": args.sets, "folds": args.folds, "path": args.path,
+                           "recognised": args.recognised,
                            "thresholds": {k: getattr(learned, k) for k in ("learned_passed", "learned_uncertain", "learned_veto",
                                                                           "learned_keep", "handled_sure", "unhandled_sure")},
                            "seconds": round(time.perf_counter() - started, 1)}
@@ -77,10 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         s = ev.summary()
         out[name] = {k: s[k] for k in ("stages_all", "objection_detection", "unhandled_objections", "handled_objections",
                                        "uncertain_share")}
+    if args.errors:
+        print("\n".join(evaluations["phrase lists + learned"].errors))
     if args.json:
         print(json.dumps(out, ensure_ascii=False))
         return 0
-    print(f"{out['dialogues']} dialogues of {', '.join(args.sets)}, {args.folds} folds by dialogue, text path; {out['thresholds']}")
+    print(f"{out['dialogues']} dialogues of {', '.join(args.sets)}, {args.folds} folds by dialogue, {args.path} path"
+          f"{', learning from recognised text too' if args.recognised else ''}; {out['thresholds']}")
     for name in evaluations:
         row = out[name]
         figures = "; ".join(f"{k} F1 {row[k]['f1']:.2f} (P {row[k]['precision']:.2f} R {row[k]['recall']:.2f})"

@@ -25,6 +25,7 @@ from analyzer.learned import (
     features,
     fit_linear,
     objection_model,
+    recognised_dialogue,
     training_key,
 )
 from analyzer.normalization import get_normalizer
@@ -74,14 +75,14 @@ def test_arguing_past_an_objection_is_not_handling_it():
 
 def test_what_reviewers_decide_changes_what_the_script_finds():
     base = load_script(BUNDLED_DIR / "ru_b2b_outbound.yaml")
-    said = "Мы всё через госзакупки берём, по сорок четыре фэ зэ."
+    said = "Это надо через Зелёный контур, у нас так заведено."  # a company's word for its procurement portal
     before = report([(M, "Давайте я пришлю вам предложение?"), (C, said)], script=base)
     assert [o.type for o in before.objections] == []
     data = yaml.safe_load((BUNDLED_DIR / "ru_b2b_outbound.yaml").read_text(encoding="utf-8"))
     data["version"] = "1.0-learned"
     data["examples"] = [{"text": t, "label": "not_decision_maker"} for t in (
-        "Мы только по госзакупкам, через конкурс, напрямую никак.", "Закупаем по сорок четыре фэ зэ, решаю не я.",
-        "У нас всё через госзакупки, это комиссия решает.")]
+        "Мы только через Зелёный контур, напрямую никак.", "Закупаем через Зелёный контур, решаю не я.",
+        "У нас всё через Зелёный контур, это комиссия решает.")]
     learned = parse_script(data)
     assert training_key(learned, corpus()) != training_key(base, corpus())
     after = report([(M, "Давайте я пришлю вам предложение?"), (C, said)], script=learned)
@@ -132,3 +133,30 @@ def test_the_bundled_scripts_models_are_packaged():
     for path in sorted(BUNDLED_DIR.glob("*.yaml")):
         script = load_script(path)
         assert (MODELS_DIR / f"{training_key(script, corpus())}.npz").is_file(), "run: python -m sample_calls.learn build"
+
+
+def test_a_dialogue_as_the_recogniser_heard_it_keeps_its_labels_on_the_right_turns():
+    dialogue = {"id": "x", "language": "ru", "turns": [
+        {"speaker": M, "text": "Добрый день, это Ольга, компания Вектор."},
+        {"speaker": C, "text": "Да. Слушайте, это кусается, мы столько не потянем."},
+        {"speaker": M, "text": "Понимаю. А с чем сравниваете?"},
+        {"speaker": C, "text": "Угу."},
+        {"speaker": C, "text": "И вообще, у нас свой поставщик."},
+    ], "labels": {"stages": ["greeting"], "objections": [
+        {"type": "price", "turn": 1, "handled": True, "response_turn": 2},
+        {"type": "have_supplier", "turn": 4, "handled": False}]}}
+    times = [{"index": i, "start": a, "end": b} for i, (a, b) in enumerate([(0, 3), (3.5, 7), (7.5, 9), (9.5, 10), (10.5, 13)])]
+    heard = {"language": "ru", "turns": [
+        {"speaker": M, "start": 0.1, "end": 2.9, "text": "Добрый день, это Ольга, компания Вектор."},
+        {"speaker": C, "start": 3.6, "end": 5.0, "text": "Да, слушайте, это кусается."},  # one turn heard in two
+        {"speaker": C, "start": 5.2, "end": 6.9, "text": "Мы столько не потянем."},
+        {"speaker": M, "start": 7.6, "end": 8.9, "text": "Понимаю, а с чем сравниваете?"},
+        {"speaker": C, "start": 10.6, "end": 12.8, "text": "И вообще у нас свой поставщик."},  # "угу" lost
+    ]}
+    d = recognised_dialogue(dialogue, heard, times)
+    assert [t["text"] for t in d["turns"]] == ["Добрый день, это Ольга, компания Вектор.",
+                                               "Да, слушайте, это кусается. Мы столько не потянем.",
+                                               "Понимаю, а с чем сравниваете?", "И вообще у нас свой поставщик."]
+    assert d["labels"]["objections"] == [{"type": "price", "turn": 1, "handled": True, "response_turn": 2},
+                                         {"type": "have_supplier", "turn": 3, "handled": False}]
+    assert d["labels"]["stages"] == ["greeting"]
