@@ -15,8 +15,8 @@ from .conftest import PASSWORD
 from .test_filters import API, HELLO, PITCH, score, transcribed_call
 
 LOOK_ALIKES = ["Бюджет выделен, нас волнуют только сроки.", "Бюджет у нас есть, главное успеть к весне.",
-               "С бюджетом проблем нет, вопрос когда привезёте."]
-NEW = "Бюджет есть, вопрос только в сроках."
+               "С бюджетом всё решено, вопрос в сроках."]
+NEW = "Бюджет на это выделен, вопрос только когда."
 ANSWER = {"speaker": "manager", "text": "Отлично, тогда давайте в четверг в десять созвонимся и всё посчитаем."}
 
 
@@ -113,9 +113,9 @@ def test_the_command_line_learns_from_the_same_reviews(client, db, people, setti
 
 
 def test_a_reviewer_adds_an_objection_the_machine_missed_and_the_script_learns_it(client, db, people):
-    said = "Мы всё через госзакупки берём, по сорок четыре фэ зэ."
+    said = "Это надо через Зелёный контур, у нас так заведено."  # the client's procurement portal: not theirs to decide
     missed = call_saying(client, db, people, said, 950)
-    later = call_saying(client, db, people, "У нас всё через госзакупки, по сорок четыре фэ зэ, вот так.", 960)
+    later = call_saying(client, db, people, "Всё через Зелёный контур, так у нас заведено, вот.", 960)
     score(client, people, [missed, later])
     qc = people.h("quality_controller")
     before = client.get(f"{API}/calls/{missed}", headers=qc).json()
@@ -128,7 +128,7 @@ def test_a_reviewer_adds_an_objection_the_machine_missed_and_the_script_learns_i
                         headers=qc)
         assert r.status_code == status and r.json()["error"]["code"] == code, (item, r.text)
     r = client.post(f"{API}/calls/{missed}/reviews", json={"kind": "objection", "item": f"not_decision_maker@{utterance}",
-                                                            "value": "missed", "comment": "госзакупки: решает комиссия"}, headers=qc)
+                                                            "value": "missed", "comment": "Зелёный контур: решает комиссия по закупкам"}, headers=qc)
     assert r.status_code == 201, r.text
     assert r.json()["review"]["machine_value"] is None and r.json()["score"] < before["score"]  # an objection left unanswered
     after = client.get(f"{API}/calls/{missed}", headers=qc).json()
