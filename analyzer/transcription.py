@@ -183,7 +183,9 @@ class Transcriber:
         from faster_whisper.vad import VadOptions, get_speech_timestamps
 
         s = self.settings
-        vad = VadOptions(min_silence_duration_ms=400, speech_pad_ms=200, max_speech_duration_s=29.0)
+        # 400 ms of padding, as the mono path: cut closer, a turn's first word is lost ("Понимаю" at the
+        # start of an answer; tests/test_transcription.py); 600 ms gained nothing over 400
+        vad = VadOptions(min_silence_duration_ms=400, speech_pad_ms=400, max_speech_duration_s=29.0)
         pieces: list[tuple[float, float, int, float]] = []  # packed start, packed end, channel, original start
         clips: list[dict[str, float]] = []
         parts: list[np.ndarray] = []

@@ -104,3 +104,19 @@ def test_english_call_language_detected_and_default_script(analyzer, data_dir: P
     assert stages["time_check"] == "passed" and stages["farewell"] == "passed"
     [objection] = report.objections
     assert objection.type == "no_need" and objection.handled is False
+
+
+def test_the_first_word_of_an_answer_is_kept(analyzer, tmp_path: Path) -> None:
+    """The speech of each channel is cut out by voice activity before it is decoded: cut too close,
+    the first word of a turn is lost, and "Понимаю, ..." at the start of an answer is what tells a
+    handled objection from an unhandled one (a labelled call of the fresh set, rendered)."""
+    import yaml
+
+    from sample_calls.render import render_dialogue
+
+    source = Path(__file__).resolve().parents[1] / "sample_calls" / "fresh" / "fr_ru_15_3d_printing_no_questions.yaml"
+    dialogue = yaml.safe_load(source.read_text(encoding="utf-8"))
+    report = analyzer.analyze(render_dialogue(dialogue, tmp_path))
+    price = next(o for o in report.objections if o.type == "price")
+    answer = next(u for u in report.transcript.utterances if u.speaker == "manager" and u.start > price.client.start)
+    assert answer.text.lower().startswith("понимаю"), answer
