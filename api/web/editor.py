@@ -27,7 +27,7 @@ from api.models import Role
 from api.scripts import learning
 from api.scripts import service as scripts
 from api.web.auth import check_csrf
-from api.web.render import PageUser, redirect, render, require_role, t_for
+from api.web.render import PageUser, fmt_version, language, redirect, render, require_role, t_for
 from api.web.yamlpos import field_line, syntax_error_line
 
 router = APIRouter(include_in_schema=False)
@@ -156,7 +156,7 @@ def editor_post(
                                                                               else "", "message": e.message,
                                                                               "line": field_line(body, "version")}]
         return _editor(request, session, user, script_id, body=body, transcript=transcript, errors=errors)
-    return redirect(request, f"/scripts/{row.script_id}?version={quote(row.version)}", flash=t("editor.saved", v=row.version))
+    return redirect(request, f"/scripts/{row.script_id}?version={quote(row.version)}", flash=t("editor.saved", v=fmt_version(row.version, language(request))))
 
 
 @router.post("/scripts/{script_id}/learn")
@@ -173,7 +173,7 @@ def learn_post(request: Request, session: SessionDep, user: PageUser, script_id:
     except ServiceError as e:
         session.rollback()
         done = (e.details or {}).get("version")
-        message = t("learn.nothing_new", v=done) if done else t("learn.nothing_yet")
+        message = t("learn.nothing_new", v=fmt_version(done, language(request))) if done else t("learn.nothing_yet")
         return _editor(request, session, user, script_id, learn_error=message, status=409)
     changes = _changes(learned, learned.version)
     return _editor(request, session, user, script_id, version=learned.version.version, learned=learned, changes=changes)
@@ -188,8 +188,8 @@ def activate_post(request: Request, session: SessionDep, user: PageUser, script_
         scripts.activate_version(session, actor=user, script_id=script_id, version=version)
     except ServiceError:
         session.rollback()
-        return _editor(request, session, user, script_id, learn_error=t_for(request)("learn.no_version", v=version), status=404)
-    return redirect(request, f"/scripts/{script_id}?version={quote(version)}", flash=t_for(request)("learn.activated", v=version))
+        return _editor(request, session, user, script_id, learn_error=t_for(request)("learn.no_version", v=fmt_version(version, language(request))), status=404)
+    return redirect(request, f"/scripts/{script_id}?version={quote(version)}", flash=t_for(request)("learn.activated", v=fmt_version(version, language(request))))
 
 
 @router.get("/scripts/{script_id}/examples.csv")

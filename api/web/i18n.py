@@ -209,6 +209,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "editor.no_lines": ("Нет реплик: начните строки с «manager:» или «client:».",
                         "No utterances: start lines with “manager:” or “client:”."),
     "editor.version_of": ("версия {v}", "version {v}"),
+    "version.learned": ("{base} (обучение {n})", "{base} (learned {n})"),
     "learn.title": ("Обучение на разборах", "Learning from the reviews"),
     "learn.help": ("Каждое возражение, которое контролёр подтвердил, отклонил («не возражение») или добавил, и его "
                    "оценка отработки становятся примером. Новая версия скрипта обучается на них и сохраняется неактивной: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,7 +20,7 @@ from api.core.moments import iso_only
 from api.deps import SessionDep
 from api.models import CallStatus, Role, User
 from api.web.auth import LANG_COOKIE, csrf_for, secure_cookies, session_token, web_user
-from api.web.i18n import LANGUAGES, pick_language, translator
+from api.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, pick_language, translate, translator
 
 HERE = Path(__file__).resolve().parent
 FLASH_COOKIE = "callqa_flash"
@@ -113,7 +114,17 @@ def fmt_dt(value: Any) -> str:
     return "—" if value is None else value.astimezone(DISPLAY_TZ).strftime("%Y-%m-%d %H:%M")
 
 
-env.filters.update(score=fmt_score, share=fmt_share, duration=fmt_duration, dt=fmt_dt, ts=fmt_time)
+_LEARNED = re.compile(r"^(?P<base>.+)\+learned\.(?P<n>\d+)$")
+
+
+def fmt_version(value: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """A script version as a reader sees it: a version learned from the reviews (``1.0+learned.2``,
+    the API's name) in words of the reader's language."""
+    m = _LEARNED.match(value)
+    return value if m is None else translate("version.learned", lang, base=m["base"], n=m["n"])
+
+
+env.filters.update(score=fmt_score, share=fmt_share, duration=fmt_duration, dt=fmt_dt, ts=fmt_time, version=fmt_version)
 
 
 def url_with(request: Request, **params: Any) -> str:
