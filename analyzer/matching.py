@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
@@ -79,9 +79,9 @@ class Phrase:
 @dataclass(frozen=True, slots=True)
 class PhraseSet:
     phrases: tuple[Phrase, ...]
-    by_lemma: dict[str, tuple[int, ...]]
-    weighted: dict[str, tuple[tuple[int, float], ...]] = field(default_factory=dict)
-    """lemma -> (phrasing, the weight of the lemma's words in it relative to the phrasing's total)"""
+    weighted: dict[str, tuple[tuple[int, float], ...]]
+    """lemma -> (phrasing, the weight of the lemma's words in it relative to the phrasing's total):
+    the phrasings a lemma may start a match of, and how far it takes them"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +132,6 @@ class Matcher:
         words count fully ("у нас свой" is not "своими силами"): for objections, where a false
         find costs the manager a verdict."""
         phrases: list[Phrase] = []
-        by_lemma: dict[str, list[int]] = {}
         for text in texts:
             lemmas: list[str] = []
             marked = text
@@ -166,8 +165,6 @@ class Matcher:
                 _PUNCT_INSIDE.search(text.strip()) is not None,
                 len(content) <= 3,
             )
-            for lem in set(lemmas):
-                by_lemma.setdefault(lem, []).append(len(phrases))
             phrases.append(phrase)
             self._vocab.update(lemmas)
         self._choices = None
@@ -178,7 +175,7 @@ class Matcher:
                 share[lem] = share.get(lem, 0.0) + w / ph.total
             for lem, v in share.items():
                 weighted.setdefault(lem, []).append((idx, v))
-        return PhraseSet(tuple(phrases), {k: tuple(v) for k, v in by_lemma.items()}, {k: tuple(v) for k, v in weighted.items()})
+        return PhraseSet(tuple(phrases), {k: tuple(v) for k, v in weighted.items()})
 
     # -- matching ----------------------------------------------------------------------------
     def span(self, utterances: tuple[int, ...], token_lists: Sequence[list[Token]]) -> Span:
