@@ -69,21 +69,15 @@ bench-audio: sample-audio
 	$(BIN)/python -m benchmarks.accuracy --path audio --set fresh --audio-dir build/fresh_audio
 
 # The blind sets (README: never tuned on): rendered once, then text and audio with the language detected.
-.PHONY: bench-blind
-bench-blind: $(STAMP) sysdeps
-	$(BIN)/python -m sample_calls.render sample_calls/blind1/*.yaml --out build/blind1_audio --jobs 2
-	$(BIN)/python -m benchmarks.accuracy --path text --set blind1
-	$(BIN)/python -m benchmarks.accuracy --path audio --set blind1 --audio-dir build/blind1_audio
-	for l in ru en; do $(BIN)/python -m benchmarks.accuracy --path audio --set blind1 --audio-dir build/blind1_audio --only $$l; done
-
-# Blind set 2 (issue 12's final figure): scored once, when the targets are believed met on blind 1
+# bench-blind2 is issue 12's final figure: scored once, when the targets are believed met on blind set 1
 # and the training sets; never tuned on afterwards.
-.PHONY: bench-blind2
-bench-blind2: $(STAMP) sysdeps
-	$(BIN)/python -m sample_calls.render sample_calls/blind2/*.yaml --out build/blind2_audio --jobs 2
-	$(BIN)/python -m benchmarks.accuracy --path text --set blind2
-	$(BIN)/python -m benchmarks.accuracy --path audio --set blind2 --audio-dir build/blind2_audio
-	for l in ru en; do $(BIN)/python -m benchmarks.accuracy --path audio --set blind2 --audio-dir build/blind2_audio --only $$l; done
+.PHONY: bench-blind bench-blind1 bench-blind2
+bench-blind: bench-blind1
+bench-blind1 bench-blind2: bench-%: $(STAMP) sysdeps
+	$(BIN)/python -m sample_calls.render sample_calls/$*/*.yaml --out build/$*_audio --jobs 2
+	$(BIN)/python -m benchmarks.accuracy --path text --set $*
+	$(BIN)/python -m benchmarks.accuracy --path audio --set $* --audio-dir build/$*_audio
+	for l in ru en; do $(BIN)/python -m benchmarks.accuracy --path audio --set $* --audio-dir build/$*_audio --only $$l; done
 
 bench-speed: $(STAMP)
 	$(BIN)/python -m benchmarks.speed
