@@ -22,37 +22,13 @@ import random
 import time
 from typing import Any
 
-import yaml
-
 from analyzer import Transcript, score_transcript
-from analyzer.learned import TRAINING_SETS, corpus_from_dialogues, recognised_dialogue, train
+from analyzer.learned import TRAINING_SETS, corpus_from_dialogues, train
 from analyzer.scripts import default_script
 from analyzer.settings import AnalyzerSettings
 from analyzer.thresholds import DEFAULT
-from benchmarks.common import ROOT, Evaluation, audio_dir, load_dialogues, transcript_dict, transcripts_dir
-
-
-def _banks() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    banks = ROOT / "sample_calls" / "train" / "banks"
-    utterances = [x for f in sorted(banks.glob("utterances_*.yaml")) for x in yaml.safe_load(f.read_text(encoding="utf-8"))]
-    responses = [x for f in sorted(banks.glob("responses_*.yaml")) for x in yaml.safe_load(f.read_text(encoding="utf-8"))]
-    return utterances, responses
-
-
-def _heard(dialogues: list[dict[str, Any]]) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
-    """id -> (the transcript of its rendered audio, the dialogue in the recogniser's words), for the
-    dialogues whose audio was rendered and transcribed with the default settings."""
-    folder = transcripts_dir(AnalyzerSettings())
-    out = {}
-    for d in dialogues:
-        stored = folder / f"{d['id']}.json"
-        labels = next((audio_dir(which) / f"{d['id']}.labels.json" for which in ("sample", "heldout", "fresh", "train")
-                       if (audio_dir(which) / f"{d['id']}.labels.json").is_file()), None)
-        if stored.is_file() and labels is not None:
-            transcript = json.loads(stored.read_text(encoding="utf-8"))
-            times = json.loads(labels.read_text(encoding="utf-8"))["turns"]
-            out[d["id"]] = (transcript, recognised_dialogue(d, transcript, times))
-    return out
+from benchmarks.common import Evaluation, transcript_dict, transcripts_dir
+from sample_calls import learn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,9 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     started = time.perf_counter()
-    everything = [d for folder in TRAINING_SETS for d in load_dialogues(which={"dialogues": "sample"}.get(folder, folder))]
-    scored = {d["id"] for folder in args.sets for d in load_dialogues(which={"dialogues": "sample"}.get(folder, folder))}
-    heard = _heard(everything) if args.path == "audio" or args.recognised else {}
+    sets = learn.training_dialogues()
+    everything = [d for _, d in sets]
+    scored = {d["id"] for folder, d in sets if folder in args.sets}
+    transcripts = transcripts_dir(AnalyzerSettings())
+    heard = {d["id"]: found for folder, d in sets if (found := learn.heard(folder, d, transcripts)) is not None} \
+        if args.path == "audio" or args.recognised else {}
     if args.path == "audio":
         missing = sorted(scored - set(heard))
         if missing:
@@ -81,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     random.Random(args.seed).shuffle(everything)
     folds = [everything[k :: args.folds] for k in range(args.folds)]
-    bank_utterances, bank_responses = _banks()
+    bank_utterances, bank_responses = learn.banks()
     learned = dataclasses.replace(DEFAULT, learned_passed=args.learned_passed, learned_uncertain=args.learned_uncertain,
                                   learned_veto=args.learned_veto, learned_keep=args.learned_keep, handled_sure=args.handled_sure,
                                   unhandled_sure=args.unhandled_sure)

@@ -34,11 +34,30 @@ def training_dialogues() -> list[tuple[str, dict]]:
             for f in sorted((HERE / folder).glob("*.yaml"))]
 
 
+def _audio(folder: str, dialogue: dict) -> Path:
+    """Where a training dialogue's rendered audio is kept (``build/<set>_audio``, as ``make sample-audio``)."""
+    from benchmarks.common import audio_dir
+
+    return audio_dir("sample" if folder == "dialogues" else folder) / f"{dialogue['id']}.wav"
+
+
+def heard(folder: str, dialogue: dict, transcripts: Path) -> tuple[dict, dict] | None:
+    """(the transcript of a training dialogue's rendered audio, the dialogue in the recogniser's
+    words), when both its audio's labels and its transcript are kept; else None."""
+    labels = _audio(folder, dialogue).with_suffix(".labels.json")
+    stored = transcripts / f"{dialogue['id']}.json"
+    if not (labels.is_file() and stored.is_file()):
+        return None
+    transcript = json.loads(stored.read_text(encoding="utf-8"))
+    times = json.loads(labels.read_text(encoding="utf-8"))["turns"]
+    return transcript, learned.recognised_dialogue(dialogue, transcript, times)
+
+
 def recognise() -> list[dict]:
     """Every training dialogue rendered (kept under build/<set>_audio), transcribed with the default
     settings (kept where ``benchmarks.accuracy --path audio`` keeps them) and relabelled."""
     from analyzer import Analyzer
-    from benchmarks.common import audio_dir, transcripts_dir
+    from benchmarks.common import transcripts_dir
     from sample_calls.render import render_dialogue
 
     analyzer = Analyzer()
@@ -46,18 +65,24 @@ def recognise() -> list[dict]:
     cache.mkdir(parents=True, exist_ok=True)
     out = []
     for folder, d in training_dialogues():
-        where = audio_dir("sample" if folder == "dialogues" else folder)
-        wav = where / f"{d['id']}.wav"
+        wav = _audio(folder, d)
         if not wav.is_file() or not wav.with_suffix(".labels.json").is_file():
-            render_dialogue(d, where)
+            render_dialogue(d, wav.parent)
         stored = cache / f"{d['id']}.json"
         if not stored.is_file():
             stored.write_text(json.dumps(analyzer.transcribe(wav).to_dict(), ensure_ascii=False), encoding="utf-8")
-        transcript = json.loads(stored.read_text(encoding="utf-8"))
-        times = json.loads(wav.with_suffix(".labels.json").read_text(encoding="utf-8"))["turns"]
-        out.append(learned.recognised_dialogue(d, transcript, times))
+        found = heard(folder, d, cache)
+        assert found is not None
+        out.append(found[1])
         print(f"{d['id']}: {len(out[-1]['turns'])} of {len(d['turns'])} turns heard", flush=True)
     return out
+
+
+def banks() -> tuple[list[dict], list[dict]]:
+    """The training banks' utterances and answers (``train/banks/utterances_*.yaml``, ``responses_*.yaml``)."""
+    folder = HERE / "train" / "banks"
+    return tuple([x for f in sorted(folder.glob(f"{kind}_*.yaml")) for x in yaml.safe_load(f.read_text(encoding="utf-8"))]
+                 for kind in ("utterances", "responses"))  # type: ignore[return-value]
 
 
 def build_corpus() -> learned.Corpus:
@@ -65,12 +90,8 @@ def build_corpus() -> learned.Corpus:
     if RECOGNISED_FILE.is_file():
         with gzip.open(RECOGNISED_FILE, "rt", encoding="utf-8") as f:
             dialogues += json.load(f)
-    banks = HERE / "train" / "banks"
-    return learned.corpus_from_dialogues(
-        dialogues,
-        utterance_banks=[x for f in sorted(banks.glob("utterances_*.yaml")) for x in yaml.safe_load(f.read_text(encoding="utf-8"))],
-        response_banks=[x for f in sorted(banks.glob("responses_*.yaml")) for x in yaml.safe_load(f.read_text(encoding="utf-8"))],
-    )
+    utterances, responses = banks()
+    return learned.corpus_from_dialogues(dialogues, utterance_banks=utterances, response_banks=responses)
 
 
 def main(argv: list[str] | None = None) -> int:
