@@ -217,16 +217,17 @@ STRINGS: dict[str, tuple[str, str]] = {
                    "Every objection a reviewer confirmed, rejected (“not an objection”) or added, and the verdict on its "
                    "handling, becomes an example. A new version learns from them and is stored inactive: first you see "
                    "what it would change on the stored calls."),
-    "learn.counts": ("Примеров: {n} из {calls} звонков.", "Examples: {n} from {calls} calls."),
+    "learn.counts": ("Примеров: {n}, звонков: {calls}.", "Examples: {n}, calls: {calls}."),
     "learn.none": ("Разобранных возражений пока нет.", "No reviewed objections yet."),
     "learn.answers": ("ответы менеджера: отработано {ok}, не отработано {bad}",
                       "manager's answers: handled {ok}, not handled {bad}"),
     "learn.download": ("Скачать примеры (CSV)", "Download the examples (CSV)"),
     "learn.button": ("Обучить новую версию", "Learn a new version"),
-    "learn.done": ("Версия {v} обучена на {n} примерах из {calls} звонков и сохранена неактивной.",
-                   "Version {v} learned from {n} examples of {calls} calls; stored, not active."),
-    "learn.would_change": ("Если сделать её активной, изменятся оценки {n} из {total} звонков:",
-                           "Made active, it would change the verdicts of {n} of {total} calls:"),
+    # counts stand after a colon, with no noun to agree with them: "из 1 звонков" is wrong Russian
+    "learn.done": ("Версия {v} обучена (примеров: {n}, звонков: {calls}) и сохранена неактивной.",
+                   "Version {v} learned (examples: {n}, calls: {calls}); stored, not active."),
+    "learn.would_change": ("Если сделать её активной, изменятся оценки звонков: {n} из {total}.",
+                           "Made active, it would change the verdicts of calls: {n} of {total}."),
     "learn.no_change": ("В сохранённых звонках она ничего не изменит.", "It changes nothing on the stored calls."),
     "learn.col.score": ("Оценка", "Score"),
     "learn.col.stages": ("Этапы", "Stages"),

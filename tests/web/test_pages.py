@@ -317,7 +317,7 @@ def test_a_reviewed_objection_teaches_the_script_and_the_head_sees_the_change_be
     # the controller sees what the reviews would teach, in words, and downloads them for Excel
     qc = pages.signed_in("quality_controller", f"/scripts/{script_id}")
     counts = qc.locator("#learn-counts").inner_text()
-    assert "Примеров: 2 из 1 звонков" in counts and f"{objection['title']}: 1" in counts and "отработано 1" in counts
+    assert "Примеров: 2, звонков: 1." in counts  # no "из 1 звонков": counts without a noun to agree and f"{objection['title']}: 1" in counts and "отработано 1" in counts
     download = qc.request.get(pages.url(f"/scripts/{script_id}/examples.csv"))
     assert download.status == 200 and download.body().startswith("\ufeff".encode())
     rows = [line.split(";") for line in download.body().decode("utf-8-sig").splitlines()]
@@ -334,8 +334,8 @@ def test_a_reviewed_objection_teaches_the_script_and_the_head_sees_the_change_be
     head.click("#learn-button")
     result = head.locator("#learn-result").inner_text()
     learned, label = f"{before}+learned.1", f"{before} (обучение 1)"  # the API's name; the page's words
-    assert f"Версия {label} обучена на 2 примерах из 1 звонков и сохранена неактивной." in result
-    assert "изменятся оценки" in result or "ничего не изменит" in result
+    assert f"Версия {label} обучена (примеров: 2, звонков: 1) и сохранена неактивной." in result
+    assert "изменятся оценки звонков" in result or "ничего не изменит" in result
     assert site.api("head_of_sales").get(f"/api/v1/scripts/{script_id}").json()["active_version"] == before
     pages.expected.append("status of 409")
     head.click("#learn-button")  # nothing new since
