@@ -158,7 +158,8 @@ def test_review_flow_with_the_keyboard_alone(pages, site, wait_until):
     page.keyboard.press("ArrowUp" if was == "missed" else "ArrowDown")
     page.keyboard.press("Tab")
     page.keyboard.type("переслушала этап")
-    page.keyboard.press("Enter")
+    with page.expect_navigation():  # the page before it may show a flash too: wait for the new one
+        page.keyboard.press("Enter")
     page.wait_for_selector(".flash")
     assert focused()["id"] == f"stage-{missed['id']}"
     words = {"passed": "выполнен", "missed": "пропущен"}
@@ -175,7 +176,8 @@ def test_review_flow_with_the_keyboard_alone(pages, site, wait_until):
     page.keyboard.press("Tab")
     assert focused()["id"] == "c-score"
     page.keyboard.type("оценка по итогам прослушивания")
-    page.keyboard.press("Enter")
+    with page.expect_navigation():  # the page before it may show a flash too: wait for the new one
+        page.keyboard.press("Enter")
     page.wait_for_selector(".flash")
     assert focused()["id"] == "score"  # the focus comes back to what was changed
     assert page.locator(".score-big").inner_text() == "64"
