@@ -100,6 +100,49 @@ def writer(folder: str, dialogue_id: str) -> str:
     return "train-3" if number <= (84 if english else 166) else "train-4"
 
 
+STAGES = frozenset({"greeting", "introduction", "time_check", "needs_discovery", "presentation", "next_step", "farewell"})
+OBJECTIONS = frozenset({"price", "think_it_over", "no_time", "have_supplier", "send_offer", "no_need", "not_decision_maker",
+                        "no_budget"})
+
+
+def problems(dialogue: dict, name: str) -> list[str]:
+    """What is wrong with a labelled dialogue against FORMAT.md (a label on the wrong turn teaches the
+    models the wrong words): its id, speakers, stage ids, and each objection's type and turns."""
+    out = []
+    if dialogue.get("id") != name:
+        out.append(f"{name}: id {dialogue.get('id')!r} is not the file's name")
+    if dialogue.get("language") not in ("ru", "en"):
+        out.append(f"{name}: language {dialogue.get('language')!r}")
+    turns = dialogue.get("turns") or []
+    speakers = [t.get("speaker") for t in turns]
+    if not turns or set(speakers) - {"manager", "client"} or not all(str(t.get("text") or "").strip() for t in turns):
+        out.append(f"{name}: every turn needs a speaker (manager or client) and a text")
+    labels = dialogue.get("labels") or {}
+    out += [f"{name}: unknown stage {s!r}" for s in labels.get("stages") or [] if s not in STAGES]
+    for o in labels.get("objections") or []:
+        turn, answer = o.get("turn"), o.get("response_turn")
+        if o.get("type") not in OBJECTIONS:
+            out.append(f"{name}: unknown objection type {o.get('type')!r}")
+        if not isinstance(turn, int) or not 0 <= turn < len(turns) or speakers[turn] != "client":
+            out.append(f"{name}: objection {o.get('type')} at turn {turn}, which is not a client turn")
+        if not isinstance(o.get("handled"), bool):
+            out.append(f"{name}: objection {o.get('type')} at turn {turn} needs handled: true or false")
+        if answer is not None and (not isinstance(answer, int) or not isinstance(turn, int) or not turn < answer < len(turns)
+                                   or speakers[answer] != "manager"):
+            out.append(f"{name}: objection {o.get('type')} answered at turn {answer}, not a manager turn after it")
+    return out
+
+
+def bank_problems() -> list[str]:
+    """What is wrong with the banks' entries: a language, a known type (or none), the texts."""
+    utterances, responses = banks()
+    out = [f"utterance {u!r}" for u in utterances if u.get("language") not in ("ru", "en")
+           or u.get("type") not in OBJECTIONS | {"none"} or not str(u.get("text") or "").strip()]
+    out += [f"answer {r!r}" for r in responses if r.get("language") not in ("ru", "en") or r.get("type") not in OBJECTIONS
+            or not isinstance(r.get("handled"), bool) or not str(r.get("response") or "").strip()]
+    return out
+
+
 def banks(without: str | Iterable[str] | None = None) -> tuple[list[dict], list[dict]]:
     """The training banks' utterances and answers (``train/banks/utterances_*.yaml``, ``responses_*.yaml``),
     leaving out the banks of the batches of writers ``without``."""
