@@ -58,7 +58,7 @@ from analyzer.normalization import Token, get_normalizer
 
 log = logging.getLogger(__name__)
 
-FEATURES_VERSION = 3
+FEATURES_VERSION = 4
 """Bump when the features or the training change: every kept model is then trained again."""
 NONE = "none"
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -451,6 +451,9 @@ class ObjectionModel:
     detector: LinearModel | None
     handler: LinearModel | None
     key: str
+    support: dict[str, int] = field(default_factory=dict)
+    """How many examples taught the detector each label: a company's own objection type with one
+    phrasing is a type the model has barely seen, and must not overrule the phrase list on it."""
 
     def detect(self, tokens: Sequence[Token]) -> dict[str, float]:
         """The probability of each objection type the script knows (and of ``none``) for one utterance."""
@@ -502,7 +505,8 @@ class ObjectionModel:
         return float(p[self.handler.classes.index("True")])
 
     def to_bytes(self) -> bytes:
-        arrays: dict[str, np.ndarray] = {"meta": np.array([json.dumps({"language": self.language, "key": self.key})])}
+        arrays: dict[str, np.ndarray] = {"meta": np.array([json.dumps({"language": self.language, "key": self.key,
+                                                                      "support": self.support})])}
         if self.detector is not None:
             arrays.update(self.detector.to_arrays("d_"))
         if self.handler is not None:
@@ -516,7 +520,7 @@ class ObjectionModel:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             meta = json.loads(str(arrays["meta"][0]))
             return cls(
-                language=meta["language"], key=meta["key"],
+                language=meta["language"], key=meta["key"], support=meta.get("support") or {},
                 detector=LinearModel.from_arrays(arrays, "d_") if "d_coef" in arrays else None,
                 handler=LinearModel.from_arrays(arrays, "h_") if "h_coef" in arrays else None,
             )
@@ -590,7 +594,10 @@ def train(script: Any, corpus_: Corpus | None = None) -> ObjectionModel:
             handled.append(str(bool(ok)))
             weights.append(weight)
     handler = fit_linear(answers, handled, c=HANDLER_C, weights=weights) if len(set(handled)) == 2 else None
-    return ObjectionModel(script.language, detector, handler, training_key(script, corpus_))
+    support: dict[str, int] = {}
+    for _, label, _ in kept:
+        support[label] = support.get(label, 0) + 1
+    return ObjectionModel(script.language, detector, handler, training_key(script, corpus_), support)
 
 
 # -- keeping trained models --------------------------------------------------------------------------

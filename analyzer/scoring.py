@@ -431,6 +431,7 @@ def _learned_objections(call: _Call, i: int, span: Span, here: dict[str, _Raised
         p = probabilities.get(co.objection.type, 0.0)
         found = here.get(co.objection.type)
         if found is not None and p < t.learned_veto and co.objection.type in probabilities \
+                and call.model.support.get(co.objection.type, 0) >= t.learned_veto_support \
                 and call.model.strongest(call.tokens[i], co.objection.type) < t.learned_keep:
             del here[co.objection.type]  # the words of the list, in a sentence that raises nothing
             continue

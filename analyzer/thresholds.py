@@ -38,13 +38,16 @@ class Thresholds:
     """Use the script's learned models (analyzer/learned.py) beside its phrase lists."""
     learned_passed: float = 0.6
     """Probability of an objection type (learned detector) at which an utterance raises it."""
-    learned_uncertain: float = 0.4
+    learned_uncertain: float = 0.5
     """...and from which, below ``learned_passed``, it may: uncertain, a person should listen."""
     learned_veto: float = 0.35
     """Under this probability of its type, a phrase list's match is no objection: a look-alike the list
     did not know (0: the learned detector never overrules the list)."""
     learned_keep: float = 0.9
     """...unless one of its clauses alone raises it this surely ("Не интересно, до свидания")."""
+    learned_veto_support: int = 30
+    """...and only for a type the detector learned from this many examples at least: a company's own
+    objection with a phrasing or two is the list's to judge."""
     # cross-validated on the training dialogues (benchmarks/learned.py): the handler overrules the rules' "handled" at
     # 0.6, their "not handled" (a give-up, no answer) only when it is all but sure
     handled_sure: float = 0.95
