@@ -84,7 +84,7 @@ def recognise() -> list[dict]:
 # is what a customer's calls are to the models: someone else's way of talking.
 _BATCH_OF_BANK = {"d": "train-1", "e": "train-1", "f": "train-1", "g": "train-2", "h": "train-2", "i": "train-2",
                   "j": "bank-j", "l": "train-3", "m": "train-3", "n": "train-3",
-                  "o": "train-4", "p": "train-4", "q": "train-4"}
+                  "o": "train-4", "p": "train-4", "q": "train-4", "r": "train-5", "s": "train-5", "t": "train-5"}
 
 
 def writer(folder: str, dialogue_id: str) -> str:
@@ -97,7 +97,9 @@ def writer(folder: str, dialogue_id: str) -> str:
         return "train-1"
     if number <= (54 if english else 106):
         return "train-2"
-    return "train-3" if number <= (84 if english else 166) else "train-4"
+    if number <= (84 if english else 166):
+        return "train-3"
+    return "train-4" if number <= (114 if english else 226) else "train-5"
 
 
 STAGES = frozenset({"greeting", "introduction", "time_check", "needs_discovery", "presentation", "next_step", "farewell"})
