@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from analyzer import learned
-from analyzer.scripts import BUNDLED_DIR, load_script
+from analyzer.scripts import BUNDLED_DIR, STANDARD_OBJECTIONS, STANDARD_STAGES, load_script
 
 HERE = Path(__file__).resolve().parent
 RECOGNISED_FILE = HERE / "train" / "recognised.json.gz"
@@ -87,43 +87,36 @@ _BATCH_OF_BANK = {"d": "train-1", "e": "train-1", "f": "train-1", "g": "train-2"
                   "o": "train-4", "p": "train-4", "q": "train-4", "r": "train-5", "s": "train-5", "t": "train-5"}
 
 
+_BATCHES = ((30, 60, "train-1"), (54, 106, "train-2"), (84, 166, "train-3"), (114, 226, "train-4"))
+"""(last English number, last Russian number, batch) of the ``train`` dialogues; later ones: train-5."""
+
+
 def writer(folder: str, dialogue_id: str) -> str:
     """The batch of writers a training dialogue came from: its set, and for ``train`` the batch."""
     if folder != "train":
         return folder
     number = int(dialogue_id.split("_")[2])
     english = dialogue_id.startswith("tr_en_")
-    if number <= (30 if english else 60):
-        return "train-1"
-    if number <= (54 if english else 106):
-        return "train-2"
-    if number <= (84 if english else 166):
-        return "train-3"
-    return "train-4" if number <= (114 if english else 226) else "train-5"
-
-
-STAGES = frozenset({"greeting", "introduction", "time_check", "needs_discovery", "presentation", "next_step", "farewell"})
-OBJECTIONS = frozenset({"price", "think_it_over", "no_time", "have_supplier", "send_offer", "no_need", "not_decision_maker",
-                        "no_budget"})
+    return next((name for last_en, last_ru, name in _BATCHES if number <= (last_en if english else last_ru)), "train-5")
 
 
 def problems(dialogue: dict, name: str) -> list[str]:
     """What is wrong with a labelled dialogue against FORMAT.md (a label on the wrong turn teaches the
     models the wrong words): its id, speakers, stage ids, and each objection's type and turns."""
-    out = []
-    if dialogue.get("id") != name:
-        out.append(f"{name}: id {dialogue.get('id')!r} is not the file's name")
-    if dialogue.get("language") not in ("ru", "en"):
-        out.append(f"{name}: language {dialogue.get('language')!r}")
-    turns = dialogue.get("turns") or []
-    speakers = [t.get("speaker") for t in turns]
-    if not turns or set(speakers) - {"manager", "client"} or not all(str(t.get("text") or "").strip() for t in turns):
-        out.append(f"{name}: every turn needs a speaker (manager or client) and a text")
+    from sample_calls.render import load_dialogue
+
+    try:
+        load_dialogue(dialogue)  # the renderer's check: an id, a language, a speaker and a text in every turn
+    except ValueError as e:
+        return [f"{name}: {e}"]
+    out = [] if dialogue["id"] == name else [f"{name}: id {dialogue['id']!r} is not the file's name"]
+    turns = dialogue["turns"]
+    speakers = [t["speaker"] for t in turns]
     labels = dialogue.get("labels") or {}
-    out += [f"{name}: unknown stage {s!r}" for s in labels.get("stages") or [] if s not in STAGES]
+    out += [f"{name}: unknown stage {s!r}" for s in labels.get("stages") or [] if s not in STANDARD_STAGES]
     for o in labels.get("objections") or []:
         turn, answer = o.get("turn"), o.get("response_turn")
-        if o.get("type") not in OBJECTIONS:
+        if o.get("type") not in STANDARD_OBJECTIONS:
             out.append(f"{name}: unknown objection type {o.get('type')!r}")
         if not isinstance(turn, int) or not 0 <= turn < len(turns) or speakers[turn] != "client":
             out.append(f"{name}: objection {o.get('type')} at turn {turn}, which is not a client turn")
@@ -139,8 +132,8 @@ def bank_problems() -> list[str]:
     """What is wrong with the banks' entries: a language, a known type (or none), the texts."""
     utterances, responses = banks()
     out = [f"utterance {u!r}" for u in utterances if u.get("language") not in ("ru", "en")
-           or u.get("type") not in OBJECTIONS | {"none"} or not str(u.get("text") or "").strip()]
-    out += [f"answer {r!r}" for r in responses if r.get("language") not in ("ru", "en") or r.get("type") not in OBJECTIONS
+           or u.get("type") not in (*STANDARD_OBJECTIONS, learned.NONE) or not str(u.get("text") or "").strip()]
+    out += [f"answer {r!r}" for r in responses if r.get("language") not in ("ru", "en") or r.get("type") not in STANDARD_OBJECTIONS
             or not isinstance(r.get("handled"), bool) or not str(r.get("response") or "").strip()]
     return out
 
