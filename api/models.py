@@ -31,6 +31,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.ext.associationproxy import AssociationProxy, association_proxy
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from api.core.db import Base
@@ -169,28 +170,18 @@ class Recording(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-SUMMARY_INDEX_COLUMNS = (
-    "id", "status", "error_code", "error_message", "manager_id", "client_phone", "direction", "started_at", "duration", "language",
-    "external_id", "crm_lead_id", "crm_deal_id", "source", "score", "machine_score", "uncertain", "script_id", "script_version",
-    "attempts", "created_at", "processed_at",
-)
-
-
 class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (
         Index("ix_calls_queue", "status", "next_attempt_at"),
         Index("ix_calls_manager_started", "manager_id", "started_at"),
-        Index("ix_calls_started", "started_at"),
-        Index("ix_calls_score", "score"),
-        Index("ix_calls_updated", "updated_at"),
+        # the call list's keyset pages by start time and by score (migration 0010)
+        Index("ix_calls_started", "started_at", "id"),
+        Index("ix_calls_score", "score", "id"),
         # the call list's filters and sorts from an index (migration 0003), with the call id on
         # PostgreSQL (0005; SQLite keeps the row id in every index)
         Index("ix_calls_list", "manager_id", "started_at", "status", "score", "uncertain", postgresql_include=["id"]),
         Index("ix_calls_status_list", "status", "manager_id", "started_at", "score", postgresql_include=["id"]),
-        # SQLite: a list row's columns by id, without walking the transcript's and report's overflow
-        # pages (migration 0007; PostgreSQL keeps those out of line)
-        Index("ix_calls_summary", *SUMMARY_INDEX_COLUMNS).ddl_if(dialect="sqlite"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -221,9 +212,8 @@ class Call(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # results
-    transcript: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # results (the transcript and report, tens of KB, are in CallContent: the calls table stays narrow
+    # for the lists, filters and KPIs that read it)
     script_id: Mapped[str | None] = mapped_column(String(100))
     script_version: Mapped[str | None] = mapped_column(String(50))
     machine_score: Mapped[float | None] = mapped_column(Float)
@@ -234,6 +224,23 @@ class Call(Base):
     recording: Mapped[Recording | None] = relationship()
     stages: Mapped[list[CallStage]] = relationship(cascade="all, delete-orphan", order_by="CallStage.position")
     objections: Mapped[list[CallObjection]] = relationship(cascade="all, delete-orphan", order_by="CallObjection.position")
+    content: Mapped[CallContent | None] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    transcript: AssociationProxy[dict[str, Any] | None] = association_proxy(
+        "content", "transcript", creator=lambda value: CallContent(transcript=value))
+    """The stored transcript (:meth:`analyzer.results.Transcript.to_dict` with word timings), or None."""
+    report: AssociationProxy[dict[str, Any] | None] = association_proxy(
+        "content", "report", creator=lambda value: CallContent(report=value))
+    """The report of the last scoring (:meth:`analyzer.results.CallReport.to_dict`), or None."""
+
+
+class CallContent(Base):
+    """A call's transcript and report: large, read for one call at a time (its page, re-scoring)."""
+
+    __tablename__ = "call_contents"
+
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    transcript: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class CallStage(Base):

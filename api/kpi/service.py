@@ -39,7 +39,7 @@ from api.auth.scope import scope_of
 from api.core.errors import BadRequest
 from api.core.exports import safe_cell
 from api.crm.models import Deal, DealStageEntry, Department, Lead, SalesPlan
-from api.models import Call, CallObjection, CallStage, Manager, Team, User
+from api.models import Call, CallContent, CallObjection, CallStage, Manager, Team, User
 
 By = Literal["manager", "team", "department", "all"]
 BY_VALUES: tuple[str, ...] = ("manager", "team", "department", "all")
@@ -196,8 +196,9 @@ def sales_data(session: Session, *, period: K.Period, manager_ids: Sequence[int]
                                              Call.started_at < end)
     # the report's metrics object in one extraction (each JSON path costs the database a parse)
     calls = _frame(session, select(
-        Call.id, Call.manager_id, _raw(Call.started_at), _raw(Call.direction), Call.duration, _raw(Call.report["metrics"]),
-        Call.score, Call.crm_lead_id, Call.crm_deal_id, Call.client_phone).where(*in_window),
+        Call.id, Call.manager_id, _raw(Call.started_at), _raw(Call.direction), Call.duration, _raw(CallContent.report["metrics"]),
+        Call.score, Call.crm_lead_id, Call.crm_deal_id, Call.client_phone)
+        .outerjoin(CallContent, CallContent.call_id == Call.id).where(*in_window),
         ["call_id", "manager_id", "started_at", "direction", "duration", "metrics", "score", "crm_lead_id",
          "crm_deal_id", "client_phone"])
     calls = _utc(calls, "started_at")

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy import CursorResult, and_, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.models import Call, CallRun, CallStatus, utcnow
+from api.models import Call, CallContent, CallRun, CallStatus, utcnow
 
 ACTIVE = (CallStatus.transcribing, CallStatus.scoring)
 
@@ -101,9 +101,18 @@ def renew(sessions: sessionmaker[Session], c: Claim, *, lease_seconds: float) ->
 
 
 def write(session: Session, c: Claim, **values: Any) -> bool:
-    """A fenced update of the claimed call inside the caller's transaction; False when the lease is lost."""
+    """A fenced update of the claimed call inside the caller's transaction; False when the lease is lost.
+    ``transcript`` and ``report`` go to the call's :class:`~api.models.CallContent` row."""
+    content = {key: values.pop(key) for key in ("transcript", "report") if key in values}
     values.setdefault("updated_at", utcnow())
     n = _rowcount(session.execute(update(Call).where(_fenced(c)).values(**values).execution_options(synchronize_session=False)))
+    if n == 1 and content:
+        # only the lease holder writes here (the fenced update above holds the call's row), so no one
+        # inserts the same row between the update and the insert
+        updated = session.execute(update(CallContent).where(CallContent.call_id == c.call_id).values(**content)
+                                  .execution_options(synchronize_session=False))
+        if _rowcount(updated) == 0:
+            session.execute(insert(CallContent).values(call_id=c.call_id, **content))
     return n == 1
 
 

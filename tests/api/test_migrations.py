@@ -1,5 +1,6 @@
-"""Migrations on a database with data in it: revision 0004 turns the stored objection positions of
-reviews and disputes into objection keys, and back on downgrade; SQLite and PostgreSQL."""
+"""Migrations on a database with data in it, SQLite and PostgreSQL: revision 0004 turns the stored
+objection positions of reviews and disputes into objection keys, and back on downgrade; 0010 moves
+the calls' transcripts and reports into a table of their own, and back."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
@@ -18,6 +20,14 @@ from api.models import Call, CallStatus, Dispute, Review, Role, User
 from .conftest import PG_URL, _ensure_pg_database
 
 BEFORE_KEYS = "0003"
+BEFORE_CONTENTS = "0009"
+
+
+def calls_with_contents() -> sa.Table:
+    """The calls table as it was before 0010, with the transcript and report in it."""
+    columns = [sa.Column(c.name, c.type, primary_key=c.primary_key, default=c.default._copy() if c.default is not None else None)
+               for c in Call.__table__.columns]
+    return sa.Table("calls", sa.MetaData(), *columns, sa.Column("transcript", sa.JSON), sa.Column("report", sa.JSON))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -53,14 +63,16 @@ def test_objection_positions_become_keys(empty_url, tmp_path):
     try:
         with db.sessions() as s:  # a database of the previous release, with reviews by position
             user = User(username="qc", password_hash="x", role=Role.quality_controller)
-            call = Call(status=CallStatus.done, report=REPORT, script_id="ru_b2b_outbound", script_version="1.0")
-            bare = Call(status=CallStatus.done, report=None)
-            s.add_all([user, call, bare])
+            s.add(user)
+            old = calls_with_contents()
+            call_id = s.execute(sa.insert(old).values(status=CallStatus.done, report=REPORT, script_id="ru_b2b_outbound",
+                                                      script_version="1.0").returning(old.c.id)).scalar_one()
+            bare_id = s.execute(sa.insert(old).values(status=CallStatus.done).returning(old.c.id)).scalar_one()
             s.flush()
-            for kind, item, call_id in [("objection", "1", call.id), ("objection", "0", call.id), ("stage", "greeting", call.id),
-                                        ("objection", "7", call.id), ("score", "score", call.id), ("objection", "0", bare.id)]:
-                s.add(Review(call_id=call_id, kind=kind, item=item, human_value="missed", user_id=user.id))
-            s.add(Dispute(call_id=call.id, kind="objection", item="1", reason="я ответил"))
+            for kind, item, target in [("objection", "1", call_id), ("objection", "0", call_id), ("stage", "greeting", call_id),
+                                       ("objection", "7", call_id), ("score", "score", call_id), ("objection", "0", bare_id)]:
+                s.add(Review(call_id=target, kind=kind, item=item, human_value="missed", user_id=user.id))
+            s.add(Dispute(call_id=call_id, kind="objection", item="1", reason="я ответил"))
             s.commit()
 
         upgrade(empty_url)
@@ -76,3 +88,36 @@ def test_objection_positions_become_keys(empty_url, tmp_path):
         assert items(db)[1] == ["have_supplier@5"]
     finally:
         db.dispose()
+
+
+def test_transcripts_and_reports_move_to_a_table_of_their_own_and_back(empty_url, tmp_path):
+    """0010 keeps every call's transcript and report (and a call without either has no row); the
+    call's page and re-scoring read them from the new table; a downgrade puts them back."""
+    upgrade(empty_url, BEFORE_CONTENTS)
+    old = calls_with_contents()
+    transcript = {"language": "ru", "turns": [{"speaker": "manager", "text": "Добрый день!"}]}
+    engine = create_engine(empty_url)
+    try:
+        with engine.begin() as c:
+            scored = c.execute(sa.insert(old).values(status=CallStatus.done, transcript=transcript, report=REPORT)
+                               .returning(old.c.id)).scalar_one()
+            queued = c.execute(sa.insert(old).values(status=CallStatus.queued).returning(old.c.id)).scalar_one()
+        upgrade(empty_url)
+        with engine.connect() as c:
+            rows = c.execute(text("select call_id from call_contents")).scalars().all()
+            columns = {col["name"] for col in sa.inspect(c).get_columns("calls")}
+        assert rows == [scored] and not {"transcript", "report"} & columns
+        db = Database(get_service_settings(database_url=empty_url, data_dir=tmp_path))
+        try:
+            with db.sessions() as s:
+                call = s.get(Call, scored)
+                assert (call.transcript, call.report) == (transcript, REPORT)
+                assert s.get(Call, queued).report is None
+        finally:
+            db.dispose()
+        command.downgrade(alembic_config(empty_url), BEFORE_CONTENTS)
+        with engine.connect() as c:
+            back = c.execute(select(old.c.id, old.c.transcript, old.c.report).order_by(old.c.id)).all()
+        assert [tuple(r) for r in back] == [(scored, transcript, REPORT), (queued, None, None)]
+    finally:
+        engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -69,11 +70,11 @@ def doubt_the_greeting(client, people, db, call_id: int) -> None:
     """As if the recogniser had been unsure of 'Добрый день': the re-scored greeting is uncertain."""
     with db.sessions() as s:
         call = s.get(Call, call_id)
-        transcript = call.transcript
+        transcript = copy.deepcopy(call.transcript)  # a new value: changes inside a JSON value are not watched
         first = next(t for t in transcript["turns"] if t["speaker"] == "manager")
         for w in first["words"][:2]:
             w["probability"] = 0.1
-        s.execute(update(Call).where(Call.id == call_id).values(transcript=transcript))
+        call.transcript = transcript
         s.commit()
     r = client.post(f"{API}/calls/rescore", json={"call_ids": [call_id]}, headers=people.h("admin"))
     assert r.status_code == 200, r.text

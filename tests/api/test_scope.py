@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from api.crm.models import Deal
 from api.models import Call, CallStatus, Dispute, Manager, Review, Team, User
@@ -80,8 +80,8 @@ def kazan(client, db, people) -> Kazan:
                     headers=admin)
     vera_call = r.json()["items"][0]["call_id"]
     with db.sessions() as s:
-        s.execute(update(Call).where(Call.id == vera_call).values(status=CallStatus.done,
-                                                                    transcript={"language": "ru", "turns": VERA_TURNS}))
+        call = s.get(Call, vera_call)
+        call.status, call.transcript = CallStatus.done, {"language": "ru", "turns": VERA_TURNS}
         s.commit()
     score(client, people, [anna_call, boris_call, vera_call])
     qc = people.h("quality_controller")
