@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from starlette import responses as starlette_responses
 
@@ -28,7 +28,6 @@ from api.calls.schemas import (
 from api.core import netguard
 from api.core.errors import BadRequest, NotFound, RangeNotSatisfiable, ServiceError, Unauthorized
 from api.core.ids import MAX_ID, PathId, QueryId
-from api.core.lanes import slow_lane
 from api.core.limits import NestingError, NotTextError, loads_json
 from api.core.moments import FormMoment, iso_only
 from api.core.openapi import errors
@@ -81,7 +80,6 @@ def _metadata(raw: str | None, fields: dict[str, Any]) -> list[dict] | dict:
                **errors(400, 409), 413: {"description": "a file is over the size limit"},
                422: {"description": "no file is usable audio"}},
 )
-@slow_lane
 def upload_calls(
     request: Request,
     session: SessionDep,
@@ -143,7 +141,6 @@ class ImportRequest(BaseModel):
 
 @router.post("/calls/import", response_model=UploadResult, summary="Import every recording in a server folder",
              responses=errors(400, 404))
-@slow_lane
 def import_calls(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, body: ImportRequest,
                  actor: Annotated[User, Depends(require(Role.admin))]) -> UploadResult:
     folder = service.import_root_allowed(body.folder, settings.import_dirs)
@@ -199,7 +196,10 @@ def pbx_webhook(request: Request, session: SessionDep, settings: SettingsDep, bo
                         status_code=202 if result.created else 200)
 
 
-@router.get("/calls", response_model=CallPage, summary="Calls, filtered and paged (a manager sees own calls only)")
+@router.get("/calls", response_model=CallPage, summary="Calls, filtered and paged (a manager sees own calls only)",
+            description="Pages by cursor: the first page without one, then `cursor=<next_cursor>` (or `<prev_cursor>`) "
+            "of the page before, with the same filters and order. Calls stored meanwhile never shift a page.",
+            responses=errors(400))
 def list_calls(
     session: ReadSessionDep,
     user: ViewerDep,
@@ -216,26 +216,19 @@ def list_calls(
     external_id: Annotated[str | None, Query(max_length=200)] = None,
     order: Literal["-started_at", "started_at", "-score", "score", "-created_at", "created_at"] = "-started_at",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> Response:
+    cursor: Annotated[str | None, Query(max_length=500, description="next_cursor or prev_cursor of a page")] = None,
+) -> CallPage:
     filters = service.CallFilters(manager_id=manager_id, team_id=team_id, date_from=date_from, date_to=date_to, status=status,
                                   score_min=score_min, score_max=score_max, stage_missed=stage_missed,
                                   objection_unhandled=objection_unhandled, uncertain=uncertain, external_id=external_id)
-    body = service.list_call_page(session, filters=filters, scope=scope_of(session, user), limit=limit,
-                                  offset=offset, order=order)
-    # the bytes FastAPI's validation through CallPage would give (response_model keeps the schema)
-    return _json(body)
+    page = service.list_calls(session, filters=filters, scope=scope_of(session, user), limit=limit, order=order, cursor=cursor)
+    return CallPage(items=[CallSummary.model_validate(service.summary(c)) for c in page.calls], total=page.total,
+                    total_exact=page.total_exact, limit=limit, next_cursor=page.next_cursor, prev_cursor=page.prev_cursor)
 
 
 @router.get("/calls/{call_id:int}", response_model=CallDetail, summary="A call: transcript, stages with evidence, objections, metrics")
-def get_call(session: ReadSessionDep, user: ViewerDep, call_id: PathId) -> Response:
-    detail = service.call_detail(session, call_id, scope=scope_of(session, user))
-    # validated once here (it picks the report's fields the schema names) and serialised as FastAPI would
-    return _json(CallDetail.__pydantic_serializer__.to_json(CallDetail.model_validate(detail)))
-
-
-def _json(body: bytes) -> Response:
-    return Response(content=body, media_type="application/json")
+def get_call(session: ReadSessionDep, user: ViewerDep, call_id: PathId) -> dict[str, Any]:
+    return service.call_detail(session, call_id, scope=scope_of(session, user))
 
 
 @router.get("/calls/{call_id:int}/recording", summary="The recording (HTTP Range supported)",
@@ -287,7 +280,6 @@ def retry(request: Request, session: SessionDep, call_id: PathId, actor: Annotat
 @router.post("/calls/rescore", response_model=RescoreResult,
              summary="Re-score stored transcripts against the active script versions, without transcribing",
              description="`dry_run` shows what would change. Reviewers' verdicts are kept.", responses=errors(400, 404))
-@slow_lane
 def rescore(session: SessionDep, body: RescoreRequest, actor: Annotated[User, Depends(require(Role.admin, Role.quality_controller, Role.head_of_sales))]) -> RescoreResult:
     return service.rescore(session, actor=actor, script_id=body.script_id, call_ids=body.call_ids, dry_run=body.dry_run,
                            version=body.version)

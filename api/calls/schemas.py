@@ -96,9 +96,11 @@ class CallSummary(BaseModel):
 
 class CallPage(BaseModel):
     items: list[CallSummary]
-    total: int
+    total: int = Field(description="how many calls match, counted up to 10 000 (see total_exact)")
+    total_exact: bool = Field(description="false when more calls match than total says (shown as \"10 000+\")")
     limit: int
-    offset: int
+    next_cursor: str | None = Field(description="the next page: pass it as cursor; null on the last page")
+    prev_cursor: str | None = Field(description="the previous page: pass it as cursor; null on the first page")
 
 
 class StageVerdict(BaseModel):

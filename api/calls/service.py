@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pydantic_core import to_json
-from sqlalchemy import CompoundSelect, Select, bindparam, func, literal_column, or_, select, union_all, update
+from sqlalchemy import Select, func, literal_column, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer, joinedload, object_session
+from sqlalchemy.orm import Session, joinedload, object_session
 
 from analyzer.audio import probe_audio
 from analyzer.errors import AnalyzerError
@@ -20,13 +21,23 @@ from analyzer.results import Transcript
 from analyzer.scoring import score_transcript
 from api.auth.scope import Scope, scope_of
 from api.auth.service import manager_by_external_id
-from api.calls.list_index import list_index
 from api.calls.results import added_objections, latest_reviews, objection_keys, result_values
 from api.calls.schemas import CallMetadata, RescoreChange, RescoreResult, ScriptRef
 from api.core.audit import audit
 from api.core.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, UnprocessableRecording
 from api.core.storage import RecordingStore, Stored
-from api.models import Call, CallObjection, CallStage, CallStatus, Manager, Recording, ScriptVersion, User, utcnow
+from api.models import (
+    Call,
+    CallContent,
+    CallObjection,
+    CallStage,
+    CallStatus,
+    Manager,
+    Recording,
+    ScriptVersion,
+    User,
+    utcnow,
+)
 from api.scripts.service import active_version, get_version, script_of
 
 AUDIO_EXTENSIONS = {".wav", ".mp3", ".ogg", ".opus", ".oga", ".flac", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".amr", ".gsm"}
@@ -224,20 +235,12 @@ def _filtered(query: Select[Any], f: CallFilters, scope: Scope) -> Select[Any]:
         query = query.where(Call.score >= f.score_min)
     if f.score_max is not None:
         query = query.where(Call.score <= f.score_max)
-    # A set of call ids from the verdict index (stage or type, status, call), checked while the calls
-    # index is scanned: not a correlated EXISTS, which probes the verdict rows of every call. ``+ 0``
-    # keeps SQLite from fetching each id's row from the table instead (its rows hold the transcript
-    # and report inline): several times slower when the stage is missed in many calls.
     if f.stage_missed:
-        query = query.where(
-            (Call.id + 0).in_(select(CallStage.call_id).where(CallStage.stage_id == f.stage_missed, CallStage.status == "missed"))
-        )
+        query = query.where(Call.id.in_(
+            select(CallStage.call_id).where(CallStage.stage_id == f.stage_missed, CallStage.status == "missed")))
     if f.objection_unhandled:
-        query = query.where(
-            (Call.id + 0).in_(
-                select(CallObjection.call_id).where(CallObjection.type == f.objection_unhandled, CallObjection.status == "missed")
-            )
-        )
+        query = query.where(Call.id.in_(
+            select(CallObjection.call_id).where(CallObjection.type == f.objection_unhandled, CallObjection.status == "missed")))
     if f.uncertain is True:
         query = query.where(Call.uncertain > 0)
     elif f.uncertain is False:
@@ -247,137 +250,142 @@ def _filtered(query: Select[Any], f: CallFilters, scope: Scope) -> Select[Any]:
     return query
 
 
-_SORTS: dict[str, tuple[Any, ...]] = {
-    "-started_at": (Call.started_at.desc(), Call.id.desc()),
-    "started_at": (Call.started_at.asc(), Call.id.asc()),
-    "-score": (Call.score.desc(), Call.id.desc()),
-    "score": (Call.score.asc(), Call.id.asc()),
-    "-created_at": (Call.id.desc(),),
-    "created_at": (Call.id.asc(),),
+ORDERS = ("-started_at", "started_at", "-score", "score", "-created_at", "created_at")
+COUNT_CAP = 10_000
+"""A list counts its calls up to this many; beyond, it says "10 000+" (an exact count reads every match)."""
+
+
+@dataclass(frozen=True)
+class _Sort:
+    column: Any  # None: by id alone
+    descending: bool
+
+
+_SORT_OF = {
+    "-started_at": _Sort(Call.started_at, True), "started_at": _Sort(Call.started_at, False),
+    "-score": _Sort(Call.score, True), "score": _Sort(Call.score, False),
+    "-created_at": _Sort(None, True), "created_at": _Sort(None, False),
 }
 
 
-def _total_and_page_ids(
-    session: Session, filters: CallFilters, scope: Scope, limit: int, offset: int, order: str
-) -> tuple[int, Select[Any] | list[int], tuple[Any, ...]]:
-    """How many calls match, and the page's ids in order (a query from the indexes alone, or the ids):
-    from the process's :class:`~api.calls.list_index.CallListIndex` when the app keeps one."""
-    sort = _SORTS[order]
-    index = list_index(session)
-    found = index.page(session, filters, scope.manager_ids, limit=limit, offset=offset, order=order) \
-        if index is not None else None
-    if found is not None:
-        return found[0], found[1], sort
-    base = _filtered(select(Call.id), filters, scope)
-    if filters.stage_missed and session.get_bind().dialect.name == "sqlite":
-        # SQLite scans every matching call for the count and again for the page (it sorts them all),
-        # building the set of calls with the missed stage each time: a count over the page query's
-        # rows (the same rows, before LIMIT) does it once, a third less time. Not on PostgreSQL,
-        # where the window makes the page query read every row instead of stopping early.
-        rows = session.execute(base.add_columns(func.count().over()).order_by(*sort).limit(limit).offset(offset)).all()
-        if rows:
-            return rows[0][1], [r[0] for r in rows], sort
-        # past the end of the list (or no call at all): the count alone says which
-    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
-    return total, base.order_by(*sort).limit(limit).offset(offset), sort
+@dataclass(frozen=True)
+class Cursor:
+    """A position in a list: the sort key and id of a call, and whether the page is the one after it
+    (next) or before it (previous). Sent to clients as an opaque string."""
+
+    order: str
+    key: datetime | float | None
+    id: int
+    backward: bool = False
+
+    def encode(self) -> str:
+        key = self.key.isoformat() if isinstance(self.key, datetime) else self.key
+        raw = json.dumps({"o": self.order, "k": key, "i": self.id, "b": self.backward}, separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str, *, order: str) -> Cursor:
+        try:
+            data = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            if not isinstance(data, dict) or data.get("o") not in ORDERS or type(data.get("i")) is not int:
+                raise ValueError
+            key = data.get("k")
+            if data["o"] in ("-started_at", "started_at") and key is not None:
+                key = datetime.fromisoformat(key)
+            elif key is not None and (isinstance(key, bool) or not isinstance(key, int | float)):
+                raise ValueError
+            cursor = cls(order=data["o"], key=key, id=data["i"], backward=bool(data.get("b")))
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise BadRequest("the cursor is damaged: take it from next_cursor or prev_cursor of a page",
+                             code="bad_cursor") from None
+        if cursor.order != order:
+            raise BadRequest(f"the cursor belongs to a list sorted by {cursor.order!r}, not {order!r}: start from the first page",
+                             code="bad_cursor")
+        return cursor
+
+
+@dataclass(frozen=True)
+class CallsPage:
+    calls: list[Call]
+    total: int
+    total_exact: bool
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def _keyset(session: Session, base: Select[Any], sort: _Sort, after: Cursor | None, limit: int, *,
+            backward: bool) -> list[tuple[Any, int]]:
+    """The sort keys and ids of up to ``limit`` calls that follow ``after`` (or start the list), in
+    the list's order; backwards: those that precede it, nearest first.
+
+    Calls without the sort key (unscored, no start time) come last in either direction on both
+    databases. They are read by a query of their own rather than by an ``OR key IS NULL`` beside the
+    row comparison, so each query is a seek on the (key, id) index."""
+    descending = sort.descending != backward
+    if sort.column is None:
+        query = base.add_columns(literal_column("NULL"), Call.id)
+        if after is not None:
+            query = query.where(Call.id < after.id if descending else Call.id > after.id)
+        return _rows(session, query.order_by(Call.id.desc() if descending else Call.id.asc()).limit(limit))
+    phases = ["value", "null"] if not backward else ["null", "value"]  # nulls last going forward, so first going back
+    start = 0 if after is None else phases.index("null" if after.key is None else "value")
+    found: list[tuple[Any, int]] = []
+    for i, phase in enumerate(phases[start:]):
+        from_cursor = after if i == 0 else None
+        query = base.add_columns(sort.column, Call.id)
+        if phase == "value":
+            query = query.where(sort.column.is_not(None))
+            if from_cursor is not None:
+                pair = tuple_(sort.column, Call.id)
+                query = query.where(pair < (from_cursor.key, from_cursor.id) if descending else pair > (from_cursor.key, from_cursor.id))
+            order = (sort.column.desc(), Call.id.desc()) if descending else (sort.column.asc(), Call.id.asc())
+        else:
+            query = query.where(sort.column.is_(None))
+            if from_cursor is not None:
+                query = query.where(Call.id < from_cursor.id if descending else Call.id > from_cursor.id)
+            order = (Call.id.desc(), Call.id.desc()) if descending else (Call.id.asc(), Call.id.asc())
+        found += _rows(session, query.order_by(*order).limit(limit - len(found)))
+        if len(found) >= limit:
+            break
+    return found
+
+
+def _rows(session: Session, query: Select[Any]) -> list[tuple[Any, int]]:
+    return [(key, id_) for _, key, id_ in session.execute(query)]
 
 
 def list_calls(
-    session: Session, *, filters: CallFilters, scope: Scope, limit: int, offset: int, order: str
-) -> tuple[list[Call], int]:
-    total, ids, sort = _total_and_page_ids(session, filters, scope, limit, offset, order)
-    # The page's ids first, from the indexes alone; then only those rows, without the transcript and
-    # report (tens of KB of JSON a call, which SQLite keeps inline before the score columns).
-    page = select(Call).options(joinedload(Call.manager), defer(Call.transcript), defer(Call.report))
-    rows = session.scalars(page.where(Call.id.in_(ids)).order_by(*sort)).all()
-    return list(rows), total
-
-
-# what summary() reads of a call, as plain columns (the manager's through an outer join)
-_SUMMARY_COLUMNS = (
-    Call.id, Call.status, Call.error_code, Call.error_message, Manager.id.label("manager_ref"), Manager.name.label("manager_name"),
-    Call.client_phone, Call.direction, Call.started_at, Call.duration, Call.language, Call.external_id, Call.crm_lead_id,
-    Call.crm_deal_id, Call.source, Call.score, Call.machine_score, Call.uncertain, Call.script_id, Call.script_version,
-    Call.attempts, Call.created_at, Call.processed_at,
-)
-
-
-# made once, with one parameter for a page's ids
-_SUMMARY_ROWS = (select(*_SUMMARY_COLUMNS).outerjoin(Manager, Manager.id == Call.manager_id)
-                 .with_hint(Call, "INDEXED BY ix_calls_summary", "sqlite"))  # migration 0007
-_PAGE_ROWS = {order: _SUMMARY_ROWS.where(Call.id.in_(bindparam("page_ids", expanding=True))).order_by(*sort)
-              for order, sort in _SORTS.items()}
-
-
-def list_call_page(
-    session: Session, *, filters: CallFilters, scope: Scope, limit: int, offset: int, order: str
-) -> bytes:
-    """A page of :func:`list_calls` as the API sends it: ``{"items": [summary, ...], "total", "limit",
-    "offset"}`` in JSON, the bytes FastAPI's serialisation of ``CallPage`` gives. The rows are read
-    as plain columns (no ORM object a row); with the process's list index, rows it sent before and
-    that have not changed since are sent again as they were, and only the others are read."""
-    total, ids, sort = _total_and_page_ids(session, filters, scope, limit, offset, order)
-    parts: list[bytes | None] = []
-    if offset < total:  # past the end the page is empty: no need to ask
-        index = list_index(session)
-        if isinstance(ids, list) and index is not None:
-            parts = index.kept_rows(session, ids)
-            missing = [i for i, part in zip(ids, parts, strict=True) if part is None]
-            if missing:
-                fresh = {row["id"]: to_json(row) for row in _summary_rows(session, _PAGE_ROWS[order], {"page_ids": missing})}
-                index.keep_rows(list(fresh.items()))
-                parts = [part if part is not None else fresh.get(i) for i, part in zip(ids, parts, strict=True)]
-        else:
-            query, params = (_PAGE_ROWS[order], {"page_ids": ids}) if isinstance(ids, list) \
-                else (_SUMMARY_ROWS.where(Call.id.in_(ids)).order_by(*sort), {})
-            parts = [to_json(row) for row in _summary_rows(session, query, params)]
-    items = b",".join(p for p in parts if p is not None)  # a call gone between the two reads is left out
-    return b'{"items":[' + items + b'],"total":' + str(total).encode() + b',"limit":' + str(limit).encode() + \
-        b',"offset":' + str(offset).encode() + b"}"
-
-
-def _summary_rows(session: Session, query: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
-    # Core, not ORM, execution: the ORM's row handling was a fifth of a list request
-    return [_summary_of_row(*r) for r in session.connection().execute(query, params)]  # type: ignore[call-arg]
-
-
-def _summary_of_row(
-    id: int, status: CallStatus, error_code: str | None, error_message: str | None, manager_ref: int | None,  # noqa: A002
-    manager_name: str | None, client_phone: str | None, direction: Any, started_at: datetime | None, duration: float | None,
-    language: str | None, external_id: str | None, crm_lead_id: str | None, crm_deal_id: str | None, source: str,
-    score: float | None, machine_score: float | None, uncertain: int, script_id: str | None, script_version: str | None,
-    attempts: int, created_at: datetime, processed_at: datetime | None,
-) -> dict[str, Any]:
-    """A call's summary (the list's row) from its columns in the order of ``_SUMMARY_COLUMNS``."""
-    return {
-        "id": id,
-        "status": status,
-        "error": {"code": error_code, "message": error_message or ""}
-        if error_code and status in (CallStatus.failed, CallStatus.queued) else None,
-        "manager": {"id": manager_ref, "name": manager_name} if manager_ref is not None else None,
-        "client_phone": client_phone,
-        "direction": direction,
-        "started_at": started_at,
-        "duration": duration,
-        "language": language,
-        "external_id": external_id,
-        "crm_lead_id": crm_lead_id,
-        "crm_deal_id": crm_deal_id,
-        "source": source,
-        "score": score,
-        "machine_score": machine_score,
-        "uncertain": uncertain,
-        "script": {"id": script_id, "version": script_version} if script_id else None,
-        "attempts": attempts,
-        "created_at": created_at,
-        "processed_at": processed_at,
-    }
+    session: Session, *, filters: CallFilters, scope: Scope, limit: int, order: str = "-started_at",
+    cursor: str | None = None,
+) -> CallsPage:
+    """A page of the calls ``scope`` may see that match ``filters``: ``limit`` calls from the start,
+    or after (before) the position of a cursor from a previous page; the count of all matches, up to
+    :data:`COUNT_CAP`. Keyset pages: a page deep in the list costs what the first one does, and a
+    call stored meanwhile never shifts a page."""
+    sort = _SORT_OF[order]
+    after = Cursor.decode(cursor, order=order) if cursor else None
+    backward = bool(after and after.backward)
+    base = _filtered(select(literal_column("1")).select_from(Call), filters, scope)
+    found = _keyset(session, base, sort, after, limit + 1, backward=backward)
+    more = len(found) > limit
+    found = found[:limit]
+    if backward:
+        found.reverse()
+    by_id = {c.id: c for c in session.scalars(
+        select(Call).options(joinedload(Call.manager)).where(Call.id.in_([id_ for _, id_ in found])))}
+    calls = [by_id[id_] for _, id_ in found if id_ in by_id]  # a call deleted between the two reads is left out
+    first, last = (found[0], found[-1]) if found else (None, None)
+    next_cursor = Cursor(order, last[0], last[1]).encode() if last and (more if not backward else True) else None
+    prev_cursor = Cursor(order, first[0], first[1], backward=True).encode() \
+        if first and (after is not None and (more if backward else True)) else None
+    counted = session.scalar(select(func.count()).select_from(base.limit(COUNT_CAP + 1).subquery())) or 0
+    return CallsPage(calls, min(counted, COUNT_CAP), counted <= COUNT_CAP, next_cursor, prev_cursor)
 
 
 def get_call(session: Session, call_id: int, *, scope: Scope) -> Call:
     """A call the scope may read; NotFound for a missing one and for one outside the scope alike."""
     # the stored transcript (word timings: the largest column) is read only if something asks for it
-    call = session.get(Call, call_id, options=[joinedload(Call.manager), defer(Call.transcript)])
+    call = session.get(Call, call_id, options=[joinedload(Call.manager), joinedload(Call.content).defer(CallContent.transcript)])
     if call is None:
         raise NotFound(f"no call {call_id}", code="call_not_found")
     scope.call(call_id, call.manager_id)
@@ -385,76 +393,46 @@ def get_call(session: Session, call_id: int, *, scope: Scope) -> Call:
 
 
 def summary(call: Call) -> dict[str, Any]:
+    """A call as the list shows it (:class:`~api.calls.schemas.CallSummary`)."""
     manager = call.manager
-    return _summary_of_row(
-        call.id, call.status, call.error_code, call.error_message, manager.id if manager else None,
-        manager.name if manager else None, call.client_phone, call.direction, call.started_at, call.duration, call.language,
-        call.external_id, call.crm_lead_id, call.crm_deal_id, call.source, call.score, call.machine_score, call.uncertain,
-        call.script_id, call.script_version, call.attempts, call.created_at, call.processed_at,
-    )
-
-
-def detail(call: Call) -> dict[str, Any]:
-    session = object_session(call)
-    return _detail(summary(call), call.report, lambda: call.transcript, call.recording_sha256,
-                   {s.stage_id: (s.status, s.reviewed) for s in call.stages},
-                   {o.position: (o.status, o.reviewed) for o in call.objections},
-                   lambda: _added(session, call.id, call.report or {}, call.script_id, call.script_version))
-
-
-# made once (building them was a fifth of a call detail's time): the columns of a call's summary,
-# its report and recording, and the call's stage and objection verdicts in one query
-_DETAIL_ROW = (select(*_SUMMARY_COLUMNS, Call.report, Call.recording_sha256)
-               .outerjoin(Manager, Manager.id == Call.manager_id).where(Call.id == bindparam("call_id")))
-_TRANSCRIPT = select(Call.transcript).where(Call.id == bindparam("call_id"))
-_VERDICTS: CompoundSelect[Any] = union_all(
-    select(literal_column("'s'"), CallStage.stage_id, literal_column("0"), CallStage.status, CallStage.reviewed)
-    .where(CallStage.call_id == bindparam("call_id")),
-    select(literal_column("'o'"), literal_column("''"), CallObjection.position, CallObjection.status, CallObjection.reviewed)
-    .where(CallObjection.call_id == bindparam("call_id")),
-)
+    return {
+        "id": call.id,
+        "status": call.status,
+        "error": {"code": call.error_code, "message": call.error_message or ""}
+        if call.error_code and call.status in (CallStatus.failed, CallStatus.queued) else None,
+        "manager": {"id": manager.id, "name": manager.name} if manager is not None else None,
+        "client_phone": call.client_phone,
+        "direction": call.direction,
+        "started_at": call.started_at,
+        "duration": call.duration,
+        "language": call.language,
+        "external_id": call.external_id,
+        "crm_lead_id": call.crm_lead_id,
+        "crm_deal_id": call.crm_deal_id,
+        "source": call.source,
+        "score": call.score,
+        "machine_score": call.machine_score,
+        "uncertain": call.uncertain,
+        "script": {"id": call.script_id, "version": call.script_version} if call.script_id else None,
+        "attempts": call.attempts,
+        "created_at": call.created_at,
+        "processed_at": call.processed_at,
+    }
 
 
 def call_detail(session: Session, call_id: int, *, scope: Scope) -> dict[str, Any]:
-    """:func:`detail` of :func:`get_call`, read as plain columns (no ORM object: its loading was
-    half of a detail's time) and the stage and objection verdicts in one query."""
-    connection = session.connection()
-    row = connection.execute(_DETAIL_ROW, {"call_id": call_id}).first()
-    if row is None:
-        raise NotFound(f"no call {call_id}", code="call_not_found")
-    *columns, report, recording_sha256 = row
-    scope.call(call_id, columns[4])  # the manager's id
-    stage_rows: dict[str, tuple[str, bool]] = {}
-    objection_rows: dict[int, tuple[str, bool]] = {}
-    for kind, stage_id, position, status, reviewed in connection.execute(_VERDICTS, {"call_id": call_id}):
-        if kind == "s":
-            stage_rows[stage_id] = (status, reviewed)
-        else:
-            objection_rows[position] = (status, reviewed)
-    return _detail(_summary_of_row(*columns), report, lambda: connection.execute(_TRANSCRIPT, {"call_id": call_id}).scalar(),
-                   recording_sha256, stage_rows, objection_rows,
-                   lambda: _added(session, call_id, report or {}, columns[18], columns[19]))  # the script's id and version
+    """:func:`detail` of :func:`get_call`."""
+    return detail(get_call(session, call_id, scope=scope))
 
 
-def _added(session: Session | None, call_id: int, report: dict[str, Any], script_id: str | None,
-           script_version: str | None) -> list[dict[str, Any]]:
-    """The objections reviewers added to a call (:func:`api.calls.results.added_objections`)."""
-    if session is None:
-        return []
-    try:
-        script = script_of(get_version(session, script_id=script_id, version=script_version)) if script_id and script_version else None
-    except NotFound:
-        script = None
-    return added_objections(report, latest_reviews(session, call_id), script)
-
-
-def _detail(summary_: dict[str, Any], report: dict[str, Any] | None, transcript_of_call: Callable[[], dict[str, Any] | None],
-            recording_sha256: str | None, rows: dict[str, tuple[str, bool]], orows: dict[int, tuple[str, bool]],
-            added_of_call: Callable[[], list[dict[str, Any]]] = list) -> dict[str, Any]:
-    """The detail of a call from its summary and report, whose stage rows (by stage id) and objection
-    rows (by position) are ``(status, reviewed)``; the stored transcript is read only when the report
-    has none, the objections reviewers added only when there are rows beyond the report's."""
-    report = report or {}
+def detail(call: Call) -> dict[str, Any]:
+    """A call's page (:class:`~api.calls.schemas.CallDetail`): its summary, and the report's verdicts
+    with the reviewers' decisions over them; the stored transcript is read only when the report has
+    none, the objections reviewers added only when there are rows beyond the report's."""
+    session = object_session(call)
+    report = call.report or {}
+    rows = {s.stage_id: (s.status, s.reviewed) for s in call.stages}
+    orows = {o.position: (o.status, o.reviewed) for o in call.objections}
     stages = []
     for s in report.get("stages", []):
         row = rows.get(s["id"])
@@ -469,15 +447,15 @@ def _detail(summary_: dict[str, Any], report: dict[str, Any] | None, transcript_
         objections.append({**o, "position": i, "key": keys[i], "machine_status": o["status"], "status": status, "handled": handled,
                            "reviewed": bool(orow and orow[1])})
     if any(p >= len(objections) for p in orows):
-        for k, o in enumerate(added_of_call()):
+        for k, o in enumerate(_added(session, call.id, report, call.script_id, call.script_version)):
             objections.append({**o, "position": len(keys) + k, "machine_status": "not_found", "reviewed": True})
     transcript = report.get("transcript")
     if transcript is None:
-        stored = transcript_of_call()
+        stored = call.transcript
         if stored:
             transcript = [{k: v for k, v in u.items() if k != "words"} for u in stored.get("utterances", [])]
     return {
-        **summary_,
+        **summary(call),
         "stages": stages,
         "objections": objections,
         "fillers": report.get("fillers", []),
@@ -486,8 +464,20 @@ def _detail(summary_: dict[str, Any], report: dict[str, Any] | None, transcript_
         "transcript": transcript or [],
         "roles_inferred": bool(report.get("roles_inferred")),
         "warnings": report.get("warnings", []),
-        "recording_url": f"/api/v1/calls/{summary_['id']}/recording" if recording_sha256 else None,
+        "recording_url": f"/api/v1/calls/{call.id}/recording" if call.recording_sha256 else None,
     }
+
+
+def _added(session: Session | None, call_id: int, report: dict[str, Any], script_id: str | None,
+           script_version: str | None) -> list[dict[str, Any]]:
+    """The objections reviewers added to a call (:func:`api.calls.results.added_objections`)."""
+    if session is None:
+        return []
+    try:
+        script = script_of(get_version(session, script_id=script_id, version=script_version)) if script_id and script_version else None
+    except NotFound:
+        script = None
+    return added_objections(report, latest_reviews(session, call_id), script)
 
 
 def retry_call(session: Session, *, call_id: int, actor: User) -> Call:
@@ -531,7 +521,8 @@ def rescore(
                          "dry_run", code="version_needs_dry_run")
     # only calls the user may see: another team's call ids are as unknown as missing ones
     query = scope_of(session, actor).calls(
-        select(Call.id).where(Call.status == CallStatus.done, Call.transcript.is_not(None)).order_by(Call.id))
+        select(Call.id).join(CallContent, CallContent.call_id == Call.id)
+        .where(Call.status == CallStatus.done, CallContent.transcript.is_not(None)).order_by(Call.id))
     if call_ids is not None:
         query = query.where(Call.id.in_(call_ids))
     versions: dict[str, ScriptVersion] = {}
@@ -548,7 +539,8 @@ def rescore(
     flips: dict[str, dict[str, int]] = {}
     changed = skipped = 0
     for start in range(0, len(ids), batch):
-        calls = session.scalars(select(Call).where(Call.id.in_(ids[start : start + batch])).order_by(Call.id)).all()
+        calls = session.scalars(select(Call).options(joinedload(Call.content)).where(Call.id.in_(ids[start : start + batch]))
+                               .order_by(Call.id)).all()
         for call in calls:
             assert call.transcript is not None
             transcript = Transcript.from_dict(call.transcript, source=f"call {call.id}")

@@ -43,11 +43,6 @@ class ServiceSettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     import_dirs: list[Path] = Field(default_factory=list, description="folders the API may import from (the CLI may import any)")
     webhook_secret: str | None = Field(None, description="shared secret a PBX sends in X-Callqa-Secret instead of a token")
-    list_index: bool = Field(True, description="answer the call list's filters, counts and sorts from columns each API "
-                             "process keeps in memory (about 60 bytes a call, and up to 50,000 rows as sent); off: the database answers every list")
-    api_threads: int = Field(2, ge=1, le=200, description="worker threads of an API process for the endpoints that "
-                             "query the database (long ones such as a re-score, a KPI report or a CRM import have "
-                             "their own): more only take turns holding Python's lock")
     # sign-in and passwords (api/auth/throttle.py, api/auth/passwords.py)
     signin_user_failures: int = Field(5, ge=1, le=1000, description="failed sign-ins of one username before it is locked")
     signin_address_failures: int = Field(30, ge=1, le=100_000, description="failed sign-ins from one address before it is locked")

@@ -6,14 +6,12 @@ what the tests run is what production runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Generic, TypeVar
-from weakref import WeakKeyDictionary
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from api.core.config import ServiceSettings
@@ -40,43 +38,6 @@ def _refuse_nul(mapper: Any, _connection: Any, target: Any) -> None:
         if isinstance(value, str) and "\x00" in value:
             raise NulInText(f"{prop.key}: the text contains a NUL character (\\0), which cannot be stored; remove it "
                             "and send again", details=[{"field": prop.key, "message": "contains a NUL character"}])
-
-
-T = TypeVar("T")
-
-
-class PerDatabase(Generic[T]):
-    """One object per database of this process (the sign-in cache, the call list index), found from
-    a session: engines that are the same database with other options (``Database.read_engine``)
-    share it; an engine without one gets None."""
-
-    def __init__(self) -> None:
-        self._by_engine: WeakKeyDictionary[Engine, T] = WeakKeyDictionary()
-
-    def enable(self, engine: Engine, make: Callable[[], T], *, also: Engine | None = None) -> T:
-        kept = self._by_engine.get(engine)
-        if kept is None:
-            kept = self._by_engine[engine] = make()
-        if also is not None:
-            self._by_engine[also] = kept
-        return kept
-
-    def of(self, session: Session) -> T | None:
-        bind = session.bind
-        return self._by_engine.get(bind.engine) if bind is not None else None
-
-    def of_engine(self, engine: Engine) -> T | None:
-        return self._by_engine.get(engine)
-
-    def disable(self, *engines: Engine) -> None:
-        for engine in engines:
-            self._by_engine.pop(engine, None)
-
-
-# SQLAlchemy's SQLite compiler drops FROM hints (``select(...).with_hint(Call, "INDEXED BY ix", "sqlite")``);
-# SQLite's own ``INDEXED BY`` is such a hint, and the call list uses it (its planner prefers the
-# row to a covering index of the same key): a hint written for SQLite is written out there.
-SQLiteCompiler.get_from_hint_text = lambda self, table, text: text  # type: ignore[method-assign,assignment]
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:

@@ -98,6 +98,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "calls.objection_unhandled": ("Не отработано возражение", "Objection not handled"),
     "calls.any": ("любой", "any"),
     "calls.total": ("Всего: {n}", "Total: {n}"),
+    "calls.total_more": ("Всего: больше {n}", "Total: over {n}"),
     "calls.none": ("Звонков нет.", "No calls."),
     "calls.drill": ("Звонки менеджера {manager}, где пропущен этап «{stage}»",
                     "Calls of {manager} where “{stage}” was missed"),

@@ -116,8 +116,8 @@ def queue_page(request: Request, session: SessionDep, user: PageUser) -> HTMLRes
     require_role(user, *REVIEWERS)
     scope = scope_of(session, user)
     items = stats.review_queue(session, scope=scope)
-    failed, _ = calls.list_calls(session, filters=calls.CallFilters(status=CallStatus.failed), scope=scope, limit=20,
-                                 offset=0, order="-created_at")
+    failed = calls.list_calls(session, filters=calls.CallFilters(status=CallStatus.failed), scope=scope, limit=20,
+                              order="-created_at").calls
     titles, _ = stats.stage_titles(session, lang=language(request))
     return render(request, "queue.html", {"items": items, "failed": failed, "titles": titles}, user=user)
 
@@ -131,12 +131,13 @@ def calls_page(
     stage_missed: Annotated[str | None, Query(max_length=100)] = None,
     objection_unhandled: Annotated[str | None, Query(max_length=100)] = None,
     date_from: QueryTimeOrBlank = None,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> HTMLResponse:
     scope = scope_of(session, user)
     filters = calls.CallFilters(manager_id=manager_id, team_id=team_id, status=status, stage_missed=stage_missed or None,
                                 objection_unhandled=objection_unhandled or None, date_from=date_from)
-    rows, total = calls.list_calls(session, filters=filters, scope=scope, limit=50, offset=offset, order="-started_at")
+    page = calls.list_calls(session, filters=filters, scope=scope, limit=50, order="-started_at", cursor=cursor)
+    rows = page.calls
     ids = [c.id for c in rows]
     stage_t, objection_t = stats.stage_titles(session, lang=language(request))
     managers = managers_for(session, scope)
@@ -145,7 +146,7 @@ def calls_page(
         name = next((m.name for m in managers if m.id == manager_id), str(manager_id))
         drill = t_for(request)("calls.drill", manager=name, stage=stage_t.get(stage_missed, stage_missed))
     return render(request, "calls.html", {
-        "rows": rows, "total": total, "offset": offset, "missed": stats.missed_stages(session, ids),
+        "rows": rows, "page": page, "missed": stats.missed_stages(session, ids),
         "unhandled": stats.unhandled_objections(session, ids), "stage_titles": stage_t, "objection_titles": objection_t,
         "managers": managers, "statuses": list(CallStatus), "drill": drill, "since": date_from,
         "f": {"manager_id": manager_id, "status": status.value if status else "", "stage_missed": stage_missed or "",
@@ -165,8 +166,8 @@ def my_calls(request: Request, session: SessionDep, user: PageUser) -> HTMLRespo
     avg = None
     often: list[tuple[str, int]] = []
     if manager is not None:
-        rows, _ = calls.list_calls(session, filters=calls.CallFilters(manager_id=manager.id), scope=scope_of(session, user),
-                                   limit=100, offset=0, order="-started_at")
+        rows = calls.list_calls(session, filters=calls.CallFilters(manager_id=manager.id), scope=scope_of(session, user),
+                                limit=100, order="-started_at").calls
         scores = [c.score for c in rows if c.score is not None]
         avg = sum(scores) / len(scores) if scores else None
         often = [(s, int(n)) for s, n in session.execute(

@@ -6,14 +6,11 @@ transcripts (what the worker writes after transcribing), so no model runs here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert
 
-from api.calls.list_index import CallListIndex, list_indexes
-from api.calls.service import CallFilters
 from api.models import Call, CallStatus
 from api.processing import queue
 
@@ -49,8 +46,8 @@ def transcribed_call(client, db, people, turns: list[dict[str, Any]], *, hz: flo
     assert r.status_code == 201, r.text
     call_id = r.json()["items"][0]["call_id"]
     with db.sessions() as s:
-        s.execute(update(Call).where(Call.id == call_id)
-                  .values(status=CallStatus.done, transcript={"language": language, "turns": turns}))
+        call = s.get(Call, call_id)
+        call.status, call.transcript = CallStatus.done, {"language": language, "turns": turns}
         s.commit()
     return call_id
 
@@ -124,50 +121,30 @@ CASES: list[tuple[str, dict[str, Any], list[str]]] = [
                                                            "vera_english", "anna_two"]),
     ("order-score-desc", {"order": "-score", "status": "done"}, ["anna_two", "vera_english", "boris_unhandled",
                                                                  "anna_handled", "boris_doubtful"]),
+    # calls not scored yet (queued, failed) come last either way, on both databases
+    ("order-score-unscored-last", {"order": "score"}, ["boris_doubtful", "anna_handled", "boris_unhandled", "vera_english",
+                                                       "anna_two", "vera_queued", "vera_failed"]),
+    ("order-score-desc-unscored-last", {"order": "-score"}, ["anna_two", "vera_english", "boris_unhandled", "anna_handled",
+                                                             "boris_doubtful", "vera_failed", "vera_queued"]),
     ("order-created", {"order": "created_at"}, ["anna_handled", "anna_two", "boris_unhandled", "boris_doubtful",
                                                 "vera_english", "vera_queued", "vera_failed"]),
     ("order-created-desc", {"order": "-created_at", "manager_id": "{vera}"}, ["vera_failed", "vera_queued", "vera_english"]),
 ]
 
-# (id, query, total, the page's calls)
-PAGES: list[tuple[str, dict[str, Any], int, list[str]]] = [
-    ("first-page", {"order": "started_at", "limit": 2}, 7, ["vera_failed", "anna_handled"]),
-    ("second-page", {"order": "started_at", "limit": 2, "offset": 2}, 7, ["boris_unhandled", "boris_doubtful"]),
-    ("last-page", {"order": "started_at", "limit": 2, "offset": 6}, 7, ["anna_two"]),
-    ("past-the-end", {"order": "started_at", "limit": 2, "offset": 7}, 7, []),
-    ("filtered-page", {"status": "done", "order": "-score", "limit": 3, "offset": 1}, 5,
-     ["vera_english", "boris_unhandled", "anna_handled"]),
-    # a missed stage: SQLite counts over the page query itself
-    ("stage-missed-page", {"stage_missed": "farewell", "order": "started_at", "limit": 2, "offset": 1}, 4,
-     ["boris_doubtful", "vera_english"]),
-    ("stage-missed-past-the-end", {"stage_missed": "farewell", "order": "started_at", "limit": 2, "offset": 4}, 4, []),
+# (id, query, page size): walked page by page with next_cursor to the end, then back with prev_cursor
+WALKS: list[tuple[str, dict[str, Any], int]] = [
+    ("started", {"order": "started_at"}, 2),
+    ("newest-first", {}, 3),
+    ("filtered-by-score", {"status": "done", "order": "-score"}, 3),
+    ("score-with-unscored-last", {"order": "score"}, 2),
+    ("stage-missed", {"stage_missed": "farewell", "order": "started_at"}, 2),
+    ("created", {"order": "-created_at"}, 4),
+    ("one-page", {"manager_id": "{anna}"}, 5),
 ]
 
 
-@pytest.fixture(params=["index", "database"])
-def answered_by(request: pytest.FixtureRequest, app, db) -> Iterator[str]:
-    """Who answers the lists: each API process's in-memory index (the default), or the database
-    (CALLQA_LIST_INDEX=false, and what answers while the index is first read)."""
-    if request.param == "database":
-        engine_index = list_index_of(db)
-        assert engine_index is not None  # the app keeps one: take it away
-        list_indexes.disable(db.engine, db.read_engine)  # read_engine: the list's and detail's read-only sessions
-    yield request.param
-
-
-def list_index_of(db) -> CallListIndex | None:
-    return list_indexes.of_engine(db.engine)
-
-
-def test_call_list_filters_sorts_and_pages(client, db, people, answered_by):
+def test_call_list_filters_sorts_and_pages(client, db, people):
     ids, kazan = build_calls(client, db, people)
-    if answered_by == "index":
-        index = list_index_of(db)
-        assert index is not None and index.wait_ready()
-        with db.sessions() as s:  # and it is what answers now
-            assert index.page(s, CallFilters(), None, limit=50, offset=0, order="-started_at") is not None
-    else:
-        assert list_index_of(db) is None
     names = {v: k for k, v in ids.items()}
     with db.sessions() as s:
         vera = s.get(Call, ids["vera_english"]).manager_id
@@ -179,7 +156,7 @@ def test_call_list_filters_sorts_and_pages(client, db, people, answered_by):
         r = client.get(f"{API}/calls", params=params, headers=people.h("quality_controller"))
         assert r.status_code == 200, (query, r.text)
         page = r.json()
-        assert (page["limit"], page["offset"]) == (params.get("limit", 50), params.get("offset", 0))
+        assert page["limit"] == params.get("limit", 50) and page["total_exact"]
         return page["total"], [names[c["id"]] for c in page["items"]]
 
     failures = []
@@ -187,11 +164,33 @@ def test_call_list_filters_sorts_and_pages(client, db, people, answered_by):
         total, got = listed(query)
         if got != expected or total != len(expected):
             failures.append(f"{case}: {query} listed {got} (total {total}), expected {expected}")
-    for case, query, total_expected, expected in PAGES:
-        total, got = listed(query)
-        if got != expected or total != total_expected:
-            failures.append(f"{case}: {query} listed {got} (total {total}), expected {expected} of {total_expected}")
     assert not failures, "\n".join(failures)
+
+    # paging: page by page to the end gives the whole list once, in order; back again, the same pages
+    for case, query, size in WALKS:
+        params = {k: str(v).format(**refs) for k, v in query.items()}
+        whole = listed(params)[1]
+        pages: list[list[str]] = []
+        cursor = None
+        while True:
+            page = client.get(f"{API}/calls", params={**params, "limit": size, **({"cursor": cursor} if cursor else {})},
+                              headers=people.h("quality_controller")).json()
+            assert page["total"] == len(whole), case
+            pages.append([names[c["id"]] for c in page["items"]])
+            assert (page["prev_cursor"] is None) == (len(pages) == 1), (case, pages)
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert sum(pages, []) == whole and all(len(p) == size for p in pages[:-1]) and 0 < len(pages[-1]) <= size, (case, pages)
+        back = [pages[-1]]
+        cursor = page["prev_cursor"]
+        while cursor:
+            page = client.get(f"{API}/calls", params={**params, "limit": size, "cursor": cursor},
+                              headers=people.h("quality_controller")).json()
+            back.append([names[c["id"]] for c in page["items"]])
+            assert page["next_cursor"], case
+            cursor = page["prev_cursor"]
+        assert back[::-1] == pages, (case, back)
 
     # the scores the cases rely on are the scorer's own
     detail = {n: client.get(f"{API}/calls/{i}", headers=people.h("admin")).json() for n, i in ids.items()}
@@ -202,3 +201,48 @@ def test_call_list_filters_sorts_and_pages(client, db, people, answered_by):
     assert mine["total"] == 0
     mine = client.get(f"{API}/calls", params={"order": "score"}, headers=people.h("manager")).json()
     assert [names[c["id"]] for c in mine["items"]] == ["anna_handled", "anna_two"]
+
+
+def test_a_call_stored_meanwhile_never_shifts_the_next_page(client, db, people):
+    """The next page starts after the last call of this one, whatever was stored meanwhile: with
+    offsets, a new call pushed the page's last call onto the next page too, and it was shown twice."""
+    ids, _ = build_calls(client, db, people)
+    names = {v: k for k, v in ids.items()}
+    qc = people.h("quality_controller")
+    first = client.get(f"{API}/calls", params={"limit": 3}, headers=qc).json()
+    new = client.post(f"{API}/calls", files=[("files", ("new.wav", tone(270), "audio/wav"))],
+                      data={"manager_external_id": "101", "started_at": "2026-11-11T09:00:00+00:00"},
+                      headers=people.h("admin")).json()["items"][0]["call_id"]
+    second = client.get(f"{API}/calls", params={"limit": 3, "cursor": first["next_cursor"]}, headers=qc).json()
+    assert [names[c["id"]] for c in first["items"] + second["items"]] == \
+        ["anna_two", "vera_queued", "vera_english", "boris_doubtful", "boris_unhandled", "anna_handled"]
+    assert second["total"] == 8  # the count is of now
+    back = client.get(f"{API}/calls", params={"limit": 3, "cursor": second["prev_cursor"]}, headers=qc).json()
+    assert [c["id"] for c in back["items"]] == [c["id"] for c in first["items"]]
+    assert back["prev_cursor"] is not None  # the new call is before the first page now
+    newest = client.get(f"{API}/calls", params={"limit": 3, "cursor": back["prev_cursor"]}, headers=qc).json()
+    assert [c["id"] for c in newest["items"]] == [new] and newest["prev_cursor"] is None
+
+
+@pytest.mark.parametrize("cursor, says", [
+    ("not-a-cursor", "damaged"),
+    ("eyJvIjoiLXN0YXJ0ZWRfYXQiLCJrIjoibm90IGEgZGF0ZSIsImkiOjF9", "damaged"),  # a start time that is not one
+    ("eyJvIjoic2NvcmUiLCJrIjo1MCwiaSI6MX0", "sorted by 'score'"),  # a cursor of another order
+])
+def test_a_damaged_or_foreign_cursor_is_refused_with_what_to_do(client, people, cursor, says):
+    r = client.get(f"{API}/calls", params={"cursor": cursor}, headers=people.h("admin"))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "bad_cursor" and says in r.json()["error"]["message"]
+
+
+def test_a_long_list_counts_up_to_ten_thousand_and_says_more(client, db, people):
+    """Counting every call of a long list reads them all; past 10 000 the list says "over 10 000"."""
+    with db.sessions() as s:
+        s.execute(insert(Call), [{"source": "upload", "manager_id": people.manager_id, "status": CallStatus.queued}
+                                 for _ in range(10_001)])
+        s.commit()
+    page = client.get(f"{API}/calls", params={"limit": 1}, headers=people.h("admin")).json()
+    assert (page["total"], page["total_exact"]) == (10_000, False) and page["next_cursor"]
+    exact = client.get(f"{API}/calls", params={"limit": 1, "manager_id": people.other_manager_id},
+                       headers=people.h("admin")).json()
+    assert (exact["total"], exact["total_exact"]) == (0, True)
