@@ -6,13 +6,11 @@ Errors are mapped to JSON here and only here: ``{"error": {"code", "message", "d
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -23,8 +21,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analyzer.errors import AnalyzerError
-from api.auth.cache import enable_auth_cache
-from api.calls.list_index import enable_list_index
 from api.core.config import ServiceSettings, get_service_settings
 from api.core.db import Database
 from api.core.errors import ServiceError
@@ -148,15 +144,7 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     """The app; ``clock`` is what time it is for sign-in throttling (tests move it instead of waiting)."""
     settings = settings or get_service_settings()
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # the endpoints' thread pool (40 threads by default): more threads than a few a core only
-        # take turns holding Python's lock, and a request waits longer for its answer
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
-        yield
-
     app = FastAPI(
-        lifespan=lifespan,
         title="callqa",
         version="1.0",
         summary="Call quality and script compliance for sales calls",
@@ -167,10 +155,6 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     app.state.settings = settings
     app.state.clock = clock
     app.state.db = db or Database(settings)
-    db_ = app.state.db
-    enable_auth_cache(db_.engine, also=db_.read_engine)  # tokens and visible managers remembered for a few seconds
-    if settings.list_index:
-        enable_list_index(db_.engine, also=db_.read_engine)  # the call list's filters, counts and sorts in memory
     app.state.store = RecordingStore(settings.recordings_dir, max_bytes=settings.max_upload_bytes)
     app.state.store.remove_abandoned()  # temporary files of uploads a killed server was receiving
     if executor is None:
@@ -254,7 +238,7 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     app.add_middleware(BodyLimit, upload_limit=int(settings.max_request_mb * 1024 * 1024))
     pool = app.state.db.engine.pool
     connections = pool.size() + max(0, getattr(pool, "_max_overflow", 0))  # type: ignore[attr-defined]
-    app.add_middleware(InFlightLimit, limit=max(1, connections - 2))  # two left for the list index's reads
+    app.add_middleware(InFlightLimit, limit=max(1, connections - 2))  # two left for the health check and the executor
     return app
 
 

@@ -78,14 +78,14 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000),
     workers: int = typer.Option(None, help="local worker processes (CALLQA_WORKERS, default 1; 0: API only)"),
-    api_processes: int = typer.Option(1, help="API server processes (one a core is a good start; each listens on its own "
-                                      "socket, so connections are spread evenly)"),
+    api_processes: int = typer.Option(1, help="API server processes: uvicorn's workers (one a core is a good start)"),
     access_log: bool = typer.Option(True, help="log every request"),
     import_dir: list[Path] = typer.Option([], "--import", help="queue the recordings in this folder at start"),
     demo: bool = typer.Option(False, "--demo", help="the sample calls and a demo login per role (passwords printed)"),
 ) -> None:
     """Run the web UI and the API (docs at /docs) and, with the local executor, worker processes beside it."""
-    from api.core.serving import serve_api
+    import uvicorn
+
     from api.processing.local import LocalExecutor
 
     settings = _settings(workers=workers)
@@ -116,7 +116,7 @@ def serve(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        serve_api("api.main:app", host=host, port=port, processes=api_processes, log_level="info", access_log=access_log)
+        uvicorn.run("api.main:app", host=host, port=port, workers=api_processes, log_level="info", access_log=access_log)
     finally:
         if executor is not None:
             executor.stop()

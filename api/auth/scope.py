@@ -21,9 +21,7 @@ scope is "not found" (404), exactly as a missing one, so ids cannot be probed. T
 is the company's: everyone reads it (managers get feedback against it).
 
 A scope is a frozen value: the ids of the managers and teams it covers (``None``: all of them).
-It is read from the database once per request, or from the sign-in cache's few seconds' memory
-(:class:`api.auth.cache.AuthCache`, which forgets it at once when this process changes a team or
-manager, within seconds elsewhere).
+It is read from the database once per request, so a change of team or manager counts at once.
 """
 
 from __future__ import annotations
@@ -34,7 +32,6 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import ColumnElement, Select, false, select, true
 from sqlalchemy.orm import Session
 
-from api.auth.cache import MISSING, auth_cache
 from api.core.errors import Forbidden, NotFound
 from api.models import Call, Manager, Role, Team
 
@@ -42,7 +39,7 @@ _Select = TypeVar("_Select", bound=Select)  # type: ignore[type-arg]  # any Sele
 
 
 class Someone(Protocol):
-    """A signed-in user as the scope needs them: a row or a :class:`api.deps.Viewer`."""
+    """A signed-in user as the scope needs them: a row of ``users`` or anything with its id and role."""
 
     @property
     def id(self) -> int: ...
@@ -143,18 +140,11 @@ class Scope:
 
 
 def scope_of(session: Session, user: Someone | None) -> Scope:
-    """The scope of ``user`` (None: the system). Remembered for a few seconds, as the token is."""
+    """The scope of ``user`` (None: the system)."""
     if user is None:
         return Scope.system()
     if user.role in (Role.admin, Role.quality_controller):
         return Scope(user_id=user.id, role=user.role, manager_ids=None, team_ids=None)
-    cache = auth_cache(session)
-    key = ("scope", user.id, user.role)
-    if cache is not None:
-        remembered = cache.get(key)
-        if remembered is not MISSING:
-            return remembered  # type: ignore[no-any-return]
-    generation = cache.generation if cache is not None else 0
     if user.role == Role.manager:
         rows = session.execute(select(Manager.id, Manager.team_id).where(Manager.user_id == user.id)).all()
         scope = Scope(user_id=user.id, role=user.role, manager_ids=frozenset(m for m, _ in rows),
@@ -167,6 +157,4 @@ def scope_of(session: Session, user: Someone | None) -> Scope:
                       team_ids=frozenset(t for t, _ in rows))
     else:  # a role added later sees nothing until it is given a line above
         scope = Scope(user_id=user.id, role=user.role, manager_ids=frozenset(), team_ids=frozenset())
-    if cache is not None:
-        cache.put(key, scope, generation=generation)
     return scope

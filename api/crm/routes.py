@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 
 from api.core.errors import PayloadTooLarge
-from api.core.lanes import slow_lane
 from api.core.openapi import errors
 from api.crm import service
 from api.crm.schemas import EntityName, ImportResultOut, RecordsIn, SourceName
@@ -28,7 +27,6 @@ _Importer = Annotated[User, Depends(require(Role.admin, Role.head_of_sales))]
     "the good rows land. A file that cannot be read as a whole is a 422 `crm_format_error`; one past a limit "
     "(rows, cells, unpacked size: the CALLQA_CRM_MAX_* settings) a 413 `crm_file_too_large`.",
 )
-@slow_lane
 def import_file(
     session: SessionDep,
     settings: SettingsDep,
@@ -52,7 +50,6 @@ def import_file(
     description="`records`: objects keyed by the export's headers (generic: `deal_id`, `created_at`, `status`, ...). "
     "Error lines are the records' positions counted from 1.",
 )
-@slow_lane
 def import_records(session: SessionDep, actor: _Importer, body: RecordsIn) -> dict[str, Any]:
     result = service.import_records(session, records=body.records, actor=actor, entity=body.entity, source=body.source)
     return result.to_dict()

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.core.lanes import slow_lane
 from api.core.openapi import errors
 from api.deps import SessionDep, UserDep
 from api.kpi import service
@@ -41,7 +40,6 @@ def _report(session: Any, user: Any, period: str | None, date_from: date | None,
     "objections, funnel, quality vs outcome and the KPI catalogue). Undefined values (a ratio over zero) are null.",
     responses={200: {"content": {service.EXPORT_TYPES["csv"]: {}, service.EXPORT_TYPES["xlsx"]: {}}}},
 )
-@slow_lane
 def kpi_table(
     session: SessionDep, user: UserDep, period: _Period = None, date_from: _From = None, date_to: _To = None,
     by: _By = "manager", team_id: _Team = None, manager_id: _Manager = None,
@@ -67,7 +65,6 @@ def catalogue(_: UserDep) -> dict[str, Any]:
     description="Deals won or lost in the period, with their calls: the win rate where a script stage was done "
     "(an objection handled) vs missed, the difference with a 95% Newcombe interval, and a verdict.",
 )
-@slow_lane
 def quality_vs_outcome(session: SessionDep, user: UserDep, period: _Period = None, date_from: _From = None,
                        date_to: _To = None, by: _By = "all", team_id: _Team = None, manager_id: _Manager = None) -> dict[str, Any]:
     report = _report(session, user, period, date_from, date_to, by, team_id, manager_id)
@@ -75,7 +72,6 @@ def quality_vs_outcome(session: SessionDep, user: UserDep, period: _Period = Non
 
 
 @router.get("/funnel", response_model=FunnelOut, summary="Funnel conversion stage to stage, for deals created in the period")
-@slow_lane
 def funnel(session: SessionDep, user: UserDep, period: _Period = None, date_from: _From = None, date_to: _To = None,
            by: _By = "all", team_id: _Team = None, manager_id: _Manager = None) -> dict[str, Any]:
     report = _report(session, user, period, date_from, date_to, by, team_id, manager_id)
