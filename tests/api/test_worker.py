@@ -90,12 +90,13 @@ def test_kill_9_mid_call_and_the_call_still_completes_exactly_once(db, settings,
 
     with db.sessions() as s:
         call = s.get(Call, call_id)
+        report = call.report
         runs = s.scalars(select(CallRun).where(CallRun.call_id == call_id).order_by(CallRun.id)).all()
         stage_rows = s.scalar(select(func.count()).select_from(CallStage).where(CallStage.call_id == call_id))
     assert [r.outcome for r in runs] == ["lost", "done"]
-    assert call.attempts == 2 and call.report is not None
-    assert stage_rows == len(call.report["stages"])  # written once, not twice
-    assert {s["id"]: s["status"] for s in call.report["stages"]}["greeting"] == "passed"
+    assert call.attempts == 2 and report is not None
+    assert stage_rows == len(report["stages"])  # written once, not twice
+    assert {s["id"]: s["status"] for s in report["stages"]}["greeting"] == "passed"
 
 
 def test_worker_processes_stop_when_their_parent_is_killed_and_claim_nothing_after(db, settings, tmp_path):
