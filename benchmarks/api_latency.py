@@ -1,7 +1,7 @@
-"""Latency and throughput of the call list and call detail with a realistic database, on this machine.
+"""The API under a department's load, on this machine: open loop, the whole mix, a large database.
 
-    python -m benchmarks.api_latency --db sqlite|postgresql [--calls 100000] [--clients 50] [--seconds 30]
-                                     [--server-workers 2] [--reuse] [--json]
+    python -m benchmarks.api_latency --db sqlite|postgresql [--calls 100000] [--rate 20] [--seconds 60]
+                                     [--burst-every 30] [--burst-size 100] [--server-workers 2] [--reuse] [--json]
 
 1. A fresh database (SQLite file under build/bench_api, or the PostgreSQL database ``callqa_bench``
    on 127.0.0.1, created when missing) migrated with Alembic and seeded in bulk with ``--calls``
@@ -12,22 +12,19 @@
    given speech-like timings and scored with the active script (``score_transcript``), and the
    calls cycle through them (80% Russian), so scores, missed stages and unhandled objections vary
    as they would. ``--reuse`` keeps a database that already holds ``--calls`` calls (migrations
-   still run, so a new index revision is applied).
-2. The real app as a department runs it, ``callqa serve --workers 0 --api-processes N --no-access-log``
-   (``--server-workers`` API processes, each on its own listening socket) on a free loopback port,
-   warmed up for ``--warmup-seconds`` (each process reads its call list index in the background
-   meanwhile: 1.6 s at 100,000 calls on a free core).
-3. ``--clients`` concurrent keep-alive clients in this process (asyncio and a minimal HTTP/1.1
-   client, so that the load costs the shared cores next to nothing: its CPU is reported) signed
-   in as a head of sales heading 3 of the 6 teams, for ``--seconds``: half of the
-   requests GET /api/v1/calls with a mix of filters (manager, team, date range, status, score range,
-   missed stage, unhandled objection, order, limit 50, offsets up to page 10), half GET
-   /api/v1/calls/{id} of one of their calls. Closed loop: each client sends its next request when
-   the last one is answered. Bounded by ``--seconds`` and ``--max-requests``.
+   still run).
+2. The app as a department runs it: ``callqa serve --workers 0 --api-processes N --no-access-log``
+   (uvicorn's own worker processes) on a free loopback port, warmed up for ``--warmup-seconds``.
+3. Open loop, as people use it: requests arrive at ``--rate`` a second (Poisson), whatever the
+   answers do, plus a burst of ``--burst-size`` requests within one second every ``--burst-every``
+   seconds (a meeting where everyone opens the dashboard); each request's latency counts from when
+   it was due, so waiting for a connection or the server counts too. The mix (``MIX``), as a head of
+   sales heading 3 of the 6 teams: call lists with filters (a fifth of them a next page by cursor),
+   call pages, the dashboard web page and the KPI table of a month.
+4. For the record, not as a target: the closed-loop maximum, ``--closed-loop-clients`` clients each
+   sending the next request as soon as the last is answered.
 
-Reports p50/p95/p99 latency per kind, requests per second, errors, the load average, and the CPU
-the server (and PostgreSQL) spent a request and how much of the cores it got: on a machine shared
-with other jobs, latency at 50 clients is mostly waiting for a core.
+Reports p50/p95/p99 latency per kind, errors, the load average and the cores the server used.
 """
 
 from __future__ import annotations
@@ -43,15 +40,15 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
+from api.web.auth import SESSION_COOKIE
 from benchmarks.common import ROOT, load_dialogues
 from benchmarks.speed import _machine
 
@@ -60,8 +57,9 @@ PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/callqa_bench"
 ADMIN_PASSWORD = "orange-harbor-lantern"
 HEAD_PASSWORD = "silver-raven-tundra"
 TEAMS, MANAGERS_PER_TEAM, HEAD_TEAMS = 6, 10, 3
-QUARTER_START = datetime(2026, 7, 1, tzinfo=UTC)
 QUARTER_DAYS = 92
+QUARTER_START = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=QUARTER_DAYS)
+"""The calls are of the last quarter, so the dashboard's week, month and quarter hold what they would."""
 BATCH = 2000
 
 
@@ -149,8 +147,9 @@ class Seeded:
 
 CALL_COLS = ("id", "recording_sha256", "source", "manager_id", "client_phone", "direction", "started_at", "duration",
              "crm_lead_id", "crm_deal_id", "external_id", "language", "status", "error_code", "error_message", "attempts",
-             "next_attempt_at", "lease_token", "created_at", "updated_at", "processed_at", "transcript", "report",
+             "next_attempt_at", "lease_token", "created_at", "updated_at", "processed_at",
              "script_id", "script_version", "machine_score", "score", "uncertain")
+CONTENT_COLS = ("call_id", "transcript", "report")
 REC_COLS = ("sha256", "size", "original_name", "content_type", "created_at")
 STAGE_COLS = ("call_id", "stage_id", "position", "machine_status", "status", "reviewed")
 OBJ_COLS = ("call_id", "position", "type", "machine_status", "machine_handled", "handled", "status", "reviewed")
@@ -197,7 +196,7 @@ def _rows(n: int, templates: list[Template], manager_ids: list[int], rng: random
             "attempts": 0 if status == "queued" else 1 if done else 3,
             "next_attempt_at": created, "lease_token": 0 if status == "queued" else (1 if done else 3),
             "created_at": created, "updated_at": processed or created, "processed_at": processed,
-            "transcript": t.transcript_json if done else None,
+            "transcript": t.transcript_json if done else None,  # to call_contents
             "report": t.report_json.replace('"@SOURCE@"', f'"call {cid}"') if done else None,
             "script_id": t.script_id if done else None, "script_version": t.script_version if done else None,
             "machine_score": t.score if done else None, "score": t.score if done else None,
@@ -300,11 +299,13 @@ def seed(url: str, calls: int, *, progress: bool = True) -> Seeded:
 
     w = _Writer(url)
     head_calls: list[int] = []
-    batch: dict[str, list[tuple]] = {"calls": [], "recordings": [], "call_stages": [], "call_objections": [], "call_runs": []}
+    batch: dict[str, list[tuple]] = {"calls": [], "call_contents": [], "recordings": [], "call_stages": [], "call_objections": [],
+                                     "call_runs": []}
 
     def flush() -> None:
         w.write("recordings", REC_COLS, batch["recordings"])
         w.write("calls", CALL_COLS, batch["calls"])
+        w.write("call_contents", CONTENT_COLS, batch["call_contents"])
         w.write("call_stages", STAGE_COLS, batch["call_stages"])
         w.write("call_objections", OBJ_COLS, batch["call_objections"])
         w.write("call_runs", RUN_COLS, batch["call_runs"])
@@ -314,6 +315,8 @@ def seed(url: str, calls: int, *, progress: bool = True) -> Seeded:
 
     for n, (call, stages, objections, rec, run) in enumerate(_rows(calls, templates, manager_ids, rng), 1):
         batch["calls"].append(tuple(call[c] for c in CALL_COLS))
+        if call["transcript"] is not None:
+            batch["call_contents"].append((call["id"], call["transcript"], call["report"]))
         batch["recordings"].append(tuple(rec[c] for c in REC_COLS))
         batch["call_stages"].extend(stages)
         batch["call_objections"].extend(objections)
@@ -454,26 +457,6 @@ def running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def connections_by_process(port: int, pids: Iterable[int]) -> dict[int, int]:
-    """How many established connections to ``port`` each process holds, from /proc (the kernel's view)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # local port, ESTABLISHED
-                inodes.add(fields[9])
-    held = {}
-    for pid in pids:
-        links = []
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                links.append(os.readlink(fd))
-            except OSError:
-                continue
-        held[pid] = sum(link.startswith("socket:[") and link[8:-1] in inodes for link in links)
-    return held
-
-
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -486,10 +469,15 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 # -- the load ----------------------------------------------------------------------------------
 
+KINDS = ("list", "detail", "dashboard", "kpi")
+MIX = {"list": 0.40, "detail": 0.35, "dashboard": 0.10, "kpi": 0.15}
+"""What a department asks for: lists with filters (the quality controllers' day), call pages, the
+head of sales's dashboard (a web page: heatmap, trend, KPI table) and the KPI table of the API."""
+
 
 def list_query(rng: random.Random, s: Seeded) -> dict[str, Any]:
-    """One list request as the UI sends it: a filter or two, a sort, a page."""
-    q: dict[str, Any] = {"limit": 50, "offset": 50 * rng.choice([0, 0, 0, 0, 1, 1, 2, 3, 5, 10])}
+    """One list request as the UI sends it: a filter or two, a sort, the first page."""
+    q: dict[str, Any] = {"limit": 50}
     day = QUARTER_START + timedelta(days=rng.randrange(QUARTER_DAYS - 30))
     kind = rng.choice(["plain", "manager", "team_month", "week_status", "score", "stage", "objection", "manager_stage"])
     if kind == "manager":
@@ -511,62 +499,66 @@ def list_query(rng: random.Random, s: Seeded) -> dict[str, Any]:
     return q
 
 
-class _Conn:
-    """A keep-alive HTTP/1.1 connection: a request out, a Content-Length response in."""
+class Requests:
+    """The next request of the mix: a path and its kind. A fifth of the lists are a next page, with the
+    cursor of a list answered before."""
 
-    def __init__(self, port: int, token: str):
-        self.port = port
-        self.auth = f"Authorization: Bearer {token}\r\n"
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+    def __init__(self, seeded: Seeded, seed_: int):
+        self.rng = random.Random(seed_)
+        self.seeded = seeded
+        self.cursors: list[dict[str, Any]] = []  # queries with the cursor of their next page
 
-    async def get(self, path: str) -> tuple[int, int]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self.auth}Accept: application/json\r\n\r\n".encode())
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        length = next((int(x.split(":", 1)[1]) for x in lines[1:] if x.lower().startswith("content-length:")), None)
-        if length is None:  # the app always sends one; anything else counts as an error
-            raise ValueError("a response without Content-Length")
-        await self.reader.readexactly(length)
-        if any(x.lower() == "connection: close" for x in lines[1:]):
-            self.writer.close()
-            self.writer = None
-        return status, length
+    def next(self) -> tuple[str, str]:
+        kind = self.rng.choices(KINDS, [MIX[k] for k in KINDS])[0]
+        if kind == "detail":
+            return kind, f"/api/v1/calls/{self.rng.choice(self.seeded.head_call_ids)}"
+        if kind == "dashboard":
+            return kind, "/dashboard?" + urlencode({"period": self.rng.choices(["week", "month", "quarter"], [3, 5, 2])[0]})
+        if kind == "kpi":
+            month = (datetime.now(UTC).replace(day=1) - timedelta(days=1) * self.rng.choice([0, 0, 20, 50])).strftime("%Y-%m")
+            return kind, "/api/v1/kpi?" + urlencode({"period": month})
+        if self.cursors and self.rng.random() < 0.2:
+            return kind, "/api/v1/calls?" + urlencode(self.cursors.pop(self.rng.randrange(len(self.cursors))))
+        return kind, "/api/v1/calls?" + urlencode(list_query(self.rng, self.seeded))
 
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+    def answered(self, path: str, body: bytes) -> None:
+        if path.startswith("/api/v1/calls?") and len(self.cursors) < 1000:
+            cursor = json.loads(body).get("next_cursor")
+            if cursor:
+                query = dict(parse_qsl(path.split("?", 1)[1]))
+                self.cursors.append({**query, "cursor": cursor})
 
 
-async def _client(port: int, token: str, seeded: Seeded, seed_: int, deadline: float, budget: list[int],
-                  out: dict[str, list[float]], errors: dict[str, int], sizes: dict[str, list[int]], detail_share: float) -> None:
-    rng = random.Random(seed_)
-    conn = _Conn(port, token)
-    try:
-        while time.perf_counter() < deadline and budget[0] > 0:
-            budget[0] -= 1
-            if rng.random() < detail_share:
-                kind, path = "detail", f"/api/v1/calls/{rng.choice(seeded.head_call_ids)}"
-            else:
-                kind, path = "list", "/api/v1/calls?" + urlencode(list_query(rng, seeded))
-            t0 = time.perf_counter()
-            try:
-                status, length = await conn.get(path)
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                conn.close()
-                conn = _Conn(port, token)
-                status, length = 0, 0
-            out[kind].append(time.perf_counter() - t0)
-            if status != 200:
-                errors[kind] = errors.get(kind, 0) + 1
-            else:
-                sizes[kind].append(length)
-    finally:
-        conn.close()
+def arrivals(rate: float, seconds: float, *, bursts: list[float], burst_size: int, rng: random.Random) -> list[float]:
+    """When each request is sent, in seconds from the start: a Poisson stream at ``rate`` a second,
+    plus ``burst_size`` more spread over the second after each moment in ``bursts``."""
+    times, t = [], 0.0
+    while True:
+        t += rng.expovariate(rate)
+        if t >= seconds:
+            break
+        times.append(t)
+    for b in bursts:
+        times += [b + rng.random() for _ in range(burst_size)]
+    return sorted(times)
+
+
+@dataclass
+class Tally:
+    latency: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, seconds: float, ok: bool) -> None:
+        self.latency[kind].append(seconds)
+        if not ok:
+            self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def summary(self, wall: float) -> dict[str, Any]:
+        out: dict[str, Any] = {"requests": sum(len(v) for v in self.latency.values()), "errors": self.errors,
+                               "requests_per_second": round(sum(len(v) for v in self.latency.values()) / wall, 1)}
+        for kind, lat in self.latency.items():
+            out[kind] = {"requests": len(lat), **{f"p{p}_ms": round(_pct(lat, p) * 1000, 1) for p in (50, 95, 99)}}
+        return out
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -574,25 +566,63 @@ def _pct(values: list[float], p: float) -> float:
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))] if v else float("nan")
 
 
-async def drive(port: int, token: str, seeded: Seeded, *, clients: int, seconds: float, max_requests: int,
-                detail_share: float) -> dict[str, Any]:
-    out: dict[str, list[float]] = {"list": [], "detail": []}
-    sizes: dict[str, list[int]] = {"list": [], "detail": []}
-    errors: dict[str, int] = {}
-    budget = [max_requests]
-    t0 = time.perf_counter()
-    await asyncio.gather(*(_client(port, token, seeded, 1000 + i, t0 + seconds, budget, out, errors, sizes, detail_share)
-                           for i in range(clients)))
-    wall = time.perf_counter() - t0
-    result: dict[str, Any] = {"wall_seconds": round(wall, 1), "requests": sum(len(v) for v in out.values()),
-                              "requests_per_second": round(sum(len(v) for v in out.values()) / wall, 1), "errors": errors}
-    for kind, lat in out.items():
-        result[kind] = {
-            "requests": len(lat), "requests_per_second": round(len(lat) / wall, 1),
-            **{f"p{p}_ms": round(_pct(lat, p) * 1000, 1) for p in (50, 95, 99)},
-            "mean_response_kb": round(sum(sizes[kind]) / len(sizes[kind]) / 1024, 1) if sizes[kind] else None,
-        }
-    return result
+def _client(port: int, token: str, connections: int) -> Any:
+    import httpx
+
+    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
+                             cookies={SESSION_COOKIE: token}, timeout=60,
+                             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections))
+
+
+async def _send(client: Any, requests: Requests, tally: Tally, kind: str, path: str, t0: float) -> None:
+    """One request; its latency counts from ``t0``, when it was due (so waiting for a connection counts)."""
+    try:
+        r = await client.get(path)
+        ok = r.status_code == 200
+        if ok:
+            requests.answered(path, r.content)
+    except Exception:  # noqa: BLE001 (a refused or broken connection is an error of the run, counted)
+        ok = False
+    tally.add(kind, time.perf_counter() - t0, ok)
+
+
+async def open_loop(port: int, token: str, seeded: Seeded, *, rate: float, seconds: float, bursts: list[float],
+                    burst_size: int, seed_: int = 1) -> dict[str, Any]:
+    """Requests sent when they are due, whatever the answers do (a department does not wait for the
+    server before it clicks); each one's latency from when it was due."""
+    requests, tally = Requests(seeded, seed_), Tally()
+    schedule = arrivals(rate, seconds, bursts=bursts, burst_size=burst_size, rng=random.Random(seed_))
+    async with _client(port, token, connections=200) as client:
+        start = time.perf_counter()
+        pending = []
+        for due in schedule:
+            delay = start + due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            kind, path = requests.next()
+            pending.append(asyncio.create_task(_send(client, requests, tally, kind, path, start + due)))
+        await asyncio.gather(*pending)
+        wall = time.perf_counter() - start
+    return {"rate": rate, "seconds": seconds, "bursts": bursts, "burst_size": burst_size, "wall_seconds": round(wall, 1),
+            **tally.summary(wall)}
+
+
+async def closed_loop(port: int, token: str, seeded: Seeded, *, clients: int, seconds: float) -> dict[str, Any]:
+    """``clients`` sending their next request as soon as the last is answered: the most the server
+    answers a second (for the record; nobody uses a service like this)."""
+    tally = Tally()
+    async with _client(port, token, connections=clients) as client:
+        start = time.perf_counter()
+
+        async def one(i: int) -> None:
+            requests = Requests(seeded, 100 + i)
+            while time.perf_counter() - start < seconds:
+                kind, path = requests.next()
+                await _send(client, requests, tally, kind, path, time.perf_counter())
+
+        await asyncio.gather(*(one(i) for i in range(clients)))
+        wall = time.perf_counter() - start
+    return {"clients": clients, **tally.summary(wall)}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -615,32 +645,6 @@ def _proc_cpu(p: int | str) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def database_backends_cpu() -> dict[int, float]:
-    """CPU of each local PostgreSQL backend serving ``callqa_bench`` (the server's connections), and
-    under the key 0 what the postmaster's exited children used: the parallel workers a query starts
-    (a count over many calls uses 2) live for that query only and name no database, so their time
-    shows only there, once they exit (with that of any other database's closed connections)."""
-    out = {}
-    postmaster = None
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            cmd = (d / "cmdline").read_bytes().decode(errors="replace")
-            if cmd.startswith("postgres:") and " callqa_bench " in cmd:
-                out[int(d.name)] = _proc_cpu(d.name)
-                postmaster = postmaster or int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    if postmaster is not None:
-        try:
-            fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
-            out[0] = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            pass
-    return out
-
-
 def sign_in(port: int) -> str:
     import httpx
 
@@ -653,13 +657,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--calls", type=int, default=100_000)
-    ap.add_argument("--clients", type=int, default=50)
-    ap.add_argument("--seconds", type=float, default=30)
-    ap.add_argument("--max-requests", type=int, default=500_000, help="stop after this many requests even before --seconds")
-    ap.add_argument("--detail-share", type=float, default=0.5, help="share of requests that are call detail")
+    ap.add_argument("--rate", type=float, default=20, help="requests a second, open loop (Poisson arrivals)")
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--burst-every", type=float, default=30, help="a burst every this many seconds (first at half of it)")
+    ap.add_argument("--burst-size", type=int, default=100, help="requests in a burst's one second, beside the steady rate")
+    ap.add_argument("--closed-loop-clients", type=int, default=8, help="the closed-loop maximum for the record (0: skip)")
+    ap.add_argument("--closed-loop-seconds", type=float, default=20)
     ap.add_argument("--server-workers", type=int, default=2, help="API processes, callqa serve --api-processes (one per core)")
-    ap.add_argument("--warmup-seconds", type=float, default=10,
-                    help="load before measuring: imports, first queries, and each process's list index read in the background")
+    ap.add_argument("--warmup-seconds", type=float, default=10, help="load at the steady rate before measuring")
     ap.add_argument("--reuse", action="store_true", help="keep a database that already has --calls calls")
     ap.add_argument("--work-dir", type=Path, default=ROOT / "build" / "bench_api")
     ap.add_argument("--json", action="store_true")
@@ -673,52 +678,44 @@ def main(argv: list[str] | None = None) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     server = start_server(url, port=port, workers=args.server_workers, data_dir=data_dir)
+    bursts = [args.burst_every / 2 + i * args.burst_every for i in range(int(args.seconds // args.burst_every))]
     try:
         token = sign_in(port)
-        if args.warmup_seconds > 0:  # every worker process: imports, first queries, caches
-            asyncio.run(drive(port, token, seeded, clients=min(args.clients, 16), seconds=args.warmup_seconds,
-                              max_requests=args.max_requests, detail_share=args.detail_share))
+        if args.warmup_seconds > 0:  # every API process: imports, first queries, the database's caches
+            asyncio.run(open_loop(port, token, seeded, rate=args.rate, seconds=args.warmup_seconds, bursts=[], burst_size=0,
+                                  seed_=99))
         load_before = os.getloadavg()
-        server_cpu, client_cpu, db_cpu = cpu_seconds(server.pid), time.process_time(), database_backends_cpu()
-        split: list[int] = []  # the clients' connections per API process, a few seconds into the run
-        look = threading.Timer(min(3.0, args.seconds / 2), lambda: split.extend(
-            sorted(connections_by_process(port, spawned_children(server.pid)).values(), reverse=True)))
-        look.start()
-        run = asyncio.run(drive(port, token, seeded, clients=args.clients, seconds=args.seconds,
-                                max_requests=args.max_requests, detail_share=args.detail_share))
-        look.join()
-        server_cpu, client_cpu = cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
-        db_seconds = sum(v - db_cpu.get(pid, v if pid == 0 else 0.0) for pid, v in database_backends_cpu().items())
+        server_cpu = cpu_seconds(server.pid)
+        run = asyncio.run(open_loop(port, token, seeded, rate=args.rate, seconds=args.seconds, bursts=bursts,
+                                    burst_size=args.burst_size))
+        server_cpu = cpu_seconds(server.pid) - server_cpu
         load_after = os.getloadavg()
+        closed = asyncio.run(closed_loop(port, token, seeded, clients=args.closed_loop_clients,
+                                         seconds=args.closed_loop_seconds)) if args.closed_loop_clients else None
     finally:
         stop_server(server)
     out = {
         "machine": _machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "db": args.db, "calls": args.calls,
-        "clients": args.clients, "seconds": args.seconds, "server_workers": args.server_workers,
-        "seed_seconds": round(seeded.seconds, 1) if fresh else None, "data": seeded.sizes,
-        "load_average_before": [round(x, 2) for x in load_before], "load_average_after": [round(x, 2) for x in load_after],
-        **run,
-        # how much of the 2 cores the server got, and its CPU per request: with other jobs on the
-        # machine the latency is mostly waiting for a core
-        "server_cpu_cores_used": round(server_cpu / run["wall_seconds"], 2),
-        "server_cpu_ms_per_request": round(server_cpu * 1000 / max(1, run["requests"]), 2),
-        "connections_per_api_process": split,
-        "client_cpu_cores_used": round(client_cpu / run["wall_seconds"], 2),
-        "database_cpu_ms_per_request": round(db_seconds * 1000 / max(1, run["requests"]), 2) if args.db == "postgresql" else None,
+        "server_workers": args.server_workers, "seed_seconds": round(seeded.seconds, 1) if fresh else None,
+        "data": seeded.sizes, "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after], "open_loop": run,
+        "server_cpu_cores_used": round(server_cpu / run["wall_seconds"], 2), "closed_loop": closed,
     }
     if args.json:
         print(json.dumps(out, indent=1))
     else:
-        print(f"{out['machine']}; {args.db}, {args.calls} calls, {args.clients} clients, {args.seconds:g} s, "
-              f"{args.server_workers} API processes; load average {out['load_average_before']} -> {out['load_average_after']}")
-        for kind in ("list", "detail"):
-            r = out[kind]
-            print(f"  {kind:6} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
-                  f"{r['requests_per_second']:7.1f} req/s  ({r['requests']} requests, {r['mean_response_kb']} KB each)")
-        print(f"  total {out['requests_per_second']} req/s, errors {out['errors'] or 'none'}; server used "
-              f"{out['server_cpu_cores_used']} cores, {out['server_cpu_ms_per_request']} ms CPU a request; "
-              f"client {out['client_cpu_cores_used']} cores; connections per API process {'/'.join(map(str, split))}"
-              + (f"; PostgreSQL {out['database_cpu_ms_per_request']} ms CPU a request" if args.db == "postgresql" else ""))
+        print(f"{out['machine']}; {args.db}, {args.calls} calls, {args.server_workers} API processes; open loop "
+              f"{args.rate:g}/s for {args.seconds:g} s with bursts of {args.burst_size} at {bursts} s; "
+              f"load average {out['load_average_before']} -> {out['load_average_after']}")
+        for kind in KINDS:
+            r = run[kind]
+            print(f"  {kind:9} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
+                  f"({r['requests']} requests)")
+        print(f"  {run['requests']} requests, errors {run['errors'] or 'none'}; the server used "
+              f"{out['server_cpu_cores_used']} cores")
+        if closed:
+            print(f"  closed loop, {closed['clients']} clients: {closed['requests_per_second']} requests a second "
+                  f"(errors {closed['errors'] or 'none'})")
     return 0
 
 
