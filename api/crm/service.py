@@ -1,4 +1,4 @@
-"""CRM import: an export (file bytes or JSON records) parsed by :mod:`analyzer.crm`, upserted on each
+"""CRM import: an export (file bytes or JSON records) parsed by :mod:`analyzer.sales.imports`, upserted on each
 row's stable key, with the bad rows reported.
 
 Importing the same export twice changes nothing: a row whose key exists and whose fields are equal
@@ -23,8 +23,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from analyzer import crm
-from analyzer.crm import CrmFormatError, CrmSource, RawTable, RowError
+from analyzer.sales import imports as crm
+from analyzer.sales.imports import CrmFormatError, CrmSource, RawTable, RowError
 from api.auth.scope import Scope, scope_of
 from api.core.audit import audit
 from api.core.config import ServiceSettings
@@ -241,7 +241,7 @@ def _records(frame: pd.DataFrame, columns: dict[str, str]) -> list[dict[str, Any
 
 
 def client_key(phone: Any, client: Any) -> str | None:
-    """Who the client is, for repeat sales: the phone, else ``name:`` + the casefolded name (as analyzer.kpi)."""
+    """Who the client is, for repeat sales: the phone, else ``name:`` + the casefolded name (as analyzer.sales.metrics)."""
     if phone:
         return str(phone)
     if client is None or (isinstance(client, float) and math.isnan(client)) or not str(client).strip():

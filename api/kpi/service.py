@@ -1,6 +1,6 @@
 """Sales KPIs from the database: calls with their stored verdicts joined with the CRM tables.
 
-The computation is :func:`analyzer.kpi.sales_report` (pure pandas); this module only loads the
+The computation is :func:`analyzer.sales.metrics.sales_report` (pure pandas); this module only loads the
 frames it needs for one period and scope, ties CRM ids to rows, and names the groups. Routes, the
 CLI and the web UI all call :func:`kpi_report`::
 
@@ -33,8 +33,8 @@ from sqlalchemy import func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
-from analyzer import kpi as K
-from analyzer.crm import parse_period
+from analyzer.sales import metrics as K
+from analyzer.sales.imports import parse_period
 from api.auth.scope import scope_of
 from api.core.errors import BadRequest
 from api.core.exports import safe_cell
@@ -181,7 +181,7 @@ def _keys(raw: pd.Series, owner: pd.Series, table: pd.DataFrame) -> pd.Series:
 
 def sales_data(session: Session, *, period: K.Period, manager_ids: Sequence[int] | None,
                lookback_days: int = 90, outcome: bool = True) -> K.SalesData:
-    """The canonical frames of :mod:`analyzer.kpi` for one period and the managers (None = all).
+    """The canonical frames of :mod:`analyzer.sales.metrics` for one period and the managers (None = all).
 
     ``outcome=False``: no calls from before the period beyond a day (only quality vs outcome looks
     further back), and the verdicts of the period's calls only.

@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from analyzer import crm, kpi
+from analyzer.sales import imports as crm
+from analyzer.sales import metrics as kpi
 from api.core.exports import safe_cell
 from api.models import Call, CallObjection, CallStage, CallStatus, Direction, Manager, Team
 

@@ -7,7 +7,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from analyzer.crm import (
+from analyzer.sales.imports import (
     CrmFormatError,
     CrmLimitError,
     RawTable,

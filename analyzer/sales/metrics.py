@@ -21,11 +21,11 @@ plans               manager_id, period_start, period_end (half-open), revenue_pl
                     activity_plan, activity_kind (calls|meetings)
 managers            manager_id, name, team_id, department_id
 meetings            manager_id, held_at (optional; the fact for meeting plans)
-links               call_id, lead_id, deal_id (:func:`analyzer.crm.link_calls`)
+links               call_id, lead_id, deal_id (:func:`analyzer.sales.imports.link_calls`)
 =================== ==========================================================================
 
-``analyzer.crm`` produces leads, deals, plans and stage history from CRM exports (with ``manager``
-names; :func:`analyzer.crm.attach_manager_ids` adds ``manager_id``).
+``analyzer.sales.imports`` produces leads, deals, plans and stage history from CRM exports (with ``manager``
+names; :func:`analyzer.sales.imports.attach_manager_ids` adds ``manager_id``).
 
 Which rows a period counts
 --------------------------
@@ -63,8 +63,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from analyzer.crm import DEFAULT_TZ, link_calls, status_from_stage
 from analyzer.errors import AnalyzerError
+from analyzer.sales.imports import DEFAULT_TZ, link_calls, status_from_stage
 
 By = Literal["manager", "team", "department", "all"]
 Freq = Literal["W"] | None
@@ -277,7 +277,7 @@ class SalesData:
     managers: pd.DataFrame | None = None
     meetings: pd.DataFrame | None = None
     links: pd.DataFrame | None = None
-    """Call-to-lead/deal links; computed with :func:`analyzer.crm.link_calls` when missing."""
+    """Call-to-lead/deal links; computed with :func:`analyzer.sales.imports.link_calls` when missing."""
 
     def prepared(self) -> SalesData:
         kw = {n: prepare(n, getattr(self, n)) for n in _REQUIRED if n not in ("managers", "meetings", "links")}
