@@ -1,6 +1,6 @@
 """Sales KPIs from the database: calls with their stored verdicts joined with the CRM tables.
 
-The computation is :func:`analyzer.sales.metrics.sales_report` (pure pandas); this module only loads the
+The computation is :func:`analyzer.sales.report.sales_report` (pure pandas); this module only loads the
 frames it needs for one period and scope, ties CRM ids to rows, and names the groups. Routes, the
 CLI and the web UI all call :func:`kpi_report`::
 
@@ -33,8 +33,7 @@ from sqlalchemy import func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
-from analyzer.sales import metrics as K
-from analyzer.sales.imports import parse_period
+from analyzer import sales
 from api.auth.scope import scope_of
 from api.core.errors import BadRequest
 from api.core.exports import safe_cell
@@ -53,7 +52,7 @@ MAX_DAYS = 1100
 # --- parameters ------------------------------------------------------------------------------
 
 def period_of(period: str | None = None, *, date_from: date | None = None, date_to: date | None = None,
-              tz: str = K.DEFAULT_TZ) -> K.Period:
+              tz: str = sales.DEFAULT_TZ) -> sales.Period:
     """``period`` (``2026-11``, ``2026-Q4``, ``11.2026``) or ``date_from``..``date_to`` (both days included)."""
     for d in (date_from, date_to):
         if d is not None and not FIRST_DAY <= d <= LAST_DAY:
@@ -62,18 +61,18 @@ def period_of(period: str | None = None, *, date_from: date | None = None, date_
         raise BadRequest("give either period or date_from/date_to, not both", code="bad_period")
     if period:
         try:
-            first, after = parse_period(period)
+            first, after = sales.parse_period(period)
         except ValueError as e:
             raise BadRequest(str(e), code="bad_period") from None
         if not FIRST_DAY <= first <= LAST_DAY:
             raise BadRequest(f"{period} is outside {FIRST_DAY:%Y}..{LAST_DAY:%Y}", code="bad_period")
-        return K.Period(pd.Timestamp(first), pd.Timestamp(after), tz)
+        return sales.Period(pd.Timestamp(first), pd.Timestamp(after), tz)
     if date_from and date_to:
         if date_to < date_from:
             raise BadRequest(f"date_to {date_to} is before date_from {date_from}", code="bad_period")
         if (date_to - date_from).days > MAX_DAYS:
             raise BadRequest(f"a report covers at most {MAX_DAYS} days; ask for a shorter range", code="bad_period")
-        return K.Period.days(date_from, date_to, tz=tz)
+        return sales.Period.days(date_from, date_to, tz=tz)
     raise BadRequest("give period (2026-11, 2026-Q4) or both date_from and date_to", code="bad_period")
 
 
@@ -179,9 +178,9 @@ def _keys(raw: pd.Series, owner: pd.Series, table: pd.DataFrame) -> pd.Series:
     return out.where(out.notna(), None)
 
 
-def sales_data(session: Session, *, period: K.Period, manager_ids: Sequence[int] | None,
-               lookback_days: int = 90, outcome: bool = True) -> K.SalesData:
-    """The canonical frames of :mod:`analyzer.sales.metrics` for one period and the managers (None = all).
+def sales_data(session: Session, *, period: sales.Period, manager_ids: Sequence[int] | None,
+               lookback_days: int = 90, outcome: bool = True) -> sales.SalesData:
+    """The input frames (:mod:`analyzer.sales.frames`) for one period and the managers (None = all).
 
     ``outcome=False``: no calls from before the period beyond a day (only quality vs outcome looks
     further back), and the verdicts of the period's calls only.
@@ -269,7 +268,7 @@ def sales_data(session: Session, *, period: K.Period, manager_ids: Sequence[int]
         plans[c] = plans[c].astype("float64")
     for c in ("duration", "talk_time", "fillers", "score"):
         calls[c] = calls[c].astype("float64")
-    return K.SalesData(calls=calls, call_stages=stages, call_objections=objections, leads=leads,
+    return sales.SalesData(calls=calls, call_stages=stages, call_objections=objections, leads=leads,
                        deals=deals.drop(columns=["crm_id", "client_key"]), deal_stage_history=history,
                        plans=plans, managers=managers)
 
@@ -280,7 +279,7 @@ def _named(records: list[dict[str, Any]], key: str, names: dict[Any, str]) -> li
     return [{key: r[key], "name": names.get(r[key]), **{k: v for k, v in r.items() if k != key}} for r in records]
 
 
-def kpi_report(session: Session, *, user: User | None, period: K.Period, by: str = "manager", team_id: int | None = None,
+def kpi_report(session: Session, *, user: User | None, period: sales.Period, by: str = "manager", team_id: int | None = None,
                manager_id: int | None = None, trend: str | None = None, outcome: bool = True,
                lookback_days: int = 90) -> dict[str, Any]:
     """The KPI report of a period for the managers the user may see, JSON-safe (missing = None).
@@ -300,9 +299,9 @@ def kpi_report(session: Session, *, user: User | None, period: K.Period, by: str
     ids = scope(session, user=user, team_id=team_id, manager_id=manager_id)
     data = sales_data(session, period=period, manager_ids=ids, lookback_days=lookback_days, outcome=outcome)
     _, names = managers_frame(session, ids)
-    report = K.sales_report(data, period=period, by=cast(K.By, by), trend=trend is not None, outcome=outcome)
+    report = sales.sales_report(data, period=period, by=cast(sales.By, by), trend=trend is not None, outcome=outcome)
     out = report.to_dict()
-    key = K.GROUP_KEYS[by]
+    key = sales.GROUP_KEYS[by]
     if outcome:
         out["funnel"] = funnels(data, period=period, by=by)
     for part in ("summary", "trend", "stages", "objections", "quality_outcome", "funnel"):
@@ -315,7 +314,7 @@ def kpi_report(session: Session, *, user: User | None, period: K.Period, by: str
     return out
 
 
-def funnels(data: K.SalesData, *, period: K.Period, by: str) -> list[dict[str, Any]]:
+def funnels(data: sales.SalesData, *, period: sales.Period, by: str) -> list[dict[str, Any]]:
     """Funnel conversion per pipeline (``amocrm: Продажи``): each CRM pipeline has its own stages,
     and one order over the stages of two would mix them."""
     d = data.prepared()
@@ -326,17 +325,17 @@ def funnels(data: K.SalesData, *, period: K.Period, by: str) -> list[dict[str, A
     for name in sorted(label.unique()):
         part = deals[label.eq(name).to_numpy()]
         history = d.deal_stage_history[d.deal_stage_history["deal_id"].isin(set(part["deal_id"]))]
-        rows = K.funnel_conversion(history, part, period=period, by=cast(K.By, by), managers=d.managers)
-        out += [{"pipeline": name, **r} for r in K.to_records(rows)]
+        rows = sales.funnel_conversion(history, part, period=period, by=cast(sales.By, by), managers=d.managers)
+        out += [{"pipeline": name, **r} for r in sales.to_records(rows)]
     return out
 
 
 def kpi_catalogue() -> dict[str, dict[str, str]]:
     """Every KPI column: English and Russian title, unit, formula."""
-    return {k: {"title": v.title, "title_ru": v.title_ru, "unit": v.unit, "formula": v.formula} for k, v in K.KPIS.items()}
+    return {k: {"title": v.title, "title_ru": v.title_ru, "unit": v.unit, "formula": v.formula} for k, v in sales.KPIS.items()}
 
 
-def period_label(period: K.Period) -> str:
+def period_label(period: sales.Period) -> str:
     first = period.start.tz_convert(period.tz).date()
     last = (period.end - pd.Timedelta(1)).tz_convert(period.tz).date()
     if first.day == 1 and (last + timedelta(days=1)).day == 1 and first.month == last.month and first.year == last.year:

@@ -20,8 +20,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from analyzer.sales import imports as crm
-from analyzer.sales import metrics as kpi
+from analyzer import sales
 from api.core.exports import safe_cell
 from api.models import Call, CallObjection, CallStage, CallStatus, Direction, Manager, Team
 
@@ -127,21 +126,21 @@ def test_the_endpoint_gives_the_library_numbers_on_the_same_data(client, people,
     ids, calls = world
     managers = pd.DataFrame({"manager_id": list(ids.values()), "name": list(ids), "external_id": [None] * 3})
     frames = {}
-    for name, text, parse in (("deals", DEALS, crm.parse_deals), ("leads", LEADS, crm.parse_leads),
-                              ("plans", PLANS, crm.parse_plans)):
-        frame, errors = parse(crm.table_from_csv(text))
+    for name, text, parse in (("deals", DEALS, sales.parse_deals), ("leads", LEADS, sales.parse_leads),
+                              ("plans", PLANS, sales.parse_plans)):
+        frame, errors = parse(sales.table_from_csv(text))
         assert not errors
-        frames[name], _ = crm.attach_manager_ids(frame, managers)
+        frames[name], _ = sales.attach_manager_ids(frame, managers)
     stages = pd.DataFrame([{"call_id": c["call_id"], "stage_id": k, "status": v} for c in calls for k, v in c["stages"].items()])
     objections = pd.DataFrame([{"call_id": c["call_id"], "type": k, "status": v} for c in calls for k, v in c["objections"]])
     team_of = {c["manager_id"]: c["team_id"] for c in calls}
-    data = kpi.SalesData(calls=pd.DataFrame(calls).drop(columns=["stages", "objections", "team_id"]), call_stages=stages,
+    data = sales.SalesData(calls=pd.DataFrame(calls).drop(columns=["stages", "objections", "team_id"]), call_stages=stages,
                          call_objections=objections, leads=frames["leads"], deals=frames["deals"], plans=frames["plans"],
                          managers=managers.assign(team_id=managers["manager_id"].map(team_of), department_id=None))
-    period = kpi.Period.month(2026, 11)
+    period = sales.Period.month(2026, 11)
     for by in ("manager", "team"):
-        expected = {r[kpi.GROUP_KEYS[by]]: r for r in kpi.to_records(kpi.sales_report(data, period=period, by=by).summary)}
-        got = {r[kpi.GROUP_KEYS[by]]: r for r in get(client, people, by=by).json()["summary"]}
+        expected = {r[sales.GROUP_KEYS[by]]: r for r in sales.to_records(sales.sales_report(data, period=period, by=by).summary)}
+        got = {r[sales.GROUP_KEYS[by]]: r for r in get(client, people, by=by).json()["summary"]}
         assert set(got) == set(expected)
         for key, row in expected.items():
             for column, value in row.items():

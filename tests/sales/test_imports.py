@@ -7,28 +7,24 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from analyzer.sales.errors import CrmFormatError, CrmLimitError
+from analyzer.sales.headers import detect_entity, detect_source
 from analyzer.sales.imports import (
-    CrmFormatError,
-    CrmLimitError,
-    RawTable,
-    ReadLimits,
-    attach_manager_ids,
-    detect_entity,
-    detect_source,
     leads_from_deals,
     normalise_phone,
     parse_datetimes,
     parse_deals,
     parse_number,
-    parse_period,
     read_deals,
     read_export,
     read_leads,
     read_plans,
     read_stage_history,
     status_from_stage,
-    table_from_bytes,
 )
+from analyzer.sales.linking import attach_manager_ids
+from analyzer.sales.periods import parse_period
+from analyzer.sales.tables import RawTable, ReadLimits, table_from_bytes
 
 
 def T(s: str) -> pd.Timestamp:

@@ -18,33 +18,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analyzer.sales.imports import link_calls
+from analyzer.sales.errors import KpiInputError
+from analyzer.sales.frames import SalesData
+from analyzer.sales.grouping import GROUP_KEYS
+from analyzer.sales.linking import link_calls
 from analyzer.sales.metrics import (
-    GROUP_KEYS,
     KPIS,
-    KpiInputError,
-    Period,
-    SalesData,
     activity_plan_fact,
     call_activity,
     funnel_conversion,
-    kpi_table,
     lead_conversion,
     lead_response,
-    newcombe_interval,
     objection_handling,
     plan_completion,
-    quality_vs_outcome,
     repeat_sales,
     sales_cycle,
-    sales_report,
     sales_volume,
     stage_compliance,
     stage_order,
-    to_records,
-    weekly_trend,
-    wilson_interval,
 )
+from analyzer.sales.periods import Period
+from analyzer.sales.report import kpi_table, sales_report, to_records, weekly_trend
+from analyzer.sales.statistics import newcombe_interval, quality_vs_outcome, wilson_interval
 
 
 def T(s: str) -> pd.Timestamp:
@@ -568,14 +563,8 @@ def test_sample_exports_give_a_full_report(tmp_path):
 
     import yaml
 
-    from analyzer.sales.imports import (
-        attach_manager_ids,
-        leads_from_deals,
-        read_deals,
-        read_leads,
-        read_plans,
-        read_stage_history,
-    )
+    from analyzer.sales.imports import leads_from_deals, read_deals, read_leads, read_plans, read_stage_history
+    from analyzer.sales.linking import attach_manager_ids
     from sample_calls.crm.generate import generate
 
     root = Path(__file__).resolve().parents[2] / "sample_calls"
