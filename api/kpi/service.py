@@ -21,10 +21,9 @@ manager are left out.
 
 from __future__ import annotations
 
-import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any, Literal, cast
 
@@ -35,8 +34,8 @@ from sqlalchemy.types import NullType
 
 from analyzer import sales
 from api.auth.scope import scope_of
+from api.core import exports
 from api.core.errors import BadRequest
-from api.core.exports import safe_cell
 from api.crm.models import Deal, DealStageEntry, Department, Lead, SalesPlan
 from api.models import Call, CallObjection, CallStage, Manager, Team, User
 
@@ -345,8 +344,7 @@ def period_label(period: sales.Period) -> str:
 
 # --- export ----------------------------------------------------------------------------------
 
-EXPORT_TYPES = {"csv": "text/csv; charset=utf-8",
-                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+EXPORT_TYPES = {"csv": exports.CSV_TYPE, "xlsx": exports.XLSX_TYPE}
 
 
 def table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -354,34 +352,26 @@ def table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return report["trend"] if report.get("trend") is not None else report["summary"]
 
 
-def export(report: dict[str, Any], *, fmt: str) -> tuple[bytes, str, str]:
-    """The KPI table as CSV (UTF-8 with BOM, for Excel) or XLSX (summary, trend, stages, objections,
-    funnel, quality vs outcome and the KPI catalogue as sheets), every cell through
-    :func:`api.core.exports.safe_cell`. Returns (bytes, media type, file name)."""
+def export(report: dict[str, Any], *, fmt: str, sep: str = ",",
+           columns: Mapping[str, str] | None = None) -> tuple[bytes, str, str]:
+    """The KPI table as CSV or XLSX (with the summary or trend, stages, objections, funnel, quality
+    vs outcome and the KPI catalogue as sheets), written by :mod:`api.core.exports`. ``sep``: the
+    CSV's separator; ``columns``: the table's columns and their titles (key -> title; by default
+    every column under its key). Returns (bytes, media type, file name)."""
     if fmt not in EXPORT_TYPES:
         raise BadRequest(f"format={fmt!r} is not one of json, csv, xlsx", code="bad_format")
     name = re.sub(r"[^\w.-]+", "_", f"kpi_{report['period']['label']}_{report['by']}") + f".{fmt}"
+    table = exports.records_table(table_rows(report), columns=columns)
     if fmt == "csv":
-        frame = pd.DataFrame([{k: safe_cell(v) for k, v in row.items()} for row in table_rows(report)])
-        return frame.to_csv(index=False).encode("utf-8-sig"), EXPORT_TYPES[fmt], name
-    import openpyxl
-
-    wb = openpyxl.Workbook(write_only=True)
-    sheets: list[tuple[str, list[dict[str, Any]]]] = [("summary", report["summary"])]
+        return exports.csv_bytes(table, sep=sep), EXPORT_TYPES[fmt], name
+    sheets: list[tuple[str, list[list[Any]]]] = [("summary", exports.records_table(report["summary"], columns=columns))]
     if report.get("trend") is not None:
-        sheets.append(("trend", report["trend"]))
-    sheets += [("stages", report["stages"]), ("objections", report["objections"]), ("funnel", report["funnel"]),
-               ("quality_vs_outcome", report["quality_outcome"]),
-               ("kpis", [{"kpi": k, **v} for k, v in report["kpis"].items()])]
-    for title, rows in sheets:
-        ws = wb.create_sheet(title)
-        cols = list(rows[0]) if rows else []
-        ws.append([safe_cell(c) for c in cols])
-        for r in rows:
-            ws.append([safe_cell(r[c]) for c in cols])
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue(), EXPORT_TYPES[fmt], name
+        sheets.append(("trend", table))
+    sheets += [(title, exports.records_table(report[part])) for title, part in
+               (("stages", "stages"), ("objections", "objections"), ("funnel", "funnel"),
+                ("quality_vs_outcome", "quality_outcome"))]
+    sheets.append(("kpis", exports.records_table([{"kpi": k, **v} for k, v in report["kpis"].items()])))
+    return exports.xlsx_bytes(sheets), EXPORT_TYPES[fmt], name
 
 
 def count_crm_rows(session: Session) -> dict[str, int]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
@@ -14,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 
 from api.auth.scope import scope_of
-from api.core.exports import safe_cell
+from api.core.exports import CSV_TYPE, csv_bytes, download
 from api.deps import SessionDep
 from api.models import Call, Role
 from api.web import stats
@@ -109,13 +107,8 @@ def export_csv(request: Request, session: SessionDep, user: PageUser, team_id: T
     t = t_for(request)
     rows = stats.kpi_rows(session, scope=scope_of(session, user), team_id=team_id,
                           since=stats.period_start(period))
-    out = io.StringIO()
-    w = csv.writer(out, delimiter=";")
-    w.writerow([safe_cell(t(c)) for c in ("col.manager", "col.calls", "col.avg_score", "col.compliance", "col.handled",
-                                          "col.uncertain")])
-    for r in rows:
-        w.writerow([safe_cell(v) for v in (r.name, r.calls, "" if r.avg_score is None else f"{r.avg_score:.1f}",
-                                           "" if r.compliance is None else f"{r.compliance:.3f}",
-                                           "" if r.handled is None else f"{r.handled:.3f}", r.uncertain)])
-    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="callqa-kpi-{period}.csv"'})
+    table = [[t(c) for c in ("col.manager", "col.calls", "col.avg_score", "col.compliance", "col.handled", "col.uncertain")],
+             *([r.name, r.calls, "" if r.avg_score is None else f"{r.avg_score:.1f}",
+                "" if r.compliance is None else f"{r.compliance:.3f}", "" if r.handled is None else f"{r.handled:.3f}",
+                r.uncertain] for r in rows)]
+    return download(csv_bytes(table, sep=";"), media_type=CSV_TYPE, filename=f"callqa-kpi-{period}.csv")
