@@ -74,6 +74,16 @@ class Period:
         start = pd.Timestamp(year, 3 * quarter - 2, 1)
         return cls(start, start + pd.offsets.MonthBegin(3), tz)
 
+    @property
+    def first_day(self) -> date:
+        """The local day the period starts on."""
+        return self.start.tz_convert(self.tz).date()  # type: ignore[no-any-return]
+
+    @property
+    def last_day(self) -> date:
+        """The last local day the period covers (``Period.days(p.first_day, p.last_day)`` is ``p``, for whole days)."""
+        return (self.end - pd.Timedelta(1)).tz_convert(self.tz).date()  # type: ignore[no-any-return]
+
     def week_starts(self) -> pd.DatetimeIndex:
         """Local Mondays (tz-naive) of the weeks that overlap the period."""
         first = self.start.tz_convert(self.tz).tz_localize(None).normalize()

@@ -335,8 +335,7 @@ def kpi_catalogue() -> dict[str, dict[str, str]]:
 
 
 def period_label(period: sales.Period) -> str:
-    first = period.start.tz_convert(period.tz).date()
-    last = (period.end - pd.Timedelta(1)).tz_convert(period.tz).date()
+    first, last = period.first_day, period.last_day
     if first.day == 1 and (last + timedelta(days=1)).day == 1 and first.month == last.month and first.year == last.year:
         return f"{first:%Y-%m}"
     return f"{first.isoformat()}_{last.isoformat()}"

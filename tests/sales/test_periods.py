@@ -27,4 +27,5 @@ def test_period_constructors():
     assert Period.days("2024-04-01", "2024-04-30", tz="UTC") == APRIL
     q = Period.quarter(2024, 2, tz="Europe/Moscow")
     assert (q.start, q.end) == (T("2024-03-31 21:00"), T("2024-06-30 21:00"))
+    assert (q.first_day, q.last_day) == (date(2024, 4, 1), date(2024, 6, 30))  # local days, the last included
     assert len(q.week_starts()) == 13  # Mondays 1 April .. 24 June (30 June is a Sunday)
