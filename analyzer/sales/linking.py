@@ -191,7 +191,6 @@ def link_calls(calls: pd.DataFrame, leads: pd.DataFrame, deals: pd.DataFrame, *,
                          "deal_id": pd.Series(deal_out, dtype=object), "rule": pd.Series(rule, dtype=object)})
 
 
-
 def _asof(t_left: np.ndarray, key_left: np.ndarray, t_right: np.ndarray, key_right: np.ndarray, *,
           direction: Literal["backward", "forward"] = "backward", tolerance: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """For each left (time, key): the right row with the same key and the latest time <= the left's

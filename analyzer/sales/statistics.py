@@ -14,6 +14,7 @@ from analyzer.sales.periods import Period
 Z95 = 1.959963984540054
 """The normal quantile of a two-sided 95% interval."""
 
+
 def wilson_interval(successes: np.ndarray, n: np.ndarray, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for a proportion: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n); NaN for n = 0."""
     n = np.asarray(n, dtype="float64")
