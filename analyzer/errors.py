@@ -8,7 +8,8 @@ CLI, the API, a worker) can catch one type and show its message to a person::
     ├── ModelNotFoundError      no Whisper model could be found or assembled
     ├── ScriptValidationError   a script file is malformed (names the file and the field)
     ├── ScriptNotFoundError     no script with that id or path
-    └── TranscriptFormatError   a transcript given for scoring is malformed
+    ├── TranscriptFormatError   a transcript given for scoring is malformed
+    └── ...                     the sales package's own: CRM exports and KPI inputs (analyzer/sales/errors.py)
 
 Messages say what was wrong and what to do about it.
 """

@@ -6,8 +6,8 @@ Builds synthetic canonical frames (one quarter, Q2 2024 in Moscow time; leads = 
 seven stage verdicts per call; about 0.8 objections per call; a stage history of 2-4 rows per
 deal; monthly plans), then times, separately:
 
-- ``link``: :func:`analyzer.crm.link_calls` (CRM id, else phone and time);
-- ``report``: :func:`analyzer.kpi.sales_report` by manager: the KPI table, the weekly trend, stage
+- ``link``: :func:`analyzer.sales.linking.link_calls` (CRM id, else phone and time);
+- ``report``: :func:`analyzer.sales.report.sales_report` by manager: the KPI table, the weekly trend, stage
   compliance, objections, funnel and quality vs outcome.
 
 Memory: the peak of Python-tracked allocations during each step (tracemalloc; numpy and pandas
@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyzer.crm import link_calls
-from analyzer.kpi import Period, SalesData, sales_report
+from analyzer.sales import Period, SalesData, link_calls, sales_report
 from benchmarks.common import print_figures
 
 STAGES = ["greeting", "introduction", "time_check", "needs_discovery", "presentation", "next_step", "farewell"]

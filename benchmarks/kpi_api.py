@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, insert, select
 
-from analyzer.kpi import Period
+from analyzer.sales import Period
 from api.core.db import Database, upgrade
 from api.crm.models import Deal, DealStageEntry, Department, Lead, SalesPlan
 from api.models import Call, CallObjection, CallStage, CallStatus, Manager, Role, Team, User

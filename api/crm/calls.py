@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from analyzer.crm import decode_text
+from analyzer.sales.tables import decode_text
 from api.auth.service import manager_by_external_id
 from api.calls.schemas import CallMetadata
 from api.calls.service import AUDIO_EXTENSIONS, Ingested, ingest_stream

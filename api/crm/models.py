@@ -1,6 +1,6 @@
 """CRM tables: leads, deals, their stage history, sales plans, and departments (teams belong to one).
 
-Every imported row carries the stable key :mod:`analyzer.crm` gives it (``amocrm:deal:10452``), so
+Every imported row carries the stable key :mod:`analyzer.sales.imports` gives it (``amocrm:deal:10452``), so
 importing the same export again finds the same rows: nothing changes unless the CRM's data did.
 The responsible manager is kept as the CRM spells it (``manager_name``) and resolved to a
 :class:`api.models.Manager` (``manager_id``) by name or external id; rows whose manager is not

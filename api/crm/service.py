@@ -1,4 +1,4 @@
-"""CRM import: an export (file bytes or JSON records) parsed by :mod:`analyzer.crm`, upserted on each
+"""CRM import: an export (file bytes or JSON records) parsed by :mod:`analyzer.sales.imports`, upserted on each
 row's stable key, with the bad rows reported.
 
 Importing the same export twice changes nothing: a row whose key exists and whose fields are equal
@@ -23,8 +23,12 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from analyzer import crm
-from analyzer.crm import CrmFormatError, CrmSource, RawTable, RowError
+from analyzer.sales.errors import CrmFormatError, CrmLimitError
+from analyzer.sales.headers import CrmSource, detect_entity, detect_source
+from analyzer.sales.imports import leads_from_deals, parse_deals, parse_leads, parse_plans, parse_stage_history
+from analyzer.sales.linking import attach_manager_ids
+from analyzer.sales.periods import DEFAULT_TZ
+from analyzer.sales.tables import RawTable, ReadLimits, RowError, table_from_bytes
 from api.auth.scope import Scope, scope_of
 from api.core.audit import audit
 from api.core.config import ServiceSettings
@@ -83,30 +87,30 @@ _LIMIT_SETTINGS = {"max_rows": "CALLQA_CRM_MAX_ROWS", "max_columns": "CALLQA_CRM
                    "max_compression_ratio": "CALLQA_CRM_MAX_COMPRESSION_RATIO"}
 
 
-def read_limits(settings: ServiceSettings) -> crm.ReadLimits:
+def read_limits(settings: ServiceSettings) -> ReadLimits:
     """The analyzer's limits on an export, from the service settings."""
-    return crm.ReadLimits(max_rows=settings.crm_max_rows, max_columns=settings.crm_max_columns,
+    return ReadLimits(max_rows=settings.crm_max_rows, max_columns=settings.crm_max_columns,
                           max_cell_chars=settings.crm_max_cell_chars,
                           max_unpacked_bytes=int(settings.crm_max_unpacked_mb * 1024 * 1024),
                           max_compression_ratio=settings.crm_max_compression_ratio)
 
 
 def import_bytes(session: Session, *, data: bytes, filename: str, actor: User | None, source: str | None = None,
-                 entity: str | None = None, tz: str = crm.DEFAULT_TZ, limits: crm.ReadLimits = crm.ReadLimits()) -> ImportResult:
+                 entity: str | None = None, tz: str = DEFAULT_TZ, limits: ReadLimits = ReadLimits()) -> ImportResult:
     """A CSV or XLSX export; the CRM and the entity are detected from the headers unless given. A file
     past ``limits`` is PayloadTooLarge (413 crm_file_too_large) naming the setting."""
     if not data:
         raise BadRequest(f"{filename or 'the file'} is empty", code="empty_file")
     try:
-        table = crm.table_from_bytes(data, name=filename, limits=limits)
-    except crm.CrmLimitError as e:
+        table = table_from_bytes(data, name=filename, limits=limits)
+    except CrmLimitError as e:
         raise PayloadTooLarge(f"{e} ({_LIMIT_SETTINGS[e.limit]}); split the export into smaller files, or have the "
                               "administrator raise the limit", code="crm_file_too_large") from None
     return import_table(session, table=table, actor=actor, source=source, entity=entity, tz=tz)
 
 
 def import_records(session: Session, *, records: Sequence[Mapping[str, Any]], actor: User | None, entity: str | None = None,
-                   source: str | None = None, tz: str = crm.DEFAULT_TZ, name: str = "records") -> ImportResult:
+                   source: str | None = None, tz: str = DEFAULT_TZ, name: str = "records") -> ImportResult:
     """Rows pushed as JSON objects with the export's headers as keys; error lines count from 1."""
     if not records:
         raise BadRequest("no records to import", code="no_records")
@@ -119,11 +123,11 @@ def detect(table: RawTable) -> tuple[str, str]:
     normed = {h.strip().casefold() for h in table.headers}
     if {"external_id", "name"} <= normed and not normed & {"deal_id", "lead_id", "amount", "revenue_plan", "stage"}:
         return "managers", "generic"
-    return crm.detect_entity(table.headers), crm.detect_source(table.headers)
+    return detect_entity(table.headers), detect_source(table.headers)
 
 
 def import_table(session: Session, *, table: RawTable, actor: User | None, source: str | None = None,
-                 entity: str | None = None, tz: str = crm.DEFAULT_TZ) -> ImportResult:
+                 entity: str | None = None, tz: str = DEFAULT_TZ) -> ImportResult:
     """Parse and upsert one table. Another import inserting the same keys at the same moment makes
     this one start over once (it then finds those rows)."""
     try:
@@ -152,21 +156,21 @@ def _import_table(session: Session, *, table: RawTable, actor: User | None, sour
         frame, errors = _parse_managers(table)
         counts = _upsert_managers(session, frame)
     elif ent == "deals":
-        frame, errors = crm.parse_deals(table, source=src, tz=tz)
+        frame, errors = parse_deals(table, source=src, tz=tz)
         frame, outside = _within_scope(session, scope, Deal, frame)
         counts = _upsert(session, Deal, _deal_rows(frame))
         if src == "amocrm":  # the amoCRM deal is its own lead
-            also["leads"] = _upsert(session, Lead, _lead_rows(crm.leads_from_deals(frame)))
+            also["leads"] = _upsert(session, Lead, _lead_rows(leads_from_deals(frame)))
     elif ent == "leads":
-        frame, errors = crm.parse_leads(table, source=src, tz=tz)
+        frame, errors = parse_leads(table, source=src, tz=tz)
         frame, outside = _within_scope(session, scope, Lead, frame)
         counts = _upsert(session, Lead, _lead_rows(frame))
     elif ent == "plans":
-        frame, errors = crm.parse_plans(table, tz=tz)
+        frame, errors = parse_plans(table, tz=tz)
         frame, outside = _within_scope(session, scope, None, frame)
         counts = _upsert(session, SalesPlan, _plan_rows(frame))
     else:
-        frame, errors = crm.parse_stage_history(table, source=src, tz=tz)
+        frame, errors = parse_stage_history(table, source=src, tz=tz)
         frame, outside = _history_within_scope(session, scope, frame)
         counts = _insert_history(session, frame)
     unmatched = resolve_managers(session)
@@ -193,7 +197,7 @@ def _within_scope(session: Session, scope: Scope, model: type[Lead] | type[Deal]
         return frame, {}
     managers = pd.DataFrame(session.execute(select(Manager.id, Manager.name, Manager.external_id)).all(),
                             columns=["manager_id", "name", "external_id"])
-    matched, _ = crm.attach_manager_ids(frame, managers)
+    matched, _ = attach_manager_ids(frame, managers)
     mine = matched["manager_id"].map(lambda m: m is not None and not pd.isna(m) and scope.sees_manager(int(m)))
     if model is not None and "key" in frame.columns:
         keys = [str(k) for k in frame["key"]]
@@ -241,7 +245,7 @@ def _records(frame: pd.DataFrame, columns: dict[str, str]) -> list[dict[str, Any
 
 
 def client_key(phone: Any, client: Any) -> str | None:
-    """Who the client is, for repeat sales: the phone, else ``name:`` + the casefolded name (as analyzer.kpi)."""
+    """Who the client is, for repeat sales: the phone, else ``name:`` + the casefolded name (as :func:`analyzer.sales.metrics.repeat_sales`)."""
     if phone:
         return str(phone)
     if client is None or (isinstance(client, float) and math.isnan(client)) or not str(client).strip():
@@ -436,7 +440,7 @@ def resolve_managers(session: Session) -> list[str]:
             columns=["id", "manager"])
         if pending.empty:
             continue
-        matched, missing = crm.attach_manager_ids(pending, managers)
+        matched, missing = attach_manager_ids(pending, managers)
         unmatched.update(missing)
         hits = matched[matched["manager_id"].notna()]
         if len(hits):

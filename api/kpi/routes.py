@@ -6,8 +6,8 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
 
+from api.core.exports import download
 from api.core.openapi import errors
 from api.deps import SessionDep, UserDep
 from api.kpi import service
@@ -50,7 +50,7 @@ def kpi_table(
     if format == "json":
         return {k: report[k] for k in ("period", "by", "group_key", "scope", "summary", "trend", "stages", "objections", "kpis")}
     data, media_type, filename = service.export(report, fmt=format)
-    return Response(data, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return download(data, media_type=media_type, filename=filename)
 
 
 @router.get("/catalogue", response_model=dict[str, KpiInfoOut], summary="Every KPI: titles (en, ru), unit, formula")

@@ -1,6 +1,6 @@
 """Sales KPIs from the database: calls with their stored verdicts joined with the CRM tables.
 
-The computation is :func:`analyzer.kpi.sales_report` (pure pandas); this module only loads the
+The computation is :func:`analyzer.sales.report.sales_report` (pure pandas); this module only loads the
 frames it needs for one period and scope, ties CRM ids to rows, and names the groups. Routes, the
 CLI and the web UI all call :func:`kpi_report`::
 
@@ -21,10 +21,9 @@ manager are left out.
 
 from __future__ import annotations
 
-import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any, Literal, cast
 
@@ -33,11 +32,10 @@ from sqlalchemy import func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
-from analyzer import kpi as K
-from analyzer.crm import parse_period
+from analyzer import sales
 from api.auth.scope import scope_of
+from api.core import exports
 from api.core.errors import BadRequest
-from api.core.exports import safe_cell
 from api.crm.models import Deal, DealStageEntry, Department, Lead, SalesPlan
 from api.models import Call, CallContent, CallObjection, CallStage, Manager, Team, User
 
@@ -53,7 +51,7 @@ MAX_DAYS = 1100
 # --- parameters ------------------------------------------------------------------------------
 
 def period_of(period: str | None = None, *, date_from: date | None = None, date_to: date | None = None,
-              tz: str = K.DEFAULT_TZ) -> K.Period:
+              tz: str = sales.DEFAULT_TZ) -> sales.Period:
     """``period`` (``2026-11``, ``2026-Q4``, ``11.2026``) or ``date_from``..``date_to`` (both days included)."""
     for d in (date_from, date_to):
         if d is not None and not FIRST_DAY <= d <= LAST_DAY:
@@ -62,18 +60,18 @@ def period_of(period: str | None = None, *, date_from: date | None = None, date_
         raise BadRequest("give either period or date_from/date_to, not both", code="bad_period")
     if period:
         try:
-            first, after = parse_period(period)
+            first, after = sales.parse_period(period)
         except ValueError as e:
             raise BadRequest(str(e), code="bad_period") from None
         if not FIRST_DAY <= first <= LAST_DAY:
             raise BadRequest(f"{period} is outside {FIRST_DAY:%Y}..{LAST_DAY:%Y}", code="bad_period")
-        return K.Period(pd.Timestamp(first), pd.Timestamp(after), tz)
+        return sales.Period(pd.Timestamp(first), pd.Timestamp(after), tz)
     if date_from and date_to:
         if date_to < date_from:
             raise BadRequest(f"date_to {date_to} is before date_from {date_from}", code="bad_period")
         if (date_to - date_from).days > MAX_DAYS:
             raise BadRequest(f"a report covers at most {MAX_DAYS} days; ask for a shorter range", code="bad_period")
-        return K.Period.days(date_from, date_to, tz=tz)
+        return sales.Period.days(date_from, date_to, tz=tz)
     raise BadRequest("give period (2026-11, 2026-Q4) or both date_from and date_to", code="bad_period")
 
 
@@ -179,9 +177,9 @@ def _keys(raw: pd.Series, owner: pd.Series, table: pd.DataFrame) -> pd.Series:
     return out.where(out.notna(), None)
 
 
-def sales_data(session: Session, *, period: K.Period, manager_ids: Sequence[int] | None,
-               lookback_days: int = 90, outcome: bool = True) -> K.SalesData:
-    """The canonical frames of :mod:`analyzer.kpi` for one period and the managers (None = all).
+def sales_data(session: Session, *, period: sales.Period, manager_ids: Sequence[int] | None,
+               lookback_days: int = 90, outcome: bool = True) -> sales.SalesData:
+    """The input frames (:mod:`analyzer.sales.frames`) for one period and the managers (None = all).
 
     ``outcome=False``: no calls from before the period beyond a day (only quality vs outcome looks
     further back), and the verdicts of the period's calls only.
@@ -270,7 +268,7 @@ def sales_data(session: Session, *, period: K.Period, manager_ids: Sequence[int]
         plans[c] = plans[c].astype("float64")
     for c in ("duration", "talk_time", "fillers", "score"):
         calls[c] = calls[c].astype("float64")
-    return K.SalesData(calls=calls, call_stages=stages, call_objections=objections, leads=leads,
+    return sales.SalesData(calls=calls, call_stages=stages, call_objections=objections, leads=leads,
                        deals=deals.drop(columns=["crm_id", "client_key"]), deal_stage_history=history,
                        plans=plans, managers=managers)
 
@@ -281,7 +279,7 @@ def _named(records: list[dict[str, Any]], key: str, names: dict[Any, str]) -> li
     return [{key: r[key], "name": names.get(r[key]), **{k: v for k, v in r.items() if k != key}} for r in records]
 
 
-def kpi_report(session: Session, *, user: User | None, period: K.Period, by: str = "manager", team_id: int | None = None,
+def kpi_report(session: Session, *, user: User | None, period: sales.Period, by: str = "manager", team_id: int | None = None,
                manager_id: int | None = None, trend: str | None = None, outcome: bool = True,
                lookback_days: int = 90) -> dict[str, Any]:
     """The KPI report of a period for the managers the user may see, JSON-safe (missing = None).
@@ -301,9 +299,9 @@ def kpi_report(session: Session, *, user: User | None, period: K.Period, by: str
     ids = scope(session, user=user, team_id=team_id, manager_id=manager_id)
     data = sales_data(session, period=period, manager_ids=ids, lookback_days=lookback_days, outcome=outcome)
     _, names = managers_frame(session, ids)
-    report = K.sales_report(data, period=period, by=cast(K.By, by), trend=trend is not None, outcome=outcome)
+    report = sales.sales_report(data, period=period, by=cast(sales.By, by), trend=trend is not None, outcome=outcome)
     out = report.to_dict()
-    key = K.GROUP_KEYS[by]
+    key = sales.GROUP_KEYS[by]
     if outcome:
         out["funnel"] = funnels(data, period=period, by=by)
     for part in ("summary", "trend", "stages", "objections", "quality_outcome", "funnel"):
@@ -316,7 +314,7 @@ def kpi_report(session: Session, *, user: User | None, period: K.Period, by: str
     return out
 
 
-def funnels(data: K.SalesData, *, period: K.Period, by: str) -> list[dict[str, Any]]:
+def funnels(data: sales.SalesData, *, period: sales.Period, by: str) -> list[dict[str, Any]]:
     """Funnel conversion per pipeline (``amocrm: Продажи``): each CRM pipeline has its own stages,
     and one order over the stages of two would mix them."""
     d = data.prepared()
@@ -327,19 +325,18 @@ def funnels(data: K.SalesData, *, period: K.Period, by: str) -> list[dict[str, A
     for name in sorted(label.unique()):
         part = deals[label.eq(name).to_numpy()]
         history = d.deal_stage_history[d.deal_stage_history["deal_id"].isin(set(part["deal_id"]))]
-        rows = K.funnel_conversion(history, part, period=period, by=cast(K.By, by), managers=d.managers)
-        out += [{"pipeline": name, **r} for r in K.to_records(rows)]
+        rows = sales.funnel_conversion(history, part, period=period, by=cast(sales.By, by), managers=d.managers)
+        out += [{"pipeline": name, **r} for r in sales.to_records(rows)]
     return out
 
 
 def kpi_catalogue() -> dict[str, dict[str, str]]:
     """Every KPI column: English and Russian title, unit, formula."""
-    return {k: {"title": v.title, "title_ru": v.title_ru, "unit": v.unit, "formula": v.formula} for k, v in K.KPIS.items()}
+    return {k: {"title": v.title, "title_ru": v.title_ru, "unit": v.unit, "formula": v.formula} for k, v in sales.KPIS.items()}
 
 
-def period_label(period: K.Period) -> str:
-    first = period.start.tz_convert(period.tz).date()
-    last = (period.end - pd.Timedelta(1)).tz_convert(period.tz).date()
+def period_label(period: sales.Period) -> str:
+    first, last = period.first_day, period.last_day
     if first.day == 1 and (last + timedelta(days=1)).day == 1 and first.month == last.month and first.year == last.year:
         return f"{first:%Y-%m}"
     return f"{first.isoformat()}_{last.isoformat()}"
@@ -347,8 +344,7 @@ def period_label(period: K.Period) -> str:
 
 # --- export ----------------------------------------------------------------------------------
 
-EXPORT_TYPES = {"csv": "text/csv; charset=utf-8",
-                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+EXPORT_TYPES = {"csv": exports.CSV_TYPE, "xlsx": exports.XLSX_TYPE}
 
 
 def table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -356,34 +352,26 @@ def table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return report["trend"] if report.get("trend") is not None else report["summary"]
 
 
-def export(report: dict[str, Any], *, fmt: str) -> tuple[bytes, str, str]:
-    """The KPI table as CSV (UTF-8 with BOM, for Excel) or XLSX (summary, trend, stages, objections,
-    funnel, quality vs outcome and the KPI catalogue as sheets), every cell through
-    :func:`api.core.exports.safe_cell`. Returns (bytes, media type, file name)."""
+def export(report: dict[str, Any], *, fmt: str, sep: str = ",",
+           columns: Mapping[str, str] | None = None) -> tuple[bytes, str, str]:
+    """The KPI table as CSV or XLSX (with the summary or trend, stages, objections, funnel, quality
+    vs outcome and the KPI catalogue as sheets), written by :mod:`api.core.exports`. ``sep``: the
+    CSV's separator; ``columns``: the table's columns and their titles (key -> title; by default
+    every column under its key). Returns (bytes, media type, file name)."""
     if fmt not in EXPORT_TYPES:
         raise BadRequest(f"format={fmt!r} is not one of json, csv, xlsx", code="bad_format")
     name = re.sub(r"[^\w.-]+", "_", f"kpi_{report['period']['label']}_{report['by']}") + f".{fmt}"
+    table = exports.records_table(table_rows(report), columns=columns)
     if fmt == "csv":
-        frame = pd.DataFrame([{k: safe_cell(v) for k, v in row.items()} for row in table_rows(report)])
-        return frame.to_csv(index=False).encode("utf-8-sig"), EXPORT_TYPES[fmt], name
-    import openpyxl
-
-    wb = openpyxl.Workbook(write_only=True)
-    sheets: list[tuple[str, list[dict[str, Any]]]] = [("summary", report["summary"])]
+        return exports.csv_bytes(table, sep=sep), EXPORT_TYPES[fmt], name
+    sheets: list[tuple[str, list[list[Any]]]] = [("summary", exports.records_table(report["summary"], columns=columns))]
     if report.get("trend") is not None:
-        sheets.append(("trend", report["trend"]))
-    sheets += [("stages", report["stages"]), ("objections", report["objections"]), ("funnel", report["funnel"]),
-               ("quality_vs_outcome", report["quality_outcome"]),
-               ("kpis", [{"kpi": k, **v} for k, v in report["kpis"].items()])]
-    for title, rows in sheets:
-        ws = wb.create_sheet(title)
-        cols = list(rows[0]) if rows else []
-        ws.append([safe_cell(c) for c in cols])
-        for r in rows:
-            ws.append([safe_cell(r[c]) for c in cols])
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue(), EXPORT_TYPES[fmt], name
+        sheets.append(("trend", table))
+    sheets += [(title, exports.records_table(report[part])) for title, part in
+               (("stages", "stages"), ("objections", "objections"), ("funnel", "funnel"),
+                ("quality_vs_outcome", "quality_outcome"))]
+    sheets.append(("kpis", exports.records_table([{"kpi": k, **v} for k, v in report["kpis"].items()])))
+    return exports.xlsx_bytes(sheets), EXPORT_TYPES[fmt], name
 
 
 def count_crm_rows(session: Session) -> dict[str, int]:

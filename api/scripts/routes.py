@@ -7,19 +7,16 @@ is active (it scores new calls and re-scoring).
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from api.auth.scope import scope_of
 from api.core.errors import BadRequest, NotFound, ServiceError
-from api.core.exports import safe_cell
+from api.core.exports import CSV_TYPE, csv_bytes, download
 from api.core.openapi import errors
 from api.deps import ANY_ROLE, STAFF, SessionDep, ensure_role, require
 from api.models import Role, ScriptVersion, User
@@ -175,14 +172,10 @@ def list_examples(
     rows = learning.reviewed_examples(session, script_id=script_id, scope=scope_of(session, user))
     if format == "json":
         return rows
-    out = io.StringIO()
-    w = csv.writer(out, delimiter=";")
-    w.writerow(["kind", "label", "handled", "text", "context", "call_id", "review_id"])
-    for r in rows:
-        w.writerow([safe_cell(v) for v in (r["kind"], r["label"], r.get("handled", ""), r["text"], r["context"], r["call_id"],
-                                           r["review_id"])])
-    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{script_id}-examples.csv"'})
+    table = [["kind", "label", "handled", "text", "context", "call_id", "review_id"],
+             *([r["kind"], r["label"], r.get("handled", ""), r["text"], r["context"], r["call_id"], r["review_id"]]
+               for r in rows)]
+    return download(csv_bytes(table, sep=";"), media_type=CSV_TYPE, filename=f"{script_id}-examples.csv")
 
 
 @router.post("/scripts/{script_id}/learn", response_model=LearnResult, status_code=201, responses=errors(404, 409),

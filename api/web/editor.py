@@ -5,8 +5,6 @@ activates it."""
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections import Counter
 from typing import Annotated, Any
@@ -21,7 +19,7 @@ from analyzer.scoring import score_transcript
 from analyzer.scripts import parse_script_text
 from api.auth.scope import scope_of
 from api.core.errors import ServiceError
-from api.core.exports import safe_cell
+from api.core.exports import CSV_TYPE, csv_bytes, download
 from api.deps import STAFF, SessionDep
 from api.models import Role
 from api.scripts import learning
@@ -202,14 +200,10 @@ def examples_csv(request: Request, session: SessionDep, user: PageUser, script_i
     if not versions:
         return render(request, "error.html", {"message": t("learn.no_script")}, user=user, status=404)
     _, objection_titles = _titles(next((v for v in versions if v.active), versions[-1]))
-    out = io.StringIO()
-    w = csv.writer(out, delimiter=";")
-    w.writerow([t(c) for c in ("learn.col.kind", "learn.col.label", "learn.col.handled", "learn.col.text", "learn.col.context",
-                               "col.call")])
+    table = [[t(c) for c in ("learn.col.kind", "learn.col.label", "learn.col.handled", "learn.col.text", "learn.col.context",
+                             "col.call")]]
     for r in learning.reviewed_examples(session, script_id=script_id, scope=scope_of(session, user)):
         label = t("verdict.not_objection") if r["label"] == "none" else objection_titles.get(r["label"], r["label"])
         handled = "" if r["kind"] != "response" else t("objection.passed" if r["handled"] else "objection.missed")
-        w.writerow([safe_cell(v) for v in (t(f"learn.kind.{r['kind']}"), label, handled, r["text"], r["context"],
-                                           t("call.no", id=r["call_id"]))])
-    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{script_id}-examples.csv"'})
+        table.append([t(f"learn.kind.{r['kind']}"), label, handled, r["text"], r["context"], t("call.no", id=r["call_id"])])
+    return download(csv_bytes(table, sep=";"), media_type=CSV_TYPE, filename=f"{script_id}-examples.csv")

@@ -20,6 +20,7 @@ from api.calls import service as calls
 from api.core.errors import NotFound, ServiceError, TooManyRequests
 from api.core.ids import PathId
 from api.deps import REVIEWERS, SessionDep, SettingsDep, client_address
+from api.kpi import service as kpi
 from api.models import Call, CallStage, CallStatus, DisputeStatus, Manager, Role, Team, User
 from api.reviews import service as reviews
 from api.scripts.service import get_version, script_of
@@ -176,12 +177,23 @@ def my_calls(request: Request, session: SessionDep, user: PageUser) -> HTMLRespo
             .group_by(CallStage.stage_id).order_by(func.count().desc()).limit(3))]
     ids = [c.id for c in rows]
     stage_t, objection_t = stats.stage_titles(session, lang=language(request))
-    trend = stats.score_trend(session, scope=scope_of(session, user), team_id=None, since=None) if manager else []
+    trend = _score_trend(session, user, manager.id) if manager else []
     chart = line_chart([(p.week, p.value, p.n) for p in trend], label=t_for(request)("dash.trend")) if len(trend) > 1 else None
     return render(request, "my.html", {
         "manager": manager, "rows": rows, "avg": avg, "often": often, "trend": chart, "missed": stats.missed_stages(session, ids),
         "unhandled": stats.unhandled_objections(session, ids), "stage_titles": stage_t, "objection_titles": objection_t,
     }, user=user)
+
+
+def _score_trend(session: Any, user: User, manager_id: int) -> list[stats.TrendPoint]:
+    """The manager's average score week by week, all time: the KPI service's, as on the dashboard."""
+    scope = scope_of(session, user)
+    try:
+        report = kpi.kpi_report(session, user=user, period=stats.report_period(session, "all", scope=scope), by="all",
+                                manager_id=manager_id, trend="week", outcome=False)
+    except ServiceError:  # the user's manager is outside the user's scope: no figures of them to show
+        return []
+    return stats.weekly(report, "score_mean", count="scored_calls")
 
 
 # -- a call -----------------------------------------------------------------------------------------

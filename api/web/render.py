@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import AfterValidator, BeforeValidator
 from sqlalchemy.orm import Session
 
-from analyzer.crm import DEFAULT_TZ
+from analyzer.sales.periods import DEFAULT_TZ
 from api.core.moments import iso_only
 from api.deps import SessionDep
 from api.models import CallStatus, Role, User

@@ -1,20 +1,25 @@
-"""The figures the UI's pages show, read from the stored call results.
+"""What the UI's pages show besides the calls themselves: the review queue, a call's missed stages
+and unhandled objections, the scripts' titles, a colleague's example answer, and the KPI figures
+of the dashboard and a manager's page.
 
-The review queue, the head of sales' heatmap (managers x stages), the weekly score trend, the KPI
-table, and the colleague's example answer a manager's feedback cites. When ``api/kpi/service.py``
-exists its ``kpi_report`` adds CRM figures (conversion, revenue) to the dashboard; these functions
-need only the calls.
+The KPIs are not computed here: the heatmap, the score and conversion trends and the KPI table
+are read from :func:`api.kpi.service.kpi_report`, the function behind ``/api/v1/kpi``, for the
+same period (:func:`report_period`) and the user's scope, so a page and the API give the same
+numbers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+import pandas as pd
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, joinedload
 
+from analyzer import sales
 from api.auth.scope import Scope
 from api.models import (
     Call,
@@ -30,20 +35,20 @@ from api.models import (
 from api.scripts.service import script_of
 
 PERIODS = {"week": 7, "month": 30, "quarter": 90, "all": None}
+"""A page's periods: the last 7, 30 or 90 days (today included), or all time."""
 
 
-def period_start(period: str, *, now: datetime | None = None) -> datetime | None:
-    days = PERIODS.get(period)
-    return None if days is None else (now or datetime.now(UTC)) - timedelta(days=days)
-
-
-def _scope(query: Any, *, scope: Scope, team_id: int | None, since: datetime | None) -> Any:
-    query = scope.calls(query)
-    if team_id is not None:
-        query = query.where(Call.manager_id.in_(select(Manager.id).where(Manager.team_id == team_id)))
-    if since is not None:
-        query = query.where(Call.started_at >= since)
-    return query
+def report_period(session: Session, period: str, *, scope: Scope, tz: str = sales.DEFAULT_TZ,
+                  today: date | None = None) -> sales.Period:
+    """A page's period as the local days ``/api/v1/kpi?date_from=&date_to=`` takes: the last
+    ``PERIODS[period]`` days to today, or for ``all`` from the day of the first call in scope."""
+    last = today or pd.Timestamp.now(tz=tz).date()
+    days = PERIODS[period]
+    if days is not None:
+        return sales.Period.days(last - timedelta(days=days - 1), last, tz=tz)
+    first = session.scalar(scope.calls(select(func.min(Call.started_at))))
+    first_day = pd.Timestamp(first).tz_convert(tz).date() if first is not None else last  # stored as UTC
+    return sales.Period.days(min(first_day, last), last, tz=tz)
 
 
 # -- the review queue --------------------------------------------------------------------------
@@ -120,7 +125,7 @@ def stage_titles(session: Session, *, lang: str) -> tuple[dict[str, str], dict[s
     return stages, objections
 
 
-# -- the heatmap -------------------------------------------------------------------------------
+# -- the KPI report, as pages show it -----------------------------------------------------------
 
 
 @dataclass
@@ -140,85 +145,38 @@ class Heatmap:
     cells: dict[tuple[int, str], Cell] = field(default_factory=dict)
 
 
-def heatmap(session: Session, *, scope: Scope, team_id: int | None, since: datetime | None) -> Heatmap:
-    """Per manager and stage: calls where the stage passed / calls where it was decided (uncertain left out)."""
-    passed = func.sum(case((CallStage.status == "passed", 1), else_=0))
-    decided = func.sum(case((CallStage.status.in_(("passed", "missed")), 1), else_=0))
-    query = (
-        select(Call.manager_id, CallStage.stage_id, passed, decided, func.min(CallStage.position))
-        .join(Call, Call.id == CallStage.call_id)
-        .where(Call.status == CallStatus.done, Call.manager_id.is_not(None))
-        .group_by(Call.manager_id, CallStage.stage_id)
-    )
-    rows = session.execute(_scope(query, scope=scope, team_id=team_id, since=since)).all()
-    order: dict[str, int] = {}
+def heatmap(report: Mapping[str, Any], *, stage_order: Iterable[str] = ()) -> Heatmap:
+    """Managers x script stages of a by-manager KPI report: calls where the stage passed / calls
+    where it was decided (``compliance``; uncertain verdicts left out). Managers with no verdict in
+    the period are left out; stages in ``stage_order`` (the scripts' order), then the others."""
     cells: dict[tuple[int, str], Cell] = {}
-    for manager_id, stage_id, p, d, pos in rows:
-        cells[(manager_id, stage_id)] = Cell(int(p or 0), int(d or 0))
-        order[stage_id] = min(order.get(stage_id, pos), pos)
-    ids = sorted({m for m, _ in cells})
-    names = dict(session.execute(select(Manager.id, Manager.name).where(Manager.id.in_(ids))).all()) if ids else {}
-    managers = sorted(((i, names.get(i, str(i))) for i in ids), key=lambda m: m[1])
-    return Heatmap(managers=managers, stages=sorted(order, key=lambda s: (order[s], s)), cells=cells)
+    names: dict[int, str] = {}
+    for r in report["stages"]:
+        if not (r["decided"] or r["uncertain"]):
+            continue
+        cells[(r["manager_id"], r["stage_id"])] = Cell(int(r["passed"]), int(r["decided"]))
+        names[r["manager_id"]] = r.get("name") or str(r["manager_id"])
+    rank = {s: i for i, s in enumerate(stage_order)}
+    stages = sorted({s for _, s in cells}, key=lambda s: (rank.get(s, len(rank)), s))
+    return Heatmap(managers=sorted(names.items(), key=lambda m: (m[1], m[0])), stages=stages, cells=cells)
 
 
-# -- trends and the KPI table ------------------------------------------------------------------
-
-
-@dataclass
+@dataclass(frozen=True)
 class TrendPoint:
     week: date
     value: float
     n: int
 
 
-def score_trend(session: Session, *, scope: Scope, team_id: int | None, since: datetime | None) -> list[TrendPoint]:
-    """Average effective score of the scored calls, per week (Monday) of the call's start."""
-    query = select(func.coalesce(Call.started_at, Call.created_at), Call.score).where(
-        Call.status == CallStatus.done, Call.score.is_not(None))
-    weeks: dict[date, list[float]] = {}
-    for started, score in session.execute(_scope(query, scope=scope, team_id=team_id, since=since)):
-        day = started.date()
-        weeks.setdefault(day - timedelta(days=day.weekday()), []).append(float(score))
-    return [TrendPoint(w, sum(v) / len(v), len(v)) for w, v in sorted(weeks.items())]
-
-
-@dataclass
-class KpiRow:
-    manager_id: int
-    name: str
-    calls: int
-    avg_score: float | None
-    compliance: float | None
-    handled: float | None
-    uncertain: int
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def kpi_rows(session: Session, *, scope: Scope, team_id: int | None, since: datetime | None) -> list[KpiRow]:
-    calls_q = (select(Call.manager_id, func.count(), func.avg(Call.score), func.sum(Call.uncertain))
-               .where(Call.status == CallStatus.done, Call.manager_id.is_not(None)).group_by(Call.manager_id))
-    per_manager = {m: (n, avg, unc) for m, n, avg, unc in session.execute(_scope(calls_q, scope=scope, team_id=team_id, since=since))}
-    stage_q = (select(Call.manager_id, func.sum(case((CallStage.status == "passed", 1), else_=0)),
-                      func.sum(case((CallStage.status.in_(("passed", "missed")), 1), else_=0)))
-               .join(Call, Call.id == CallStage.call_id).where(Call.status == CallStatus.done).group_by(Call.manager_id))
-    stages = {m: (p, d) for m, p, d in session.execute(_scope(stage_q, scope=scope, team_id=team_id, since=since))}
-    obj_q = (select(Call.manager_id, func.sum(case((CallObjection.status == "passed", 1), else_=0)),
-                    func.sum(case((CallObjection.status.in_(("passed", "missed")), 1), else_=0)))
-             .join(Call, Call.id == CallObjection.call_id).where(Call.status == CallStatus.done).group_by(Call.manager_id))
-    objections = {m: (p, d) for m, p, d in session.execute(_scope(obj_q, scope=scope, team_id=team_id, since=since))}
-    mq = select(Manager.id, Manager.name).where(Manager.active.is_(True))
-    mq = mq.where(scope.managers(Manager.id))
-    if team_id is not None:
-        mq = mq.where(Manager.team_id == team_id)
-    out = []
-    for manager_id, name in session.execute(mq.order_by(Manager.name)):
-        n, avg, unc = per_manager.get(manager_id, (0, None, 0))
-        sp, sd = stages.get(manager_id, (0, 0))
-        op, od = objections.get(manager_id, (0, 0))
-        out.append(KpiRow(manager_id, name, int(n), float(avg) if avg is not None else None,
-                          (sp or 0) / sd if sd else None, (op or 0) / od if od else None, int(unc or 0)))
-    return out
+def weekly(report: Mapping[str, Any], kpi: str, *, count: str, scale: float = 1) -> list[TrendPoint]:
+    """One KPI of a report's weekly trend (``trend="week"``), the weeks where it is defined; ``n``:
+    the ``count`` column of the week (scored calls for a score, leads for a conversion)."""
+    points = []
+    for r in report.get("trend") or []:
+        value = r.get(kpi)
+        if value is not None:
+            points.append(TrendPoint(date.fromisoformat(str(r["week"])[:10]), float(value) * scale, int(r.get(count) or 0)))
+    return sorted(points, key=lambda p: p.week)
 
 
 # -- feedback ------------------------------------------------------------------------------------
@@ -256,11 +214,3 @@ def colleague_example(session: Session, *, objection_type: str, manager_id: int 
             if client and answer:
                 return Example(call.id, call.score, client, answer)
     return None
-
-
-def kpi_service_available() -> bool:
-    try:
-        from api.kpi import service  # noqa: F401
-    except ImportError:
-        return False
-    return hasattr(service, "kpi_report")

@@ -13,16 +13,19 @@ import json
 import math
 import re
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import openpyxl
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from analyzer import crm, kpi
+from analyzer import sales
 from api.core.exports import safe_cell
 from api.models import Call, CallObjection, CallStage, CallStatus, Direction, Manager, Team
+from api.web.render import fmt_score, fmt_share
 
 from .conftest import PASSWORD
 
@@ -126,25 +129,113 @@ def test_the_endpoint_gives_the_library_numbers_on_the_same_data(client, people,
     ids, calls = world
     managers = pd.DataFrame({"manager_id": list(ids.values()), "name": list(ids), "external_id": [None] * 3})
     frames = {}
-    for name, text, parse in (("deals", DEALS, crm.parse_deals), ("leads", LEADS, crm.parse_leads),
-                              ("plans", PLANS, crm.parse_plans)):
-        frame, errors = parse(crm.table_from_csv(text))
+    for name, text, parse in (("deals", DEALS, sales.parse_deals), ("leads", LEADS, sales.parse_leads),
+                              ("plans", PLANS, sales.parse_plans)):
+        frame, errors = parse(sales.table_from_csv(text))
         assert not errors
-        frames[name], _ = crm.attach_manager_ids(frame, managers)
+        frames[name], _ = sales.attach_manager_ids(frame, managers)
     stages = pd.DataFrame([{"call_id": c["call_id"], "stage_id": k, "status": v} for c in calls for k, v in c["stages"].items()])
     objections = pd.DataFrame([{"call_id": c["call_id"], "type": k, "status": v} for c in calls for k, v in c["objections"]])
     team_of = {c["manager_id"]: c["team_id"] for c in calls}
-    data = kpi.SalesData(calls=pd.DataFrame(calls).drop(columns=["stages", "objections", "team_id"]), call_stages=stages,
+    data = sales.SalesData(calls=pd.DataFrame(calls).drop(columns=["stages", "objections", "team_id"]), call_stages=stages,
                          call_objections=objections, leads=frames["leads"], deals=frames["deals"], plans=frames["plans"],
                          managers=managers.assign(team_id=managers["manager_id"].map(team_of), department_id=None))
-    period = kpi.Period.month(2026, 11)
+    period = sales.Period.month(2026, 11)
     for by in ("manager", "team"):
-        expected = {r[kpi.GROUP_KEYS[by]]: r for r in kpi.to_records(kpi.sales_report(data, period=period, by=by).summary)}
-        got = {r[kpi.GROUP_KEYS[by]]: r for r in get(client, people, by=by).json()["summary"]}
+        expected = {r[sales.GROUP_KEYS[by]]: r for r in sales.to_records(sales.sales_report(data, period=period, by=by).summary)}
+        got = {r[sales.GROUP_KEYS[by]]: r for r in get(client, people, by=by).json()["summary"]}
         assert set(got) == set(expected)
         for key, row in expected.items():
             for column, value in row.items():
                 assert got[key][column] == (pytest.approx(value) if isinstance(value, float) else value), (by, key, column)
+
+
+
+class _Dashboard(HTMLParser):
+    """The dashboard as a person reads it: the KPI table's rows (cell texts) and the heatmap's cells."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kpi: list[list[str]] = []
+        self.heat: dict[tuple[int, str], str] = {}
+        self.links: dict[str, str] = {}
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+        self._heat_key: tuple[int, str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "table":
+            self._table = a.get("id")
+        elif self._table == "kpi" and tag == "tr":
+            self.kpi.append([])
+        elif self._table == "kpi" and tag in ("th", "td") and self.kpi:
+            self._cell = []
+        elif tag == "a" and a.get("data-manager"):
+            self._heat_key, self._cell = (int(a["data-manager"] or 0), a["data-stage"] or ""), []
+        elif tag == "a" and "download" in a:
+            href = a.get("href") or ""
+            self.links["xlsx" if "format=xlsx" in href else "csv"] = href
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._heat_key is not None:
+            self.heat[self._heat_key] = "".join(self._cell or []).strip()
+            self._heat_key, self._cell = None, None
+        elif tag in ("th", "td") and self._cell is not None and self._heat_key is None:
+            self.kpi[-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+
+def test_the_dashboard_shows_the_numbers_of_the_kpi_api(client, people, world):
+    """A head of sales reads the same figures on the dashboard, in its CSV and from /api/v1/kpi for the same days."""
+    web = {"Cookie": f"callqa_session={people.tokens['head_of_sales']}"}
+    page = client.get("/dashboard", params={"period": "all"}, headers=web)
+    assert page.status_code == 200, page.text
+    seen = _Dashboard()
+    seen.feed(page.text)
+    days = dict(parse_qsl(urlsplit(seen.links["xlsx"]).query))  # the days the page covers, as the API takes them
+    api = client.get("/api/v1/kpi", params={"date_from": days["date_from"], "date_to": days["date_to"]},
+                     headers=people.h("head_of_sales")).json()
+    rows = {r["name"]: r for r in api["summary"]}
+    assert set(rows) == {"Anna", "Boris"}  # the head's own team only, on both
+
+    header, *body = seen.kpi
+    assert header[1:] == ["Звонки", "Средняя оценка звонка", "Соблюдение скрипта", "Отработка возражений",
+                          "Конверсия лид → продажа", "Объём продаж", "Выполнение плана"]
+    shown = {cells[0]: cells[1:] for cells in body}
+    assert set(shown) == set(rows)
+    for name, r in rows.items():
+        assert shown[name] == [str(r["calls"]), fmt_score(r["score_mean"]), fmt_share(r["compliance"]),
+                               fmt_share(r["objections_handled_rate"]), fmt_share(r["conversion"]),
+                               f"{r['revenue']:,.0f}".replace(",", "\u00a0"), fmt_share(r["plan_completion"])], name
+    # one won deal of 100 000; "all time" starts on 2 November, the day of the first call: 29 days of the plan
+    assert shown["Anna"][5] == "100\u00a0000" and shown["Anna"][6] == f"{100000 / (200000 * 29 / 30):.0%}" == "52%"
+
+    # the heatmap: a cell per manager and stage the API counts verdicts for, its share of the decided ones
+    ids = {r["manager_id"]: r["name"] for r in api["summary"]}
+    cells = {(r["manager_id"], r["stage_id"]): r for r in api["stages"] if r["decided"]}
+    assert set(seen.heat) == set(cells)
+    for key, r in cells.items():
+        assert seen.heat[key] == f"{fmt_share(r['compliance'])}{r['decided']}", (ids[key[0]], key[1])
+
+    # the CSV for a spreadsheet: every KPI of the same rows, semicolons and a BOM
+    r = client.get(seen.links["csv"], headers=web)
+    assert r.status_code == 200 and r.content.startswith("\ufeff".encode())
+    table = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig")), delimiter=";"))
+    titles = {v["title_ru"]: k for k, v in api["kpis"].items()}
+    assert table[0][0] == "Менеджер" and [titles[h] for h in table[0][1:]] == list(api["kpis"])
+    assert sorted(line[0] for line in table[1:]) == sorted(rows)
+    for line in table[1:]:
+        expected = rows[line[0]]
+        for title, cell in zip(table[0][1:], line[1:], strict=True):
+            value = expected[titles[title]]
+            assert (cell == "" if value is None else float(cell) == pytest.approx(value)), (line[0], title)
 
 
 def test_a_manager_sees_own_kpis_and_a_head_of_sales_own_teams(client, people, world):

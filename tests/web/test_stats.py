@@ -1,5 +1,6 @@
 """The figures behind the UI's pages, on SQLite and on PostgreSQL: the review queue's order, the
-heatmap's shares (uncertain verdicts left out), the KPI rows and the colleague's example answer."""
+heatmap's shares (uncertain verdicts left out) and the weekly score trend as pages read them from the
+KPI service, and the colleague's example answer."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from api.auth.scope import Scope
 from api.calls.results import result_values
 from api.core.config import get_service_settings
 from api.core.db import Base, Database, upgrade
+from api.kpi import service as kpi
 from api.models import Call, CallStatus, Dispute, Manager, Role, Team
 from api.scripts.service import seed_builtin_scripts
 from api.web import stats
@@ -117,12 +119,19 @@ def test_the_queue_puts_disputes_first_then_uncertain_then_low_scores(database, 
         assert stats.review_queue(s, scope=Scope(user_id=None, role=Role.manager, manager_ids=frozenset({department["boris_id"]}), team_ids=frozenset()))[0].call.id == department["boris_unsure"]
 
 
+def _report(s, period: str, **options):
+    """The KPI service's report for a page's period, as the dashboard asks for it (everyone in scope)."""
+    return kpi.kpi_report(s, user=None, period=stats.report_period(s, period, scope=Scope.system()), outcome=False,
+                          **options)
+
+
 def test_heatmap_shares_leave_uncertain_verdicts_out(database, department):
     with database.sessions() as s:
-        heat = stats.heatmap(s, scope=Scope.system(), team_id=None, since=None)
-        week = stats.heatmap(s, scope=Scope.system(), team_id=None, since=datetime.now(UTC) - timedelta(days=7))
+        order, _ = stats.stage_titles(s, lang="ru")
+        heat = stats.heatmap(_report(s, "all", by="manager"), stage_order=order)
+        week = stats.heatmap(_report(s, "week", by="manager"), stage_order=order)
     assert [name for _, name in heat.managers] == ["Анна", "Борис"]
-    assert heat.stages[0] == "greeting"
+    assert heat.stages[0] == "greeting"  # in the script's order
     anna, boris = department["anna_id"], department["boris_id"]
     assert (heat.cells[(anna, "needs_discovery")].passed, heat.cells[(anna, "needs_discovery")].total) == (0, 2)
     assert heat.cells[(boris, "greeting")].total == 1  # the uncertain greeting is not counted either way
@@ -130,13 +139,16 @@ def test_heatmap_shares_leave_uncertain_verdicts_out(database, department):
     assert week.cells[(boris, "next_step")].total == 1  # the call 8 days ago is outside the week
 
 
-def test_kpi_rows_and_the_weekly_score_trend(database, department):
+def test_the_kpi_table_and_the_weekly_score_trend(database, department):
     with database.sessions() as s:
-        rows = {r.name: r for r in stats.kpi_rows(s, scope=Scope.system(), team_id=None, since=None)}
-        trend = stats.score_trend(s, scope=Scope.system(), team_id=None, since=None)
-    assert rows["Анна"].calls == 2 and rows["Анна"].handled == 0.0
-    assert rows["Борис"].handled == 1.0 and rows["Борис"].uncertain == 1
-    assert rows["Борис"].avg_score > rows["Анна"].avg_score
+        report = _report(s, "all", by="manager")
+        trend = stats.weekly(_report(s, "all", by="all", trend="week"), "score_mean", count="scored_calls")
+    rows = {r["name"]: r for r in report["summary"]}
+    assert rows["Анна"]["calls"] == 2 and rows["Анна"]["objections_handled_rate"] == 0.0
+    assert rows["Борис"]["objections_handled_rate"] == 1.0
+    assert rows["Борис"]["score_mean"] > rows["Анна"]["score_mean"]
+    greeting = next(r for r in report["stages"] if r["name"] == "Борис" and r["stage_id"] == "greeting")
+    assert (greeting["passed"], greeting["uncertain"]) == (1, 1)  # the unsure verdict waits for a person
     assert sum(p.n for p in trend) == 4 and all(p.week.weekday() == 0 for p in trend)
 
 

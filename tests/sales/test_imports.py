@@ -2,42 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import pandas as pd
 import pytest
 
-from analyzer.crm import (
-    CrmFormatError,
-    CrmLimitError,
-    RawTable,
-    ReadLimits,
-    attach_manager_ids,
-    detect_entity,
-    detect_source,
+from analyzer.sales.errors import CrmFormatError
+from analyzer.sales.imports import (
     leads_from_deals,
     normalise_phone,
     parse_datetimes,
     parse_deals,
     parse_number,
-    parse_period,
     read_deals,
     read_export,
     read_leads,
     read_plans,
     read_stage_history,
     status_from_stage,
-    table_from_bytes,
 )
+from analyzer.sales.tables import RawTable
 
-
-def T(s: str) -> pd.Timestamp:
-    return pd.Timestamp(s, tz="UTC")
-
-
-@pytest.fixture(scope="module")
-def crm_dir(data_dir):
-    return data_dir / "crm"
+from .department import T
 
 
 def errors_by_line(errors) -> dict[int, list[str]]:
@@ -46,8 +30,6 @@ def errors_by_line(errors) -> dict[int, list[str]]:
         out.setdefault(e.line, []).append(e.reason)
     return out
 
-
-# --- values --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, value", [
     ("1 234 567,89", 1234567.89),
@@ -126,37 +108,6 @@ def test_custom_final_stages():
     assert s.tolist() == ["won", "lost"]
 
 
-@pytest.mark.parametrize("text, first, after", [
-    ("2024-05", date(2024, 5, 1), date(2024, 6, 1)),
-    ("05.2024", date(2024, 5, 1), date(2024, 6, 1)),
-    ("2024-12", date(2024, 12, 1), date(2025, 1, 1)),
-    ("май 2024", date(2024, 5, 1), date(2024, 6, 1)),
-    ("2024-Q2", date(2024, 4, 1), date(2024, 7, 1)),
-    ("Q4 2024", date(2024, 10, 1), date(2025, 1, 1)),
-])
-def test_parse_period(text, first, after):
-    assert parse_period(text) == (first, after)
-
-
-# --- detection -----------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("headers, source, entity", [
-    (["ID", "Название сделки", "Бюджет", "Ответственный", "Дата создания сделки", "Этап сделки", "Воронка"],
-     "amocrm", "deals"),
-    (["ID", "Название", "Стадия сделки", "Сумма", "Валюта", "Ответственный", "Дата создания"], "bitrix24", "deals"),
-    (["ID", "Название лида", "Статус", "Источник", "Ответственный", "Дата создания"], "bitrix24", "leads"),
-    (["deal_id", "created_at", "closed_at", "status", "amount", "manager"], "generic", "deals"),
-    (["lead_id", "created_at", "manager", "client_phone", "status"], "generic", "leads"),
-    (["manager", "period", "revenue_plan"], "generic", "plans"),
-    (["deal_id", "stage", "entered_at"], "generic", "stage_history"),
-    (["\ufeffID", "Название сделки", "Бюджет ₽", "Этап сделки"], "amocrm", "deals"),
-])
-def test_detect_source_and_entity_by_headers(headers, source, entity):
-    assert (detect_source(headers), detect_entity(headers)) == (source, entity)
-
-
-# --- amoCRM --------------------------------------------------------------------------------------
-
 @pytest.mark.parametrize("name", ["amocrm_deals_cp1251.csv", "amocrm_deals_utf8_bom.csv"])
 def test_amocrm_deals_csv(crm_dir, name):
     deals, errors = read_deals(crm_dir / name)
@@ -200,8 +151,6 @@ def test_nan_never_in_text_columns(crm_dir):
             assert all(v is None or isinstance(v, str) for v in deals[c]), c
 
 
-# --- Bitrix24 ------------------------------------------------------------------------------------
-
 def test_bitrix24_deals_xlsx(crm_dir):
     export = read_export(crm_dir / "bitrix24_deals.xlsx")
     assert (export.entity, export.source) == ("deals", "bitrix24")
@@ -227,8 +176,6 @@ def test_bitrix24_leads_csv(crm_dir):
     assert leads["created_at"].tolist()[2] == T("2024-04-03 09:00")  # ISO without seconds
     assert errors_by_line(errors) == {5: ["created_at 'вчера' is not a date (dd.mm.yyyy hh:mm:ss or ISO 8601)"]}
 
-
-# --- generic -------------------------------------------------------------------------------------
 
 def test_generic_deals(crm_dir):
     deals, errors = read_deals(crm_dir / "generic_deals.csv")
@@ -266,8 +213,6 @@ def test_generic_stage_history(crm_dir):
     assert errors_by_line(errors) == {6: ["entered_at is empty"]}
 
 
-# --- whole-file problems -------------------------------------------------------------------------
-
 def test_missing_required_column_names_it():
     table = RawTable.from_records([{"ID": "1", "Ответственный": "Анна", "Этап сделки": "Переговоры"}])
     with pytest.raises(CrmFormatError, match="no column for created_at: one of 'created_at', 'дата создания сделки'"):
@@ -280,60 +225,6 @@ def test_no_stage_and_no_status_is_an_error():
         parse_deals(table)
 
 
-@pytest.mark.parametrize("data", [b"", b"hello;world\n1;2\n", b"\x00\x01\x02binary"])
-def test_not_an_export(data):
-    with pytest.raises(CrmFormatError, match="no header row"):
-        table_from_bytes(data, name="x.csv")
-
-
-def test_old_xls_and_broken_xlsx():
-    with pytest.raises(CrmFormatError, match="old binary .xls"):
-        table_from_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100, name="deals.xls")
-    with pytest.raises(CrmFormatError, match="not a readable XLSX"):
-        table_from_bytes(b"PK\x03\x04 broken zip", name="deals.xlsx")
-
-
-@pytest.mark.parametrize(("limits", "limit"), [
-    (ReadLimits(max_rows=2), "max_rows"),
-    (ReadLimits(max_columns=3), "max_columns"),
-    (ReadLimits(max_cell_chars=12), "max_cell_chars"),
-], ids=["rows", "columns", "cell"])
-def test_reading_stops_at_the_limits_the_caller_passes(limits, limit):
-    text = "deal_id,created_at,status\nD1,2024-04-01,open\nD2,2024-04-01,open,a longer note\n"
-    table = table_from_bytes(text.encode())  # the defaults take it (the last row with a cell too many)
-    assert len(table.rows) == 1 and table.errors[0].line == 3
-    with pytest.raises(CrmLimitError) as err:
-        table_from_bytes(text.encode(), name="deals.csv", limits=limits)
-    assert err.value.limit == limit and err.value.code == "crm_file_too_large"
-    assert str(err.value).startswith("deals.csv: ") and "line 3" in str(err.value)
-
-
-def test_nul_characters_are_dropped_from_files_and_records():
-    table = table_from_bytes("deal_id,created_at,manager\nD\x001,2024-04-01,Ан\x00на\n".encode())
-    assert table.rows == [["D1", "2024-04-01", "Анна"]]
-    records = RawTable.from_records([{"deal_id\x00": "D\x001", "manager": "\x00"}])
-    assert (records.headers, records.rows) == (["deal_id", "manager"], [["D1", ""]])
-
-
-def test_title_rows_above_the_header_are_skipped():
-    text = "Сделки за апрель\n\nID;Название сделки;Бюджет;Дата создания;Этап сделки\n7;Тест;1 000;01.04.2024;Переговоры\n"
-    deals, errors = parse_deals(table_from_bytes(text.encode("utf-8")))
-    assert deals["deal_id"].tolist() == ["7"] and not errors
-
-
-def test_a_row_with_too_many_cells_is_reported():
-    text = "ID;Название сделки;Бюджет;Дата создания;Этап сделки\n7;Тест;1 000;01.04.2024;Переговоры;лишнее\n8;Ок;5;01.04.2024;Переговоры\n"
-    deals, errors = parse_deals(table_from_bytes(text.encode("utf-8")))
-    assert deals["deal_id"].tolist() == ["8"]
-    assert errors[0].line == 2 and "6 cells but the header has 5" in errors[0].reason
-
-
-def test_utf16_tab_separated_excel_text():
-    text = "ID\tНазвание сделки\tБюджет\tДата создания\tЭтап сделки\r\n7\tТест\t1 000\t01.04.2024\tПереговоры\r\n"
-    deals, _ = parse_deals(table_from_bytes(text.encode("utf-16")))
-    assert deals.loc[0, "amount"] == 1000.0
-
-
 def test_leads_from_deals_keeps_the_earliest_deal_per_lead():
     deals = pd.DataFrame({"crm": "generic", "deal_id": ["a", "b"], "lead_id": ["L", "L"], "created_at": [T("2024-04-02"), T("2024-04-01")],
                           "manager": ["x", "y"], "source": None, "client": None, "client_phone": None, "title": None,
@@ -341,15 +232,3 @@ def test_leads_from_deals_keeps_the_earliest_deal_per_lead():
     leads = leads_from_deals(deals)
     assert leads[["key", "manager", "status"]].to_dict("records") == [{"key": "generic:lead:L", "manager": "y",
                                                                         "status": "converted"}]
-
-
-# --- managers ------------------------------------------------------------------------------------
-
-def test_attach_manager_ids(crm_dir):
-    deals, _ = read_deals(crm_dir / "amocrm_deals_cp1251.csv")
-    managers = pd.DataFrame({"manager_id": [1, 2], "name": ["ЛЯХОВ Игорь", "Смирнова Анна"], "external_id": ["101", None]})
-    out, unmatched = attach_manager_ids(deals, managers)
-    assert out["manager_id"].tolist() == [1, 1, 2]  # word order and case do not matter
-    assert unmatched == []
-    out, unmatched = attach_manager_ids(deals.assign(manager=["101", "Пётр", None]), managers)
-    assert out["manager_id"].tolist()[0] == 1 and unmatched == ["Пётр"]  # by external id; an unknown name
