@@ -219,6 +219,8 @@ class Call(Base):
     machine_score: Mapped[float | None] = mapped_column(Float)
     score: Mapped[float | None] = mapped_column(Float, doc="the reviewer's score when overridden, else the machine's")
     uncertain: Mapped[int] = mapped_column(Integer, default=0, doc="stages and objections left uncertain")
+    talk_time: Mapped[float | None] = mapped_column(Float, doc="speech of both sides, s (the report's metrics)")
+    manager_fillers: Mapped[float | None] = mapped_column(Float, doc="the manager's filler words (the report's metrics)")
 
     manager: Mapped[Manager | None] = relationship()
     recording: Mapped[Recording | None] = relationship()

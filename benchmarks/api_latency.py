@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from api.calls.results import call_metrics
 from api.web.auth import SESSION_COOKIE
 from benchmarks.common import ROOT, load_dialogues
 from benchmarks.speed import _machine
@@ -78,6 +79,7 @@ class Template:
     script_version: str
     score: float | None
     uncertain: int
+    metrics: dict[str, float | None]  # the call's talk_time and manager_fillers columns
     stages: list[tuple[str, int, str]]  # stage id, position, status
     objections: list[tuple[int, str, str, bool]]  # position, type, status, handled
 
@@ -126,6 +128,7 @@ def build_templates(db_url: str) -> list[Template]:
             transcript_json=json.dumps(transcript.to_dict(words=True), ensure_ascii=False),
             script_id=report["script"]["id"], script_version=report["script"]["version"], score=report["score"],
             uncertain=sum(st[2] == "uncertain" for st in stages) + sum(o[2] == "uncertain" for o in objections),
+            metrics=call_metrics(report),
             stages=stages, objections=objections,
         ))
     return out
@@ -148,7 +151,7 @@ class Seeded:
 CALL_COLS = ("id", "recording_sha256", "source", "manager_id", "client_phone", "direction", "started_at", "duration",
              "crm_lead_id", "crm_deal_id", "external_id", "language", "status", "error_code", "error_message", "attempts",
              "next_attempt_at", "lease_token", "created_at", "updated_at", "processed_at",
-             "script_id", "script_version", "machine_score", "score", "uncertain")
+             "script_id", "script_version", "machine_score", "score", "uncertain", "talk_time", "manager_fillers")
 CONTENT_COLS = ("call_id", "transcript", "report")
 REC_COLS = ("sha256", "size", "original_name", "content_type", "created_at")
 STAGE_COLS = ("call_id", "stage_id", "position", "machine_status", "status", "reviewed")
@@ -201,6 +204,7 @@ def _rows(n: int, templates: list[Template], manager_ids: list[int], rng: random
             "script_id": t.script_id if done else None, "script_version": t.script_version if done else None,
             "machine_score": t.score if done else None, "score": t.score if done else None,
             "uncertain": t.uncertain if done else 0,
+            **(t.metrics if done else {"talk_time": None, "manager_fillers": None}),
         }
         rec = {"sha256": sha, "size": int(t.duration * 16000), "original_name": f"{cid}.mp3", "content_type": "audio/mpeg",
                "created_at": created}

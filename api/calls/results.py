@@ -72,6 +72,16 @@ def latest_reviews(session: Session, call_id: int) -> dict[tuple[str, str], Revi
     return {(r.kind, r.item): r for r in rows}
 
 
+def call_metrics(report: dict[str, Any]) -> dict[str, float | None]:
+    """The report's metrics the KPIs read, as columns of the call (so a KPI table reads no report):
+    speech time (manager and client, s) and the manager's filler words."""
+    metrics = report.get("metrics") or {}
+    manager, client = metrics.get("manager_talk_time"), metrics.get("client_talk_time")
+    fillers = metrics.get("manager_fillers")
+    return {"talk_time": float(manager) + float(client) if manager is not None and client is not None else None,
+            "manager_fillers": float(fillers) if fillers is not None else None}
+
+
 def result_values(session: Session, call_id: int, report: dict[str, Any], script: Script) -> dict[str, Any]:
     """Replace the call's verdict rows; returns the Call columns to set (scores, counts, script)."""
     reviews = latest_reviews(session, call_id)
@@ -121,6 +131,6 @@ def result_values(session: Session, call_id: int, report: dict[str, Any], script
         "script_version": report.get("script", {}).get("version"),
         "language": report.get("language"),
         "duration": report.get("duration"),
-        # the verdict rows changed even when no column of the call does: the list index follows this
+        **call_metrics(report),
         "updated_at": utcnow(),
     }

@@ -21,7 +21,6 @@ manager are left out.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
@@ -37,7 +36,7 @@ from api.auth.scope import scope_of
 from api.core import exports
 from api.core.errors import BadRequest
 from api.crm.models import Deal, DealStageEntry, Department, Lead, SalesPlan
-from api.models import Call, CallContent, CallObjection, CallStage, Manager, Team, User
+from api.models import Call, CallObjection, CallStage, Manager, Team, User
 
 By = Literal["manager", "team", "department", "all"]
 BY_VALUES: tuple[str, ...] = ("manager", "team", "department", "all")
@@ -126,25 +125,6 @@ def _utc(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
     return frame
 
 
-def _call_metrics(metrics: pd.Series) -> tuple[list[float | None], list[float | None]]:
-    """Talk time (manager + client speech, s) and the manager's filler words from each report's
-    metrics (a dict from PostgreSQL, JSON text from SQLite, None before scoring)."""
-    talk: list[float | None] = []
-    fillers: list[float | None] = []
-    for m in metrics:
-        if isinstance(m, str):
-            m = json.loads(m)
-        if not isinstance(m, dict):
-            talk.append(None)
-            fillers.append(None)
-            continue
-        a, b = m.get("manager_talk_time"), m.get("client_talk_time")
-        talk.append(float(a) + float(b) if a is not None and b is not None else None)
-        f = m.get("manager_fillers")
-        fillers.append(float(f) if f is not None else None)
-    return talk, fillers
-
-
 def managers_frame(session: Session, ids: Sequence[int] | None) -> tuple[pd.DataFrame, dict[str, dict[Any, str]]]:
     """``manager_id, name, team_id, department_id`` of the scope, and the names of each grouping's keys."""
     rows = session.execute(
@@ -192,16 +172,12 @@ def sales_data(session: Session, *, period: sales.Period, manager_ids: Sequence[
     in_window = (_in(Call.manager_id, manager_ids), Call.started_at >= win_start, Call.started_at < win_end)
     verdicts_of = in_window if outcome else (_in(Call.manager_id, manager_ids), Call.started_at >= start,
                                              Call.started_at < end)
-    # the report's metrics object in one extraction (each JSON path costs the database a parse)
     calls = _frame(session, select(
-        Call.id, Call.manager_id, _raw(Call.started_at), _raw(Call.direction), Call.duration, _raw(CallContent.report["metrics"]),
-        Call.score, Call.crm_lead_id, Call.crm_deal_id, Call.client_phone)
-        .outerjoin(CallContent, CallContent.call_id == Call.id).where(*in_window),
-        ["call_id", "manager_id", "started_at", "direction", "duration", "metrics", "score", "crm_lead_id",
+        Call.id, Call.manager_id, _raw(Call.started_at), _raw(Call.direction), Call.duration, Call.talk_time,
+        Call.manager_fillers, Call.score, Call.crm_lead_id, Call.crm_deal_id, Call.client_phone).where(*in_window),
+        ["call_id", "manager_id", "started_at", "direction", "duration", "talk_time", "fillers", "score", "crm_lead_id",
          "crm_deal_id", "client_phone"])
     calls = _utc(calls, "started_at")
-    talk_time, fillers = _call_metrics(calls.pop("metrics"))
-    calls["talk_time"], calls["fillers"] = talk_time, fillers
     stages = _frame(session, select(CallStage.call_id, CallStage.stage_id, CallStage.status)
                     .join(Call, Call.id == CallStage.call_id).where(*verdicts_of), ["call_id", "stage_id", "status"])
     objections = _frame(session, select(CallObjection.call_id, CallObjection.type, CallObjection.status)

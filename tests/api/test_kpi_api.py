@@ -23,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analyzer import sales
+from api.calls.results import call_metrics
 from api.core.exports import safe_cell
 from api.models import Call, CallObjection, CallStage, CallStatus, Direction, Manager, Team
 from api.web.render import fmt_score, fmt_share
@@ -76,10 +77,11 @@ def world(client, people, db):
         ids = {"Anna": people.manager_id, "Boris": people.other_manager_id, "Carl": carl.id}
         rows = []
         for i, (name, at, phone, lead, deal, score, stages, objections) in enumerate(CALLS):
+            report = {"metrics": {"manager_fillers": i, "manager_talk_time": 60.0, "client_talk_time": 40.0}}
             call = Call(source="import", manager_id=ids[name], client_phone=phone, direction=Direction.outbound,
                         started_at=_utc(at), duration=120.0, crm_lead_id=lead, crm_deal_id=deal, status=CallStatus.done,
-                        score=score, machine_score=score, processed_at=datetime.now(UTC),
-                        report={"metrics": {"manager_fillers": i, "manager_talk_time": 60.0, "client_talk_time": 40.0}})
+                        score=score, machine_score=score, processed_at=datetime.now(UTC), report=report,
+                        **call_metrics(report))  # as the worker stores a scored call
             s.add(call)
             s.flush()
             for j, (stage, status) in enumerate(stages.items()):

@@ -1,6 +1,7 @@
 """Migrations on a database with data in it, SQLite and PostgreSQL: revision 0004 turns the stored
 objection positions of reviews and disputes into objection keys, and back on downgrade; 0010 moves
-the calls' transcripts and reports into a table of their own, and back."""
+the calls' transcripts and reports into a table of their own, and back; 0011 fills the metrics
+columns from the reports."""
 
 from __future__ import annotations
 
@@ -96,10 +97,11 @@ def test_transcripts_and_reports_move_to_a_table_of_their_own_and_back(empty_url
     upgrade(empty_url, BEFORE_CONTENTS)
     old = calls_with_contents()
     transcript = {"language": "ru", "turns": [{"speaker": "manager", "text": "Добрый день!"}]}
+    report = {**REPORT, "metrics": {"manager_talk_time": 61.5, "client_talk_time": 40.0, "manager_fillers": 3}}
     engine = create_engine(empty_url)
     try:
         with engine.begin() as c:
-            scored = c.execute(sa.insert(old).values(status=CallStatus.done, transcript=transcript, report=REPORT)
+            scored = c.execute(sa.insert(old).values(status=CallStatus.done, transcript=transcript, report=report)
                                .returning(old.c.id)).scalar_one()
             queued = c.execute(sa.insert(old).values(status=CallStatus.queued).returning(old.c.id)).scalar_one()
         upgrade(empty_url)
@@ -111,13 +113,14 @@ def test_transcripts_and_reports_move_to_a_table_of_their_own_and_back(empty_url
         try:
             with db.sessions() as s:
                 call = s.get(Call, scored)
-                assert (call.transcript, call.report) == (transcript, REPORT)
-                assert s.get(Call, queued).report is None
+                assert (call.transcript, call.report) == (transcript, report)
+                assert (call.talk_time, call.manager_fillers) == (101.5, 3.0)  # 0011: what the KPIs read, as columns
+                assert s.get(Call, queued).report is None and s.get(Call, queued).talk_time is None
         finally:
             db.dispose()
         command.downgrade(alembic_config(empty_url), BEFORE_CONTENTS)
         with engine.connect() as c:
             back = c.execute(select(old.c.id, old.c.transcript, old.c.report).order_by(old.c.id)).all()
-        assert [tuple(r) for r in back] == [(scored, transcript, REPORT), (queued, None, None)]
+        assert [tuple(r) for r in back] == [(scored, transcript, report), (queued, None, None)]
     finally:
         engine.dispose()
