@@ -97,14 +97,14 @@ def _in(column: Any, ids: Sequence[int] | None) -> Any:
 
 
 def _frame(session: Session, query: Any, columns: list[str]) -> pd.DataFrame:
-    """Rows of a Core query as a frame, column by column. The driver's tuples are taken as they are:
-    every column here is a number or a string as stored (times and enums through :func:`_raw`)."""
+    """Rows of a Core query as a frame. The driver's tuples are taken as they are: every column here is
+    a number or a string as stored (times and enums through :func:`_raw`)."""
     result = session.connection().execute(query)
     rows = result.cursor.fetchall() if result.cursor is not None else []
     result.close()
-    cols = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
-    return pd.DataFrame({name: pd.Series(values, dtype=None if values else object)
-                         for name, values in zip(columns, cols, strict=True)})
+    if not rows:
+        return pd.DataFrame({name: pd.Series([], dtype=object) for name in columns})
+    return pd.DataFrame.from_records(rows, columns=columns)
 
 
 def _chunked(session: Session, make: Any, values: Sequence[Any], columns: list[str]) -> pd.DataFrame:
