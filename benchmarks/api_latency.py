@@ -513,7 +513,7 @@ class Requests:
         self.cursors: list[dict[str, Any]] = []  # queries with the cursor of their next page
 
     def next(self) -> tuple[str, str]:
-        kind = self.rng.choices(KINDS, [MIX[k] for k in KINDS])[0]
+        kind = self.rng.choices(KINDS, [MIX.get(k, 0.0) for k in KINDS])[0]
         if kind == "detail":
             return kind, f"/api/v1/calls/{self.rng.choice(self.seeded.head_call_ids)}"
         if kind == "dashboard":
@@ -669,10 +669,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--closed-loop-seconds", type=float, default=20)
     ap.add_argument("--server-workers", type=int, default=2, help="API processes, callqa serve --api-processes (one per core)")
     ap.add_argument("--warmup-seconds", type=float, default=10, help="load at the steady rate before measuring")
+    ap.add_argument("--mix", type=str, default=None, help="shares of the kinds instead of MIX, e.g. list=0.5,detail=0.5")
     ap.add_argument("--reuse", action="store_true", help="keep a database that already has --calls calls")
     ap.add_argument("--work-dir", type=Path, default=ROOT / "build" / "bench_api")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.mix:
+        MIX.clear()
+        MIX.update({k: float(v) for k, v in (part.split("=") for part in args.mix.split(","))})
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
     url, seeded, fresh = prepare(args.db, args.calls, reuse=args.reuse, work_dir=args.work_dir)
@@ -700,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_server(server)
     out = {
         "machine": _machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "db": args.db, "calls": args.calls,
-        "server_workers": args.server_workers, "seed_seconds": round(seeded.seconds, 1) if fresh else None,
+        "server_workers": args.server_workers, "mix": dict(MIX), "seed_seconds": round(seeded.seconds, 1) if fresh else None,
         "data": seeded.sizes, "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after], "open_loop": run,
         "server_cpu_cores_used": round(server_cpu / run["wall_seconds"], 2), "closed_loop": closed,
@@ -713,6 +717,8 @@ def main(argv: list[str] | None = None) -> int:
               f"load average {out['load_average_before']} -> {out['load_average_after']}")
         for kind in KINDS:
             r = run[kind]
+            if not r["requests"]:
+                continue
             print(f"  {kind:9} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  "
                   f"({r['requests']} requests)")
         print(f"  {run['requests']} requests, errors {run['errors'] or 'none'}; the server used "
