@@ -38,6 +38,18 @@ _HALLUCINATIONS = re.compile(
 _CROSSTALK_DB = 12.0
 """A stereo utterance this many dB quieter than the other channel at the same time is leakage."""
 
+WHISPER_LANGUAGES = (
+    "af", "am", "ar", "as", "az", "ba", "be", "bg", "bn", "bo", "br", "bs", "ca", "cs", "cy", "da", "de", "el", "en",
+    "es", "et", "eu", "fa", "fi", "fo", "fr", "gl", "gu", "ha", "haw", "he", "hi", "hr", "ht", "hu", "hy", "id", "is",
+    "it", "ja", "jw", "ka", "kk", "km", "kn", "ko", "la", "lb", "ln", "lo", "lt", "lv", "mg", "mi", "mk", "ml", "mn",
+    "mr", "ms", "mt", "my", "ne", "nl", "nn", "no", "oc", "pa", "pl", "ps", "pt", "ro", "ru", "sa", "sd", "si", "sk",
+    "sl", "sn", "so", "sq", "sr", "su", "sv", "sw", "ta", "te", "tg", "th", "tk", "tl", "tr", "tt", "uk", "ur", "uz",
+    "vi", "yi", "yo", "zh", "yue",
+)
+"""The language codes a multilingual Whisper model knows. faster-whisper answers them only from a
+loaded model (``WhisperModel.supported_languages``), which takes seconds; an option is checked with
+this list instead, and tests/test_transcription.py compares the two."""
+
 
 class Transcriber:
     """Holds one loaded Whisper model; safe to reuse for many calls (one call at a time)."""
