@@ -19,8 +19,8 @@ from celery.signals import worker_process_init
 from sqlalchemy import and_, or_, select, update
 
 from api.core.config import ServiceSettings, get_service_settings
-from api.core.db import Database
-from api.models import Call, utcnow
+from api.core.db import Database, utcnow
+from api.models import Call
 from api.processing.queue import _claimable
 
 log = logging.getLogger("callqa.worker")
