@@ -241,19 +241,3 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     app.add_middleware(InFlightLimit, limit=max(1, connections - 2))  # two left for the health check and the executor
     return app
 
-
-def bootstrap(settings: ServiceSettings) -> str | None:
-    """Migrate the database, seed the bundled scripts, create the first admin. Returns a generated
-    admin password to show once (None when an admin existed or the password was set)."""
-    from api.auth.service import ensure_admin
-    from api.core.db import upgrade
-    from api.scripts.service import seed_builtin_scripts
-
-    upgrade(settings.db_url)
-    db = Database(settings)
-    try:
-        with db.sessions() as session:
-            seed_builtin_scripts(session)
-            return ensure_admin(session, username=settings.admin_username, password=settings.admin_password)
-    finally:
-        db.dispose()

@@ -367,7 +367,7 @@ def existing(url: str) -> Seeded | None:
 
 def prepare(db: str, calls: int, *, reuse: bool, work_dir: Path) -> tuple[str, Seeded, bool]:
     """Returns the database URL, what was seeded, and whether it was seeded now."""
-    from api.app import bootstrap
+    from api.bootstrap import bootstrap
     from api.core.config import get_service_settings
 
     if db == "sqlite":

@@ -132,7 +132,8 @@ def capture(base: str, accounts: dict[str, tuple[str, str]], out: Path) -> list[
 
 def demo_capture(out: Path) -> list[Path]:
     """A temporary demo with the sample calls processed, then :func:`capture`."""
-    from api.app import bootstrap, create_app
+    from api.app import create_app
+    from api.bootstrap import bootstrap
     from api.core.config import get_service_settings
     from api.core.db import Database
     from api.processing.pipeline import CallProcessor

@@ -19,8 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from api.app import bootstrap, create_app
+from api.app import create_app
 from api.auth.service import create_user
+from api.bootstrap import bootstrap
 from api.calls.schemas import CallMetadata
 from api.calls.service import ingest_stream
 from api.core.config import ServiceSettings, get_service_settings
