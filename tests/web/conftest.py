@@ -28,7 +28,7 @@ from api.core.config import ServiceSettings, get_service_settings
 from api.core.db import Database
 from api.core.storage import RecordingStore
 from api.models import Manager, Role, Team
-from api.web.screenshots import CHROMIUM, CHROMIUM_ARGS, serving
+from api.screenshots import CHROMIUM, CHROMIUM_ARGS, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "sample_calls" / "audio"

@@ -1,6 +1,6 @@
-"""PNG screenshots of the main pages at 1366x768, for the README (``make screenshots``)::
+"""PNG screenshots of the main pages at 1366x768, for the README::
 
-    python -m api.web.screenshots --out docs/screenshots
+    python -m api.screenshots --out docs/screenshots
 
 Builds a throw-away demo (a temporary SQLite database, the sample calls processed with the real
 model, the demo logins), serves it on a free loopback port and photographs each role's pages in
