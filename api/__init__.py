@@ -8,6 +8,7 @@ Layout, one domain per folder::
     calls/       ingestion (upload, folder import, PBX webhook), listing, detail, recordings, re-scoring
     reviews/     quality-controller overrides, manager disputes, audit log, agreement
     scripts/     script versions stored in the database
+    learning/    a script learns a new version from its reviews
     processing/  the queue: leases, the per-call pipeline, local and Celery executors
     app.py       the FastAPI application
 """

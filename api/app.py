@@ -211,6 +211,7 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     from api.calls.routes import router as calls_router
     from api.crm.routes import router as crm_router
     from api.kpi.routes import router as kpi_router
+    from api.learning.routes import router as learning_router
     from api.reviews.routes import router as reviews_router
     from api.scripts.routes import router as scripts_router
 
@@ -218,6 +219,7 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     app.include_router(calls_router)
     app.include_router(reviews_router)
     app.include_router(scripts_router)
+    app.include_router(learning_router)
     app.include_router(crm_router)
     app.include_router(kpi_router)
 

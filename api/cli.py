@@ -240,7 +240,7 @@ def learn(
     """Learn a new version of a script from its reviewers' verdicts; show what it would change."""
     from api.calls.service import rescore as rescore_calls
     from api.core.errors import ServiceError
-    from api.scripts.learning import learn as learn_version
+    from api.learning.service import learn as learn_version
     from api.scripts.service import activate_version
 
     with database_session() as (_, session):

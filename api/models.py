@@ -285,7 +285,7 @@ class ScriptVersion(Base):
     title: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text, doc="the YAML as written")
     examples: Mapped[list[dict[str, Any]] | None] = mapped_column(
-        JSON, doc="what reviewers decided, learned into this version (api/scripts/learning.py); not in the YAML, "
+        JSON, doc="what reviewers decided, learned into this version (api/learning/service.py); not in the YAML, "
         "which everyone may read: each example names the call it came from")
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

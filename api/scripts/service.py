@@ -118,6 +118,15 @@ def get_version(session: Session, *, script_id: str, version: str) -> ScriptVers
     return row
 
 
+def script_versions(session: Session, *, script_id: str) -> list[ScriptVersion]:
+    """The stored versions of one script, oldest first; NotFound names the scripts there are."""
+    versions = versions_by_script(session, script_id=script_id).get(script_id)
+    if not versions:
+        known = ", ".join(versions_by_script(session)) or "none"
+        raise NotFound(f"no script {script_id!r}; scripts: {known}", code="script_not_found")
+    return versions
+
+
 def versions_by_script(session: Session, *, script_id: str | None = None) -> dict[str, list[ScriptVersion]]:
     """Every stored version grouped by script id, oldest first (one script when ``script_id`` is given)."""
     query = select(ScriptVersion).order_by(ScriptVersion.script_id, ScriptVersion.id)
