@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from analyzer.errors import ScriptValidationError
 from analyzer.scripts import BUNDLED_DIR, DEFAULT_SCRIPTS, Example, ResponseExample, Script, parse_script_text
-from api.core.audit import audit
+from api.audit import audit
 from api.core.errors import BadRequest, Conflict, NotFound
 from api.models import ScriptVersion, User
 
