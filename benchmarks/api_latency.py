@@ -49,8 +49,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from api.web.auth import SESSION_COOKIE
-from benchmarks.common import ROOT, load_dialogues
-from benchmarks.speed import _machine
+from benchmarks.common import ROOT, load_dialogues, machine
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/callqa_bench"
@@ -695,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop_server(server)
     out = {
-        "machine": _machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "db": args.db, "calls": args.calls,
+        "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "db": args.db, "calls": args.calls,
         "server_workers": args.server_workers, "seed_seconds": round(seeded.seconds, 1) if fresh else None,
         "data": seeded.sizes, "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after], "open_loop": run,
