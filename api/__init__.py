@@ -13,4 +13,8 @@ Layout, one domain per folder::
     processing/  the queue: leases, the per-call pipeline, local and Celery executors
     app.py       the FastAPI application; bootstrap.py readies a fresh database (schema, scripts, first admin)
     cli.py       the ``callqa`` command line; cli_support.py what its commands share
+
+A domain's API schemas (``schemas.py``) are named for their part in a request or an answer:
+``XCreate`` the body that creates an X, ``XUpdate`` a partial update of one, ``XPublic`` what the API
+answers, ``XBase`` the fields several of them share. Tables are named for what they hold (``Call``).
 """

@@ -13,7 +13,7 @@ from api.core.exports import CSV_TYPE, csv_bytes, download
 from api.core.openapi import errors
 from api.deps import STAFF, SessionDep, require
 from api.learning import service as learning
-from api.learning.schemas import LearnedExample, LearnResult
+from api.learning.schemas import LearnedExamplePublic, LearnedVersionPublic
 from api.models import User
 from api.scripts.service import script_versions
 
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/v1", tags=["scripts"])
 _Author = Annotated[User, Depends(require(*STAFF))]
 
 
-@router.get("/scripts/{script_id}/examples", response_model=list[LearnedExample],
+@router.get("/scripts/{script_id}/examples", response_model=list[LearnedExamplePublic],
             summary="What reviewers decided about this script's objections, as examples to learn from",
             description="From the latest review of each objection of the calls scored with the script that you may see: "
             "the client utterance and its type (or none), the manager's answer and whether it handled it. `format=csv` "
@@ -42,15 +42,15 @@ def list_examples(
     return download(csv_bytes(table, sep=";"), media_type=CSV_TYPE, filename=f"{script_id}-examples.csv")
 
 
-@router.post("/scripts/{script_id}/learn", response_model=LearnResult, status_code=201, responses=errors(404, 409),
+@router.post("/scripts/{script_id}/learn", response_model=LearnedVersionPublic, status_code=201, responses=errors(404, 409),
              summary="Learn a new version from the reviews: stored, not active, with what it would change",
              description="Every reviewed objection of the calls scored with this script becomes an example (its utterance "
              "and type, or none; its answer and whether it handled it); a new version (`<version>+learned.N`) is stored "
              "with them and trained, and a dry-run re-score shows what activating it would change on the calls you may "
              "see. Activate it with POST /scripts/{id}/versions/{version}/activate. 409 `nothing_to_learn` when there is "
              "no review, or none since the last learned version.")
-def learn(session: SessionDep, actor: _Author, script_id: str) -> LearnResult:
+def learn(session: SessionDep, actor: _Author, script_id: str) -> LearnedVersionPublic:
     script_versions(session, script_id=script_id)
     learned = learning.learn(session, actor=actor, script_id=script_id)
-    return LearnResult(script_id=script_id, version=learned.version.version, examples=learned.examples, calls=learned.calls,
+    return LearnedVersionPublic(script_id=script_id, version=learned.version.version, examples=learned.examples, calls=learned.calls,
                        labels=learned.labels, changes=learned.changes.model_dump(mode="json"))

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 
-class LearnedExample(BaseModel):
+class LearnedExamplePublic(BaseModel):
     kind: str = Field(description="utterance: a client utterance and the objection type it raises (or none); "
                       "response: a manager's answer to an objection and whether it handles it")
     text: str
@@ -18,7 +18,7 @@ class LearnedExample(BaseModel):
     review_id: int
 
 
-class LearnResult(BaseModel):
+class LearnedVersionPublic(BaseModel):
     script_id: str
     version: str = Field(description="the new version, not active: activate it to score with it")
     examples: int

@@ -19,10 +19,10 @@ from api.models import Role, ScriptVersion, User
 from api.scripts import service
 from api.scripts.schemas import (
     ScriptPublic,
-    ScriptSummary,
+    ScriptSummaryPublic,
     ScriptVersionCreate,
     ScriptVersionPublic,
-    ScriptVersionSummary,
+    ScriptVersionSummaryPublic,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["scripts"])
@@ -83,20 +83,20 @@ def _summary(versions: list[ScriptVersion]) -> dict[str, Any]:
 
 
 def _public(versions: list[ScriptVersion]) -> ScriptPublic:
-    return ScriptPublic(**_summary(versions), version_details=[ScriptVersionSummary.model_validate(v) for v in versions])
+    return ScriptPublic(**_summary(versions), version_details=[ScriptVersionSummaryPublic.model_validate(v) for v in versions])
 
 
 def _version_public(row: ScriptVersion) -> ScriptVersionPublic:
     return ScriptVersionPublic(
-        **ScriptVersionSummary.model_validate(row).model_dump(), script_id=row.script_id, body=row.body,
+        **ScriptVersionSummaryPublic.model_validate(row).model_dump(), script_id=row.script_id, body=row.body,
         # the examples a version learned are pieces of calls: not for everyone who reads the script
         script=service.script_of(row).model_dump(mode="json", exclude={"examples", "responses"}),
     )
 
 
-@router.get("/scripts", response_model=list[ScriptSummary], summary="The script library: every script with its versions")
-def list_scripts(session: SessionDep, user: _Reader) -> list[ScriptSummary]:
-    return [ScriptSummary(**_summary(v)) for v in service.versions_by_script(session).values()]
+@router.get("/scripts", response_model=list[ScriptSummaryPublic], summary="The script library: every script with its versions")
+def list_scripts(session: SessionDep, user: _Reader) -> list[ScriptSummaryPublic]:
+    return [ScriptSummaryPublic(**_summary(v)) for v in service.versions_by_script(session).values()]
 
 
 @router.get("/scripts/{script_id}", response_model=ScriptPublic, summary="One script and its versions",

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 
-class ScriptVersionSummary(BaseModel):
+class ScriptVersionSummaryPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     version: str
@@ -26,7 +26,7 @@ class ScriptVersionSummary(BaseModel):
         return len(v) if isinstance(v, list) else int(v or 0)
 
 
-class ScriptSummary(BaseModel):
+class ScriptSummaryPublic(BaseModel):
     id: str
     title: str = Field(description="the active version's title (the newest version's when none is active)")
     language: str
@@ -34,11 +34,11 @@ class ScriptSummary(BaseModel):
     versions: list[str] = Field(description="every stored version, oldest first")
 
 
-class ScriptPublic(ScriptSummary):
-    version_details: list[ScriptVersionSummary] = Field(description="the stored versions, oldest first")
+class ScriptPublic(ScriptSummaryPublic):
+    version_details: list[ScriptVersionSummaryPublic] = Field(description="the stored versions, oldest first")
 
 
-class ScriptVersionPublic(ScriptVersionSummary):
+class ScriptVersionPublic(ScriptVersionSummaryPublic):
     script_id: str
     body: str = Field(description="the YAML as written")
     script: dict[str, Any] = Field(description="the same script parsed and validated, as JSON")
