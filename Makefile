@@ -50,6 +50,8 @@ test: $(STAMP) sysdeps services
 lint: $(STAMP)
 	$(BIN)/ruff check analyzer api benchmarks tests sample_calls
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/deptry .
 
 # Benchmarks (figures in README.md). The audio ones need Debian's festival, festvox-ru,
 # festvox-kallpc16k, festvox-us-slt-hts and sox to render the sample set.

@@ -152,9 +152,9 @@ def _each(
 
 
 def _check_language(language: str) -> None:
-    from faster_whisper.tokenizer import _LANGUAGE_CODES
+    from analyzer.transcription import WHISPER_LANGUAGES
 
-    if language not in _LANGUAGE_CODES:
+    if language not in WHISPER_LANGUAGES:
         raise typer.BadParameter(
             f"{language!r} is not a language Whisper knows; use a code such as ru, en, de, uk, kk",
             param_hint="--language",

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from analyzer.audio import SAMPLE_RATE
 from analyzer.results import Transcript, Utterance
-
-if TYPE_CHECKING:
-    from analyzer.transcription import _Seg
+from analyzer.segments import Segment
 
 _PITCH_GAP = 4.0
 """How far apart (in pooled standard deviations) the two pitch clusters must be to be trusted as
@@ -64,7 +61,7 @@ def _pitch_track(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return times, f0, speech
 
 
-def _sentences(units: list[_Seg]) -> list[list]:
+def _sentences(units: list[Segment]) -> list[list]:
     """Words grouped into sentences: cut at . ? ! and at pauses over 0.5 s."""
     out: list[list] = []
     cur: list = []
@@ -82,7 +79,7 @@ def _sentences(units: list[_Seg]) -> list[list]:
 
 
 def split_mono(
-    units: list[_Seg], x: np.ndarray, language: str, *, content: Callable[[str], float] | None = None,
+    units: list[Segment], x: np.ndarray, language: str, *, content: Callable[[str], float] | None = None,
     by_voice: bool = True,
 ) -> list[Utterance]:
     """Split one channel into the two speakers' turns.

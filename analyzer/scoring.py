@@ -619,8 +619,8 @@ def _fillers(call: _Call) -> list[FillerCount]:
     return [FillerCount(p, s, c) for (p, s), c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]  # type: ignore[arg-type]
 
 
-def _score(stages: list[StageResult], objections: list[ObjectionResult], script: Script) -> tuple[float | None, list[ScoreItem]]:
-    """Weighted share of what was done, over what was due and decided.
+def weighted_score(stages: list[StageResult], objections: list[ObjectionResult], script: Script) -> tuple[float | None, list[ScoreItem]]:
+    """The score of a call and its breakdown: the weighted share of what was done, over what was due and decided.
 
     Uncertain verdicts are left out of both sides until a person decides them, so the machine
     never fails a manager on words it could not hear. Optional stages count only when done.
@@ -681,7 +681,7 @@ def score_transcript(
     answered = {o.response.turn for o in objections if o.response is not None}
     stages = _stage_results(call, claimed=answered)
     fillers = _fillers(call)
-    score, breakdown = _score(stages, objections, script)
+    score, breakdown = weighted_score(stages, objections, script)
     if not any(call.tokens):
         score = None  # nothing was heard: no grounds to score the manager
     metrics = call_metrics(

@@ -15,7 +15,6 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +22,8 @@ from analyzer.audio import SAMPLE_RATE, Audio, level_dbfs
 from analyzer.errors import ModelNotFoundError
 from analyzer.model import HOW_TO, resolve_model
 from analyzer.results import Transcript, Utterance, Word
+from analyzer.roles import split_mono
+from analyzer.segments import Segment
 from analyzer.settings import AnalyzerSettings, get_settings
 
 log = logging.getLogger(__name__)
@@ -37,16 +38,17 @@ _HALLUCINATIONS = re.compile(
 _CROSSTALK_DB = 12.0
 """A stereo utterance this many dB quieter than the other channel at the same time is leakage."""
 
-
-@dataclass(frozen=True)
-class _Seg:
-    text: str
-    start: float
-    end: float
-    words: tuple[Word, ...]
-    avg_logprob: float
-    no_speech_prob: float
-    compression_ratio: float
+WHISPER_LANGUAGES = (
+    "af", "am", "ar", "as", "az", "ba", "be", "bg", "bn", "bo", "br", "bs", "ca", "cs", "cy", "da", "de", "el", "en",
+    "es", "et", "eu", "fa", "fi", "fo", "fr", "gl", "gu", "ha", "haw", "he", "hi", "hr", "ht", "hu", "hy", "id", "is",
+    "it", "ja", "jw", "ka", "kk", "km", "kn", "ko", "la", "lb", "ln", "lo", "lt", "lv", "mg", "mi", "mk", "ml", "mn",
+    "mr", "ms", "mt", "my", "ne", "nl", "nn", "no", "oc", "pa", "pl", "ps", "pt", "ro", "ru", "sa", "sd", "si", "sk",
+    "sl", "sn", "so", "sq", "sr", "su", "sv", "sw", "ta", "te", "tg", "th", "tk", "tl", "tr", "tt", "uk", "ur", "uz",
+    "vi", "yi", "yo", "zh", "yue",
+)
+"""The language codes a multilingual Whisper model knows. faster-whisper answers them only from a
+loaded model (``WhisperModel.supported_languages``), which takes seconds; an option is checked with
+this list instead, and tests/test_transcription.py compares the two."""
 
 
 class Transcriber:
@@ -130,8 +132,6 @@ class Transcriber:
             lang = language or self.detect_language(audio)
             segs, dropped = self._channel(audio.channel(0), lang, vocab, other=None)
             warnings += dropped
-            from analyzer.roles import split_mono
-
             mono = split_mono(segs, audio.channel(0), lang, content=role_hint, by_voice=self.settings.mono_split == "voice")
             if not mono:
                 warnings.append("no speech found in the recording")
@@ -175,7 +175,7 @@ class Transcriber:
 
     def _channels_batched(
         self, audio: Audio, channels: list[int], language: str, vocab: list[str]
-    ) -> dict[int, tuple[list[_Seg], list[str]]]:
+    ) -> dict[int, tuple[list[Segment], list[str]]]:
         """Both channels in one batched pass: the speech of each channel is cut out with VAD,
         packed into windows of up to 30 s that never mix channels, and the windows of both
         channels are decoded together; times are mapped back to each channel's own timeline."""
@@ -204,7 +204,7 @@ class Transcriber:
                 chunk_len += n
             if chunk_len:
                 clips.append({"start": chunk_start / SAMPLE_RATE, "end": pos / SAMPLE_RATE})
-        out: dict[int, tuple[list[_Seg], list[str]]] = {ch: ([], []) for ch in channels}
+        out: dict[int, tuple[list[Segment], list[str]]] = {ch: ([], []) for ch in channels}
         if not clips:
             return out
         packed = np.concatenate(parts).astype(np.float32)
@@ -249,7 +249,7 @@ class Transcriber:
                 if end < start:
                     end = start + min(0.5, float(w.end - w.start))
                 words.append(_snap(Word(w.word.strip(), start, end, float(w.probability)), activity[ch]))
-            whole = _Seg(seg.text.strip(), words[0].start, words[-1].end, tuple(words), seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)
+            whole = Segment(seg.text.strip(), words[0].start, words[-1].end, tuple(words), seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)
             # a batched window holds many sentences: judge each stretch of speech on its own
             for unit in segs_to_units([whole]):
                 _keep(unit, audio.channel(ch), audio.channel(1 - ch), *out[ch])
@@ -262,7 +262,7 @@ class Transcriber:
         self,
         x: np.ndarray,
         pieces: list[tuple[float, float, int, float]],
-        result: tuple[list[_Seg], list[str]],
+        result: tuple[list[Segment], list[str]],
         language: str,
         kwargs: dict,
     ) -> None:
@@ -294,7 +294,7 @@ class Transcriber:
                 )
                 if not words:
                     continue
-                item = _Seg(seg.text.strip(), words[0].start, words[-1].end, words, seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)
+                item = Segment(seg.text.strip(), words[0].start, words[-1].end, words, seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)
                 _keep(item, x, None, kept, dropped)
             log.debug("re-transcribed a skipped stretch %.1f-%.1fs", start, end)
 
@@ -306,7 +306,7 @@ class Transcriber:
             return {"initial_prompt": ", ".join(vocab)}
         return {}
 
-    def _channel(self, x: np.ndarray, language: str, vocab: list[str], *, other: np.ndarray | None) -> tuple[list[_Seg], list[str]]:
+    def _channel(self, x: np.ndarray, language: str, vocab: list[str], *, other: np.ndarray | None) -> tuple[list[Segment], list[str]]:
         s = self.settings
         kwargs = self._hint(vocab)
         segments, _info = self.model.transcribe(
@@ -324,7 +324,7 @@ class Transcriber:
             no_speech_threshold=0.6,
             **kwargs,
         )
-        kept: list[_Seg] = []
+        kept: list[Segment] = []
         dropped: list[str] = []
         active = _activity(x)
         for seg in segments:
@@ -335,7 +335,7 @@ class Transcriber:
             # word times are tighter than segment times, which Whisper pads: overlaps stay real
             start = words[0].start if words else float(seg.start)
             end = words[-1].end if words else float(seg.end)
-            item = _Seg(seg.text.strip(), start, end, words, seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)
+            item = Segment(seg.text.strip(), start, end, words, seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)
             _keep(item, x, other, kept, dropped)
         if s.vad:
             from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -392,13 +392,13 @@ def _snap(word: Word, active: np.ndarray) -> Word:
     return Word(word.text, float(a + s) / 50, float(a + e) / 50, word.probability)
 
 
-def _keep(item: _Seg, x: np.ndarray, other: np.ndarray | None, kept: list[_Seg], dropped: list[str]) -> None:
+def _keep(item: Segment, x: np.ndarray, other: np.ndarray | None, kept: list[Segment], dropped: list[str]) -> None:
     """Guard one recognised stretch: drop it with a reason, or keep it cut into units at pauses."""
     reason = _hallucination(item, x, other)
     if reason:
         dropped.append(f"dropped {item.text[:60]!r} at {item.start:.1f}s: {reason}")
         return
-    item = _collapse_loops(item)
+    item = collapse_loops(item)
     if item.text:
         kept.extend(segs_to_units([item]) if item.words else [item])
 
@@ -407,7 +407,7 @@ def _confidence(words: tuple[Word, ...]) -> float | None:
     return float(np.mean([w.probability for w in words])) if words else None
 
 
-def _hallucination(seg: _Seg, x: np.ndarray, other: np.ndarray | None) -> str | None:
+def _hallucination(seg: Segment, x: np.ndarray, other: np.ndarray | None) -> str | None:
     if not seg.text or not re.search(r"\w", seg.text):
         return "no words"
     if _HALLUCINATIONS.search(seg.text):
@@ -425,7 +425,7 @@ def _hallucination(seg: _Seg, x: np.ndarray, other: np.ndarray | None) -> str | 
     return None
 
 
-def _collapse_loops(seg: _Seg) -> _Seg:
+def collapse_loops(seg: Segment) -> Segment:
     """'да да да да да...' or a sentence repeated over and over: keep the first occurrence."""
     words = seg.words
     if len(words) < 6:
@@ -441,7 +441,7 @@ def _collapse_loops(seg: _Seg) -> _Seg:
             if reps >= 4 or (n >= 3 and reps >= 3):
                 keep = list(words[: i + n]) + list(words[i + reps * n :])
                 text = " ".join(w.text for w in keep)
-                return _collapse_loops(_Seg(text, seg.start, seg.end, tuple(keep), seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio))
+                return collapse_loops(Segment(text, seg.start, seg.end, tuple(keep), seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio))
             i += 1
     return seg
 
@@ -462,9 +462,9 @@ def merge_turns(utts: list[Utterance], *, max_gap: float = 1.5) -> list[Utteranc
     return out
 
 
-def segs_to_units(segs: list[_Seg]) -> list[_Seg]:
+def segs_to_units(segs: list[Segment]) -> list[Segment]:
     """Split segments at long pauses between words: on a mono line a pause often means a new turn."""
-    out: list[_Seg] = []
+    out: list[Segment] = []
     for seg in segs:
         cur: list[Word] = []
         for w in seg.words:
@@ -479,6 +479,6 @@ def segs_to_units(segs: list[_Seg]) -> list[_Seg]:
     return out
 
 
-def _unit(words: list[Word], seg: _Seg) -> _Seg:
+def _unit(words: list[Word], seg: Segment) -> Segment:
     text = " ".join(w.text for w in words).strip()
-    return _Seg(text, words[0].start, words[-1].end, tuple(words), seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)
+    return Segment(text, words[0].start, words[-1].end, tuple(words), seg.avg_logprob, seg.no_speech_prob, seg.compression_ratio)

@@ -1,9 +1,10 @@
 """A stored report's score with some verdicts decided by a person.
 
 A quality controller may decide an uncertain stage, or overturn the machine on a stage or an
-objection; the score is then recomputed by the same rule as the machine's (``scoring._score``)
-from the report's verdicts with the person's ones substituted. Works on the report's JSON, so a
-service can apply reviews without re-scoring the transcript.
+objection; the score is then recomputed by the same rule as the machine's
+(:func:`analyzer.scoring.weighted_score`) from the report's verdicts with the person's ones
+substituted. Works on the report's JSON, so a service can apply reviews without re-scoring the
+transcript.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from analyzer.scoring import _score
+from analyzer.scoring import weighted_score
 from analyzer.scripts import Script
 
 STAGE_VERDICTS = ("passed", "missed")
@@ -49,5 +50,5 @@ def score_with_verdicts(
         objection_rows.append(SimpleNamespace(type=o["type"], status=status, handled=handled))
     for type_, status in added or ():
         objection_rows.append(SimpleNamespace(type=type_, status=status, handled=status == "passed"))
-    score, items = _score(stage_rows, objection_rows, script)  # type: ignore[arg-type]
+    score, items = weighted_score(stage_rows, objection_rows, script)  # type: ignore[arg-type]
     return score, [i.to_dict() for i in items]

@@ -211,6 +211,7 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     from api.calls.routes import router as calls_router
     from api.crm.routes import router as crm_router
     from api.kpi.routes import router as kpi_router
+    from api.learning.routes import router as learning_router
     from api.reviews.routes import router as reviews_router
     from api.scripts.routes import router as scripts_router
 
@@ -218,6 +219,7 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     app.include_router(calls_router)
     app.include_router(reviews_router)
     app.include_router(scripts_router)
+    app.include_router(learning_router)
     app.include_router(crm_router)
     app.include_router(kpi_router)
 
@@ -241,19 +243,3 @@ def create_app(settings: ServiceSettings | None = None, *, db: Database | None =
     app.add_middleware(InFlightLimit, limit=max(1, connections - 2))  # two left for the health check and the executor
     return app
 
-
-def bootstrap(settings: ServiceSettings) -> str | None:
-    """Migrate the database, seed the bundled scripts, create the first admin. Returns a generated
-    admin password to show once (None when an admin existed or the password was set)."""
-    from api.auth.service import ensure_admin
-    from api.core.db import upgrade
-    from api.scripts.service import seed_builtin_scripts
-
-    upgrade(settings.db_url)
-    db = Database(settings)
-    try:
-        with db.sessions() as session:
-            seed_builtin_scripts(session)
-            return ensure_admin(session, username=settings.admin_username, password=settings.admin_password)
-    finally:
-        db.dispose()

@@ -1,39 +1,40 @@
-"""Service commands of ``callqa``, added to the analyzer's command line::
+"""The ``callqa`` command line: the analyzer's commands (:mod:`analyzer.cli`: analyze, score,
+scripts, model) and the service's, composed here::
 
     callqa serve     the API and a local worker together (one machine)
     callqa worker    process calls: --executor local (processes here) or celery (a broker, many machines)
     callqa import    queue every recording under folders, with shared metadata
     callqa calls     the calls in the database
     callqa rescore   score stored transcripts again after a script change
+    callqa learn     learn a new version of a script from its reviews
     callqa db        migrate the database (SQLite file or PostgreSQL)
     callqa user      create a user (admin, head_of_sales, quality_controller, manager)
-    callqa crm       import CRM exports: leads, deals, plans, stage history, managers
     callqa kpi       the sales KPI table per manager, team or department
+    callqa crm       import CRM exports: leads, deals, plans, stage history, managers (:mod:`api.crm.cli`)
 
 Settings come from CALLQA_* variables (see README); options here override them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
+import sys
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
-from analyzer.cli import app
+from analyzer.cli import app as analyzer_app
+from api.cli_support import console, database_session, prepare_database, safe_url, service_settings
+from api.crm.cli import crm_app
 
-console = Console(stderr=True)
-
-
-def _settings(**overrides: Any):  # noqa: ANN202
-    from api.core.config import get_service_settings
-
-    return get_service_settings(**{k: v for k, v in overrides.items() if v is not None})
+service = typer.Typer()
+"""The service's commands; :data:`app` puts them after the analyzer's."""
 
 
 def _logging() -> None:
@@ -42,38 +43,7 @@ def _logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _bootstrap(settings) -> None:  # noqa: ANN001
-    from api.app import bootstrap
-    from api.core.errors import ServiceError
-
-    try:
-        password = bootstrap(settings)
-    except ServiceError as e:  # e.g. CALLQA_ADMIN_PASSWORD refused by the password policy
-        console.print(f"[red]{e.message}[/red]")
-        raise typer.Exit(2) from None
-    if password:
-        console.print(
-            f"[bold]First start: created the administrator '{settings.admin_username}' with password [green]{password}[/green]"
-            " (shown once; set CALLQA_ADMIN_PASSWORD to choose it).[/bold]"
-        )
-
-
-@contextmanager
-def _session() -> Iterator[Any]:
-    """A database session on the configured database, migrated and seeded first; closed after."""
-    from api.core.db import Database
-
-    settings = _settings()
-    _bootstrap(settings)
-    database = Database(settings)
-    try:
-        with database.sessions() as session:
-            yield settings, session
-    finally:
-        database.dispose()
-
-
-@app.command()
+@service.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000),
@@ -88,9 +58,9 @@ def serve(
 
     from api.processing.local import LocalExecutor
 
-    settings = _settings(workers=workers)
+    settings = service_settings(workers=workers)
     _logging()
-    _bootstrap(settings)
+    prepare_database(settings)
     for folder in import_dir:
         _import(settings, folder, None)
     accounts = []
@@ -103,7 +73,7 @@ def serve(
         executor = LocalExecutor(settings, processes=settings.workers)
         executor.start()
         console.print(f"{settings.workers} local worker process(es) started")
-    console.print(f"API on http://{host}:{port}  (OpenAPI docs: http://{host}:{port}/docs)  database: {_safe_url(settings.db_url)}")
+    console.print(f"API on http://{host}:{port}  (OpenAPI docs: http://{host}:{port}/docs)  database: {safe_url(settings.db_url)}")
     console.print(f"[bold]Web UI: http://{host}:{port}/[/bold]")
     for a in accounts:
         console.print(f"  demo login [bold]{a.username}[/bold] ({a.role.value}), password [green]{a.password}[/green]")
@@ -122,30 +92,30 @@ def serve(
             executor.stop()
 
 
-@app.command()
+@service.command()
 def worker(
     executor: str = typer.Option(None, help="local or celery (CALLQA_EXECUTOR)"),
     processes: int = typer.Option(None, help="worker processes (default CALLQA_WORKERS)"),
     drain: bool = typer.Option(False, help="stop when no call is due (local executor)"),
 ) -> None:
     """Process queued calls until stopped (Ctrl-C or SIGTERM finish the calls in progress first)."""
-    settings = _settings(executor=executor)
+    settings = service_settings(executor=executor)
     n = processes or settings.workers or 1
     _logging()
-    _bootstrap(settings)
+    prepare_database(settings)
     if settings.executor == "celery":
         from api.processing.celery_app import CeleryExecutor
 
-        console.print(f"celery worker, broker {_safe_url(settings.broker_url)}, {n} process(es)")
+        console.print(f"celery worker, broker {safe_url(settings.broker_url)}, {n} process(es)")
         CeleryExecutor(settings).run(concurrency=n)
         return
     from api.processing.local import LocalExecutor
 
-    console.print(f"local worker, {n} process(es), database {_safe_url(settings.db_url)}")
+    console.print(f"local worker, {n} process(es), database {safe_url(settings.db_url)}")
     LocalExecutor(settings, processes=n, drain=drain).run()
 
 
-@app.command("import")
+@service.command("import")
 def import_(
     folders: list[Path] = typer.Argument(..., help="folders of recordings (searched recursively)"),
     manager: str = typer.Option(None, help="PBX extension / CRM id of the manager of these calls"),
@@ -156,8 +126,8 @@ def import_(
                                   "direction, started_at, crm_lead_id, crm_deal_id): see sample_calls/crm/calls.csv"),
 ) -> None:
     """Queue every recording under the folders (a recording already stored is not added twice)."""
-    settings = _settings()
-    _bootstrap(settings)
+    settings = service_settings()
+    prepare_database(settings)
     meta: dict[str, Any] = {"manager_external_id": manager, "language": language, "manager_channel": manager_channel}
     failed = 0
     for folder in folders:
@@ -204,28 +174,25 @@ def _import(settings, folder: Path, meta: dict[str, Any] | None, metadata: Path 
     return failed
 
 
-@app.command()
+@service.command()
 def calls(
     status: str = typer.Option(None, help="queued, transcribing, scoring, done or failed"),
     limit: int = typer.Option(50, min=1, max=10000),
     as_json: bool = typer.Option(False, "--json", help="one JSON summary per line"),
 ) -> None:
     """The calls in the database, newest first: status, score, stages missed, objections not handled."""
-    import json
-
-    from rich.table import Table
     from sqlalchemy import select
     from sqlalchemy.orm import selectinload
 
     from api.models import Call, CallStatus
 
-    with _session() as (settings, session):
+    with database_session() as (settings, session):
         query = select(Call).options(selectinload(Call.stages), selectinload(Call.objections), selectinload(Call.manager),
                                      selectinload(Call.recording)).order_by(Call.id.desc()).limit(limit)
         if status:
             query = query.where(Call.status == CallStatus(status))
         rows = session.scalars(query).all()
-        table = Table(title=f"calls in {_safe_url(settings.db_url)}")
+        table = Table(title=f"calls in {safe_url(settings.db_url)}")
         for col in ("id", "recording", "manager", "duration", "status", "score", "stages missed", "objections not handled"):
             table.add_column(col, overflow="fold")
         for c in rows:
@@ -247,7 +214,7 @@ def calls(
             Console().print(table)
 
 
-@app.command()
+@service.command()
 def rescore(
     script: str = typer.Option(None, help="score against this script's active version (default: each call's own script)"),
     dry_run: bool = typer.Option(False, help="show what would change without saving"),
@@ -255,7 +222,7 @@ def rescore(
     """Score every stored transcript again against the active script versions, without transcribing."""
     from api.calls.service import rescore as rescore_calls
 
-    with _session() as (_, session):
+    with database_session() as (_, session):
         result = rescore_calls(session, actor=None, script_id=script, call_ids=None, dry_run=dry_run)
     verb = "would change" if dry_run else "changed"
     console.print(f"re-scored {result.rescored} calls; {result.changed} {verb}")
@@ -265,7 +232,7 @@ def rescore(
         console.print(f"  call {c.call_id}: score {c.score_before} -> {c.score_after}")
 
 
-@app.command()
+@service.command()
 def learn(
     script: str = typer.Argument(..., help="the script id, e.g. ru_b2b_outbound"),
     activate: bool = typer.Option(False, help="activate the learned version and re-score the calls with it"),
@@ -273,10 +240,10 @@ def learn(
     """Learn a new version of a script from its reviewers' verdicts; show what it would change."""
     from api.calls.service import rescore as rescore_calls
     from api.core.errors import ServiceError
-    from api.scripts.learning import learn as learn_version
+    from api.learning.service import learn as learn_version
     from api.scripts.service import activate_version
 
-    with _session() as (_, session):
+    with database_session() as (_, session):
         try:
             learned = learn_version(session, actor=None, script_id=script)
         except ServiceError as e:
@@ -295,17 +262,17 @@ def learn(
             console.print(f"activated; re-scored {applied.rescored} calls, {applied.changed} changed")
 
 
-@app.command()
+@service.command()
 def db(action: str = typer.Argument("upgrade", help="upgrade: create or migrate the schema")) -> None:
     """Create or migrate the database schema, seed the bundled scripts and the first administrator."""
     if action != "upgrade":
         raise typer.BadParameter("only 'upgrade' is supported", param_hint="ACTION")
-    settings = _settings()
-    _bootstrap(settings)
-    console.print(f"database {_safe_url(settings.db_url)} is at the newest schema")
+    settings = service_settings()
+    prepare_database(settings)
+    console.print(f"database {safe_url(settings.db_url)} is at the newest schema")
 
 
-@app.command()
+@service.command()
 def user(
     username: str = typer.Argument(...),
     role: str = typer.Option(..., help="admin, head_of_sales, quality_controller or manager"),
@@ -323,7 +290,7 @@ def user(
     except ValueError:
         raise typer.BadParameter(f"one of {', '.join(r.value for r in Role)}", param_hint="--role") from None
     try:
-        with _session() as (settings, session):
+        with database_session() as (settings, session):
             u = create_user(session, actor=None, username=username, password=password, role=role_value, manager_id=manager_id,
                             passwords=PasswordPolicy.of(settings))
             console.print(f"user {u.username} ({u.role.value}) created, id {u.id}")
@@ -332,20 +299,81 @@ def user(
         raise typer.Exit(1) from None
 
 
-def _safe_url(url: str) -> str:
-    """A URL for logs, without its password."""
-    from sqlalchemy.engine import make_url
+_COLUMNS = [  # (KPI, header, format)
+    ("calls", "calls", "int"), ("score_mean", "score", "num"), ("compliance", "script", "pct"),
+    ("objections_handled_rate", "obj. handled", "pct"), ("leads", "leads", "int"), ("conversion", "conv.", "pct"),
+    ("won_deals", "won", "int"), ("lost_deals", "lost", "int"), ("revenue", "revenue", "money"),
+    ("plan_completion", "plan", "pct"), ("average_check", "avg check", "money"), ("cycle_days_median", "cycle d", "num"),
+]
+
+
+def _cell(v: Any, fmt: str) -> str:
+    if v is None:
+        return "-"
+    if fmt == "pct":
+        return f"{v * 100:.0f}%"
+    if fmt == "money":
+        return f"{v:,.0f}".replace(",", " ")
+    if fmt == "num":
+        return f"{v:.1f}"
+    return str(v)
+
+
+def kpi_table(report: dict[str, Any]) -> Table:
+    """The summary rows as a rich table, for people."""
+    p = report["period"]
+    table = Table(title=f"Sales KPIs, {p['label']} ({p['tz']}), by {report['by']}")
+    table.add_column(report["by"], no_wrap=True)
+    for _, header, _ in _COLUMNS:
+        table.add_column(header, justify="right")
+    for row in report["summary"]:
+        table.add_row(str(row.get("name") or row[report["group_key"]] or "-"), *[_cell(row.get(k), f) for k, _, f in _COLUMNS])
+    return table
+
+
+@service.command("kpi")
+def kpi_command(
+    period: str = typer.Option(None, help="a month 2026-11 or a quarter 2026-Q4"),
+    date_from: datetime = typer.Option(None, "--from", formats=["%Y-%m-%d"], help="first day (with --to)"),
+    date_to: datetime = typer.Option(None, "--to", formats=["%Y-%m-%d"], help="last day, included"),
+    by: str = typer.Option("manager", help="manager, team, department or all"),
+    team: int = typer.Option(None, help="only this team's managers (id)"),
+    manager: int = typer.Option(None, help="only this manager (id)"),
+    trend: bool = typer.Option(False, help="week by week"),
+    as_json: bool = typer.Option(False, "--json", help="the whole report as JSON"),
+    csv_file: Path = typer.Option(None, "--csv", help="also write the table as CSV"),
+    xlsx_file: Path = typer.Option(None, "--xlsx", help="also write the report as XLSX"),
+) -> None:
+    """The KPI table per manager (team, department): call quality joined with CRM conversion and revenue."""
+    from api.core.errors import ServiceError
+    from api.kpi.service import export, kpi_report, period_of
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
+        with database_session() as (_, session):
+            d_from: date | None = date_from.date() if date_from else None
+            d_to: date | None = date_to.date() if date_to else None
+            report = kpi_report(session, user=None, period=period_of(period, date_from=d_from, date_to=d_to), by=by,
+                                team_id=team, manager_id=manager, trend="week" if trend else None)
+    except ServiceError as e:
+        console.print(f"[red]{e.message}[/red]")
+        raise typer.Exit(2) from None
+    for path, fmt in ((csv_file, "csv"), (xlsx_file, "xlsx")):
+        if path is not None:
+            data, _, _ = export(report, fmt=fmt)
+            path.write_bytes(data)
+            console.print(f"wrote {path}")
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, allow_nan=False))
+        return
+    Console(width=None if sys.stdout.isatty() else 160).print(kpi_table(report))
+    if not report["summary"]:
+        console.print("no managers in scope: import calls and a managers list first (callqa crm import managers.csv)")
 
 
-from api.crm.cli import crm_app, kpi_command  # noqa: E402  (its commands reuse the helpers above)
-
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Call quality and script compliance for sales calls.")
+app.add_typer(analyzer_app)
+app.add_typer(service)
 app.add_typer(crm_app, name="crm")
-app.command("kpi")(kpi_command)
 
 
 def main() -> None:

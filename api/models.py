@@ -1,4 +1,5 @@
-"""The tables. API schemas live beside each domain's routes (``*/schemas.py``), never here.
+"""The tables. API schemas live beside each domain's routes (``*/schemas.py``), never here; the CRM's
+tables live with their domain (:mod:`api.crm.models`), and :mod:`api.tables` gathers them all.
 
 A call's lifecycle (``Call.status``)::
 
@@ -14,13 +15,12 @@ lease (killed, paused, partitioned) can never write a result.
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     Enum,
     Float,
     ForeignKey,
@@ -28,37 +28,12 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.ext.associationproxy import AssociationProxy, association_proxy
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from api.core.db import Base
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+from api.core.db import Base, UTCDateTime, utcnow
 
 
 class Role(enum.StrEnum):
@@ -90,6 +65,16 @@ class DisputeStatus(enum.StrEnum):
 def _enum(e: type[enum.Enum], name: str) -> Enum:
     # Stored as plain strings (no native PG enum): adding a value needs no type migration.
     return Enum(e, name=name, native_enum=False, length=32, validate_strings=True)
+
+
+class Department(Base):
+    """A sales department (отдел продаж): teams belong to one (``Team.department_id``)."""
+
+    __tablename__ = "departments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Team(Base):
@@ -302,7 +287,7 @@ class ScriptVersion(Base):
     title: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text, doc="the YAML as written")
     examples: Mapped[list[dict[str, Any]] | None] = mapped_column(
-        JSON, doc="what reviewers decided, learned into this version (api/scripts/learning.py); not in the YAML, "
+        JSON, doc="what reviewers decided, learned into this version (api/learning/service.py); not in the YAML, "
         "which everyone may read: each example names the call it came from")
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -379,7 +364,3 @@ class AuditEntry(Base):
 
     user: Mapped[User | None] = relationship()
 
-
-# The CRM tables (leads, deals, plans, departments) live with their domain; imported here so that
-# every table is in Base.metadata wherever the models are loaded (Alembic, tests, the app).
-from api.crm import models as _crm_models  # noqa: E402,F401

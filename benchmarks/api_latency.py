@@ -50,8 +50,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from api.calls.results import call_metrics
 from api.web.auth import SESSION_COOKIE
-from benchmarks.common import ROOT, load_dialogues
-from benchmarks.speed import _machine
+from benchmarks.common import ROOT, load_dialogues, machine
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/callqa_bench"
@@ -371,7 +370,7 @@ def existing(url: str) -> Seeded | None:
 
 def prepare(db: str, calls: int, *, reuse: bool, work_dir: Path) -> tuple[str, Seeded, bool]:
     """Returns the database URL, what was seeded, and whether it was seeded now."""
-    from api.app import bootstrap
+    from api.bootstrap import bootstrap
     from api.core.config import get_service_settings
 
     if db == "sqlite":
@@ -703,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop_server(server)
     out = {
-        "machine": _machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "db": args.db, "calls": args.calls,
+        "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "db": args.db, "calls": args.calls,
         "server_workers": args.server_workers, "mix": dict(MIX), "seed_seconds": round(seeded.seconds, 1) if fresh else None,
         "data": seeded.sizes, "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after], "open_loop": run,

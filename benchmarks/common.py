@@ -1,8 +1,10 @@
-"""Shared helpers of the benchmarks: the labelled set and precision/recall/F1."""
+"""Shared helpers of the benchmarks: the labelled set, precision/recall/F1, the machine a figure was measured on."""
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,3 +153,16 @@ def print_figures(out: dict[str, Any], *, as_json: bool) -> None:
     width = max(map(len, out))
     for k, v in out.items():
         print(f"{k:<{width}}  {v}")
+
+
+def machine() -> str:
+    """The CPU, its cores and the Python version, stored beside a benchmark's figures."""
+    cpu = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"

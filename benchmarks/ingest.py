@@ -25,8 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, func, select
 
-from benchmarks.common import ROOT, load_dialogues
-from benchmarks.speed import _machine
+from benchmarks.common import ROOT, load_dialogues, machine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         base = results[0]
         r["speedup"] = round(r["calls_per_hour_processing"] / base["calls_per_hour_processing"], 2) \
             if r["calls_per_hour_processing"] and base["calls_per_hour_processing"] else None
-    out = {"machine": _machine(), "model": os.environ.get("CALLQA_MODEL", "embedded"), "results": results,
+    out = {"machine": machine(), "model": os.environ.get("CALLQA_MODEL", "embedded"), "results": results,
            "note": "wall time includes starting the worker processes and loading the model in each"}
     if args.json:
         print(json.dumps(out, indent=1))

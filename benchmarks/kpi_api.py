@@ -29,8 +29,8 @@ from sqlalchemy import func, insert, select
 
 from analyzer.sales import Period
 from api.core.db import Database, upgrade
-from api.crm.models import Deal, DealStageEntry, Department, Lead, SalesPlan
-from api.models import Call, CallObjection, CallStage, CallStatus, Manager, Role, Team, User
+from api.crm.models import Deal, DealStageEntry, Lead, SalesPlan
+from api.models import Call, CallObjection, CallStage, CallStatus, Department, Manager, Role, Team, User
 from benchmarks.common import print_figures
 from benchmarks.kpi import synthetic
 

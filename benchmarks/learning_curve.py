@@ -8,7 +8,7 @@ lets them: for each objection the machine found in a reviewed call they confirm 
 it was handled) or mark it not_objection, and they add each objection it missed at its utterance,
 by the set's labels (a type the call's labels hold is confirmed, as many times as they hold it;
 handled as labelled). Those verdicts become the examples
-of a learned version (exactly as ``api/scripts/learning.py`` builds them from reviews); it scores the
+of a learned version (exactly as ``api/learning/service.py`` builds them from reviews); it scores the
 set's other calls. Each point is the mean of ``--draws`` random choices of the reviewed calls. The
 audio path re-scores the transcripts ``benchmarks/accuracy.py --path audio`` kept.
 """

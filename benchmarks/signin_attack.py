@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from benchmarks.api_latency import ADMIN_PASSWORD, cpu_seconds, free_port, start_server, stop_server
-from benchmarks.speed import _machine
+from benchmarks.common import machine
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     results = [run(t == "on", seconds=args.seconds, attackers=args.attackers, rate=args.rate) for t in args.throttling]
-    report = {"machine": _machine(), "seconds": args.seconds, "attackers": args.attackers, "rate": args.rate, "runs": results}
+    report = {"machine": machine(), "seconds": args.seconds, "attackers": args.attackers, "rate": args.rate, "runs": results}
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
         return

@@ -19,7 +19,6 @@ mode, and the peak resident memory of the process.
 from __future__ import annotations
 
 import argparse
-import platform
 import resource
 import subprocess
 import sys
@@ -29,21 +28,7 @@ from pathlib import Path
 from analyzer import Analyzer, Transcriber, score_transcript
 from analyzer.scripts import default_script
 from analyzer.settings import get_settings
-from benchmarks.common import ROOT, load_dialogues, print_figures
-
-
-def _machine() -> str:
-    cpu = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+from benchmarks.common import ROOT, load_dialogues, machine, print_figures
 
 
 def _whole_process(files: list[Path], settings, overrides: dict, *, runs: int) -> dict:  # noqa: ANN001
@@ -157,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
-        "machine": _machine(),
+        "machine": machine(),
         "model": settings.model,
         "compute": "int8 cpu",
         "beam_size": settings.beam_size,

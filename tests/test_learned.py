@@ -20,7 +20,6 @@ from analyzer.learned import (
     MODELS_DIR,
     TRAINING_SETS,
     ObjectionModel,
-    _identity,
     corpus,
     features,
     fit_linear,
@@ -110,8 +109,11 @@ def test_scoring_arithmetic_gives_scikit_learns_probabilities():
     rows = [(u.text, u.label) for u in corpus().utterances if u.language == "ru"][:800]
     samples = [features(norm.tokens(t))[:2] for t, _ in rows]
     model = fit_linear(samples, [y for _, y in rows], c=30.0)
-    vw = TfidfVectorizer(analyzer=_identity, sublinear_tf=True)
-    vc = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=2)
+    def tokens_as_they_are(tokens: list[str]) -> list[str]:  # the features are token lists already
+        return tokens
+
+    vw = TfidfVectorizer(analyzer=tokens_as_they_are, sublinear_tf=True)
+    vc = TfidfVectorizer(analyzer=tokens_as_they_are, sublinear_tf=True, min_df=2)
     x = hstack([vw.fit_transform([s[0] for s in samples]), vc.fit_transform([s[1] for s in samples])]).tocsr()
     lr = LogisticRegression(C=30.0, max_iter=5000).fit(x, [y for _, y in rows])
     assert tuple(lr.classes_) == model.classes

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from analyzer.results import Word
-from analyzer.transcription import _collapse_loops, _Seg
+from analyzer.segments import Segment
+from analyzer.transcription import WHISPER_LANGUAGES, collapse_loops
 
 pytestmark = pytest.mark.model
 
@@ -89,11 +90,16 @@ def test_hold_music_is_not_transcribed(analyzer, tmp_path: Path) -> None:
 
 def test_repetition_loops_are_collapsed() -> None:
     words = tuple(Word(w, i * 0.3, i * 0.3 + 0.2, 0.9) for i, w in enumerate("Алло да да да да да да да да".split()))
-    seg = _Seg("Алло да да да да да да да да", 0.0, 3.0, words, -0.3, 0.1, 3.0)
-    assert _collapse_loops(seg).text == "Алло да"
+    seg = Segment("Алло да да да да да да да да", 0.0, 3.0, words, -0.3, 0.1, 3.0)
+    assert collapse_loops(seg).text == "Алло да"
     words = tuple(Word(w, i * 0.3, i * 0.3 + 0.2, 0.9) for i, w in enumerate(("спасибо за звонок " * 4).split()))
-    seg = _Seg(" ".join(w.text for w in words), 0.0, 4.0, words, -0.3, 0.1, 3.0)
-    assert _collapse_loops(seg).text == "спасибо за звонок"
+    seg = Segment(" ".join(w.text for w in words), 0.0, 4.0, words, -0.3, 0.1, 3.0)
+    assert collapse_loops(seg).text == "спасибо за звонок"
+
+
+def test_the_languages_an_option_may_name_are_those_the_model_knows(analyzer) -> None:
+    assert set(WHISPER_LANGUAGES) == set(analyzer.transcriber.model.supported_languages)
+    assert len(WHISPER_LANGUAGES) == len(set(WHISPER_LANGUAGES))
 
 
 def test_english_call_language_detected_and_default_script(analyzer, data_dir: Path) -> None:

@@ -12,11 +12,11 @@ from api.auth.schemas import (
     ManagerCreate,
     ManagerPublic,
     ManagerUpdate,
-    PasswordChange,
+    PasswordUpdate,
     TeamCreate,
     TeamPublic,
     TeamUpdate,
-    Token,
+    TokenPublic,
     UserCreate,
     UserPublic,
     UserUpdate,
@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api/v1", tags=["auth, users, teams, managers"])
 _admin = Depends(require(Role.admin))
 
 
-@router.post("/auth/token", response_model=Token, summary="Sign in: username and password for a bearer token",
+@router.post("/auth/token", response_model=TokenPublic, summary="Sign in: username and password for a bearer token",
              responses=errors(401, 422, 429))
 def sign_in(
     request: Request,
@@ -40,11 +40,11 @@ def sign_in(
     settings: SettingsDep,
     username: Annotated[str, Form(max_length=200)],
     password: Annotated[str, Form(max_length=200)],
-) -> Token:
+) -> TokenPublic:
     token, row, user = service.sign_in(session, username=username, password=password, hours=settings.token_hours,
                                        address=client_address(request), now=request.app.state.clock(),
                                        throttling=ThrottlePolicy.of(settings))
-    return Token(access_token=token, expires_at=row.expires_at, role=user.role)
+    return TokenPublic(access_token=token, expires_at=row.expires_at, role=user.role)
 
 
 @router.post("/auth/logout", status_code=204, summary="Revoke the token of this request")
@@ -58,7 +58,7 @@ def sign_out(
 @router.post("/auth/password", status_code=204, summary="Change your own password (every other session is signed out)",
              responses=errors(400))
 def change_password(
-    session: SessionDep, settings: SettingsDep, body: PasswordChange, user: UserDep,
+    session: SessionDep, settings: SettingsDep, body: PasswordUpdate, user: UserDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))],
 ) -> None:
     assert credentials is not None  # the user was found by it

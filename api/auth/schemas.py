@@ -1,3 +1,5 @@
+"""API schemas of sign-in, users, teams and managers; the tables are in :mod:`api.models`."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,7 +10,7 @@ from api.core.ids import Id
 from api.models import Role
 
 
-class Token(BaseModel):
+class TokenPublic(BaseModel):
     access_token: str
     token_type: str = "bearer"
     expires_at: datetime
@@ -32,7 +34,7 @@ class UserUpdate(BaseModel):
     active: StrictBool | None = None
 
 
-class PasswordChange(BaseModel):
+class PasswordUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     current_password: str = Field(min_length=1, max_length=200)
     new_password: str = Field(min_length=1, max_length=200)

@@ -12,11 +12,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from api.audit import audit
 from api.auth import throttle
 from api.auth.passwords import PasswordPolicy, check_password
 from api.auth.scope import Scope, scope_of
 from api.auth.throttle import ThrottlePolicy
-from api.core.audit import audit
 from api.core.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from api.core.security import hash_password, new_token, token_digest, verify_password
 from api.models import ApiToken, Manager, Role, Team, User

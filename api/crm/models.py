@@ -1,4 +1,5 @@
-"""CRM tables: leads, deals, their stage history, sales plans, and departments (teams belong to one).
+"""CRM tables: leads, deals, their stage history and sales plans (departments are with the teams, in
+:mod:`api.models`).
 
 Every imported row carries the stable key :mod:`analyzer.sales.imports` gives it (``amocrm:deal:10452``), so
 importing the same export again finds the same rows: nothing changes unless the CRM's data did.
@@ -14,18 +15,8 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.core.db import Base
-from api.models import UTCDateTime, utcnow
-
-
-class Department(Base):
-    """A sales department (отдел продаж): teams belong to one (``Team.department_id``)."""
-
-    __tablename__ = "departments"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+from api.core.db import Base, UTCDateTime, utcnow
+from api.models import Department, Manager  # noqa: F401  (Department: api.kpi.service imports it from here, for now)
 
 
 class Lead(Base):
@@ -39,7 +30,7 @@ class Lead(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     manager_name: Mapped[str | None] = mapped_column(String(200))
-    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey(Manager.id, ondelete="SET NULL"))
     source: Mapped[str | None] = mapped_column(String(200))
     client: Mapped[str | None] = mapped_column(String(300))
     client_phone: Mapped[str | None] = mapped_column(String(32), index=True)
@@ -67,7 +58,7 @@ class Deal(Base):
     client_phone: Mapped[str | None] = mapped_column(String(32), index=True)
     client_key: Mapped[str | None] = mapped_column(String(310), index=True, doc="phone, else 'name:' + the casefolded name")
     manager_name: Mapped[str | None] = mapped_column(String(200))
-    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey(Manager.id, ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     stage: Mapped[str | None] = mapped_column(String(200))
@@ -102,7 +93,7 @@ class SalesPlan(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(400), unique=True, doc="plan:<manager>:<start>:<end>:<kind>")
     manager_name: Mapped[str] = mapped_column(String(200))
-    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id", ondelete="SET NULL"))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey(Manager.id, ondelete="SET NULL"))
     period_start: Mapped[datetime] = mapped_column(UTCDateTime)
     period_end: Mapped[datetime] = mapped_column(UTCDateTime)
     activity_kind: Mapped[str] = mapped_column(String(10), default="calls", doc="calls or meetings")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from api.core.errors import PayloadTooLarge
 from api.core.openapi import errors
 from api.crm import service
-from api.crm.schemas import EntityName, ImportResultOut, RecordsIn, SourceName
+from api.crm.schemas import CrmRecordsCreate, EntityName, ImportResultPublic, SourceName
 from api.deps import SessionDep, SettingsDep, require
 from api.models import Role, User
 
@@ -19,7 +19,7 @@ _Importer = Annotated[User, Depends(require(Role.admin, Role.head_of_sales))]
 
 @router.post(
     "/import",
-    response_model=ImportResultOut,
+    response_model=ImportResultPublic,
     summary="Import a CRM export (CSV or XLSX): amoCRM, Bitrix24 or the generic format",
     description="Multipart `file`; the CRM (`source`) and the kind of rows (`entity`: leads, deals, plans, "
     "stage_history, managers) are detected from the header row unless given. Rows are upserted on their stable "
@@ -45,11 +45,11 @@ def import_file(
 
 @router.post(
     "/records",
-    response_model=ImportResultOut,
+    response_model=ImportResultPublic,
     summary="Push CRM rows as JSON (the same columns as an export)",
     description="`records`: objects keyed by the export's headers (generic: `deal_id`, `created_at`, `status`, ...). "
     "Error lines are the records' positions counted from 1.",
 )
-def import_records(session: SessionDep, actor: _Importer, body: RecordsIn) -> dict[str, Any]:
+def import_records(session: SessionDep, actor: _Importer, body: CrmRecordsCreate) -> dict[str, Any]:
     result = service.import_records(session, records=body.records, actor=actor, entity=body.entity, source=body.source)
     return result.to_dict()

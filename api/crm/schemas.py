@@ -10,13 +10,13 @@ EntityName = Literal["leads", "deals", "plans", "stage_history", "managers"]
 SourceName = Literal["amocrm", "bitrix24", "generic"]
 
 
-class ImportCounts(BaseModel):
+class ImportCountsPublic(BaseModel):
     inserted: int
     updated: int
     unchanged: int
 
 
-class RowErrorOut(BaseModel):
+class RowErrorPublic(BaseModel):
     line: int = Field(description="the physical line of the file (header = 1), or the record's number from 1")
     reason: str
     column: str | None
@@ -24,20 +24,20 @@ class RowErrorOut(BaseModel):
     skipped: bool = Field(description="true: the row was not loaded; false: loaded with this field left empty")
 
 
-class ImportResultOut(ImportCounts):
+class ImportResultPublic(ImportCountsPublic):
     file: str
     source: SourceName
     entity: EntityName
     rows: int = Field(description="good rows read")
-    also: dict[str, ImportCounts] = Field(description="entities written alongside: an amoCRM deal is also its lead")
-    errors: list[RowErrorOut]
+    also: dict[str, ImportCountsPublic] = Field(description="entities written alongside: an amoCRM deal is also its lead")
+    errors: list[RowErrorPublic]
     unmatched_managers: list[str] = Field(description="CRM manager names no manager here matches (rows kept, not in KPIs)")
     outside_scope: dict[str, int] = Field(default_factory=dict, description="a head of sales' import: rows not loaded "
                                           "because their manager (or deal) is not in a team they head, by manager name "
                                           "or deal id")
 
 
-class RecordsIn(BaseModel):
+class CrmRecordsCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     entity: EntityName | None = Field(None, description="detected from the keys when not given")
     source: SourceName | None = Field(None, description="detected from the keys when not given")

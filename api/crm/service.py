@@ -29,12 +29,13 @@ from analyzer.sales.imports import leads_from_deals, parse_deals, parse_leads, p
 from analyzer.sales.linking import attach_manager_ids
 from analyzer.sales.periods import DEFAULT_TZ
 from analyzer.sales.tables import RawTable, ReadLimits, RowError, table_from_bytes
+from api.audit import audit
 from api.auth.scope import Scope, scope_of
-from api.core.audit import audit
 from api.core.config import ServiceSettings
+from api.core.db import utcnow
 from api.core.errors import BadRequest, Forbidden, PayloadTooLarge
-from api.crm.models import Deal, DealStageEntry, Department, Lead, SalesPlan
-from api.models import Manager, Role, Team, User, utcnow
+from api.crm.models import Deal, DealStageEntry, Lead, SalesPlan
+from api.models import Department, Manager, Role, Team, User
 
 ENTITIES: tuple[str, ...] = ("leads", "deals", "plans", "stage_history", "managers")
 SOURCES: tuple[str, ...] = ("amocrm", "bitrix24", "generic")

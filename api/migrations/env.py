@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from alembic import context
 
-import api.models  # noqa: F401  (registers the tables)
-from api.core.db import Base, make_engine
+from api.core.db import make_engine
+from api.tables import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _url() -> str:

@@ -19,9 +19,9 @@ from celery.signals import worker_process_init
 from sqlalchemy import and_, or_, select, update
 
 from api.core.config import ServiceSettings, get_service_settings
-from api.core.db import Database
-from api.models import Call, utcnow
-from api.processing.queue import _claimable
+from api.core.db import Database, utcnow
+from api.models import Call
+from api.processing.queue import claimable
 
 log = logging.getLogger("callqa.worker")
 TASK = "callqa.process_call"
@@ -83,7 +83,7 @@ class CeleryExecutor:
             ids = list(
                 session.scalars(
                     select(Call.id)
-                    .where(_claimable(now), or_(Call.enqueued_at.is_(None), Call.enqueued_at < stale))
+                    .where(claimable(now), or_(Call.enqueued_at.is_(None), Call.enqueued_at < stale))
                     .order_by(Call.next_attempt_at, Call.id)
                     .limit(1000)
                 )

@@ -33,7 +33,9 @@ class Claim:
     worker: str
 
 
-def _claimable(now: datetime) -> Any:
+def claimable(now: datetime) -> Any:
+    """Which calls a worker may claim at ``now``, as a condition on ``Call``: queued and due, or held by a
+    lease that ran out (the Celery executor sends these to its broker)."""
     return or_(
         and_(Call.status == CallStatus.queued, Call.next_attempt_at <= now),
         and_(Call.status.in_(ACTIVE), Call.lease_expires_at < now),
@@ -44,13 +46,13 @@ def claim(sessions: sessionmaker[Session], *, worker: str, lease_seconds: float,
     """Claim the next due call (or the given one if it is due); None when there is nothing to do."""
     now = utcnow()
     with sessions() as session:
-        pick = select(Call.id).where(_claimable(now))
+        pick = select(Call.id).where(claimable(now))
         if call_id is not None:
             pick = pick.where(Call.id == call_id)
         pick = pick.order_by(Call.next_attempt_at, Call.id).limit(1).with_for_update(skip_locked=True)
         stmt = (
             update(Call)
-            .where(Call.id == pick.scalar_subquery(), _claimable(now))
+            .where(Call.id == pick.scalar_subquery(), claimable(now))
             .values(
                 status=CallStatus.transcribing,
                 lease_owner=worker,

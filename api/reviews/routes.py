@@ -20,15 +20,15 @@ from api.deps import REVIEWERS, STAFF, SessionDep, UserDep, require
 from api.models import DisputeStatus, Role, User
 from api.reviews import service
 from api.reviews.schemas import (
-    AgreementReport,
+    AgreementReportPublic,
     AuditEntryPublic,
-    AuditPage,
+    AuditPagePublic,
     DisputeCreate,
-    DisputePage,
+    DisputePagePublic,
     DisputePublic,
-    DisputeResolve,
+    DisputeResolutionCreate,
     ReviewCreate,
-    ReviewOutcome,
+    ReviewOutcomePublic,
     ReviewPublic,
 )
 
@@ -46,17 +46,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post(
-    "/calls/{call_id:int}/reviews", response_model=ReviewOutcome, status_code=201, responses=_ERRORS,
+    "/calls/{call_id:int}/reviews", response_model=ReviewOutcomePublic, status_code=201, responses=_ERRORS,
     summary="Override a stage, an objection or the score of a call, with a comment",
     description="`kind` stage: `item` is the stage id, `value` passed or missed. `kind` objection: `item` is the "
     "objection's `key` (e.g. `price@3`, stable across re-scores) or its `position` in the call, `value` passed "
     "(handled), missed (not handled) or not_objection (the machine wrongly saw one). `kind` score: `value` 0-100. The machine's verdict is kept beside the reviewer's; the call's "
     "verdicts and score are recomputed at once and the change is written to the audit log.",
 )
-def create_review(session: SessionDep, call_id: PathId, body: ReviewCreate, actor: _Reviewer) -> ReviewOutcome:
+def create_review(session: SessionDep, call_id: PathId, body: ReviewCreate, actor: _Reviewer) -> ReviewOutcomePublic:
     review, call = service.create_review(session, actor=actor, call_id=call_id, kind=body.kind, item=body.item,
                                          value=body.value, comment=body.comment)
-    return ReviewOutcome(review=ReviewPublic.model_validate(review), score=call.score, machine_score=call.machine_score,
+    return ReviewOutcomePublic(review=ReviewPublic.model_validate(review), score=call.score, machine_score=call.machine_score,
                          uncertain=call.uncertain)
 
 
@@ -68,7 +68,7 @@ def list_reviews(session: SessionDep, user: UserDep, call_id: PathId) -> list[Re
 
 
 @router.get(
-    "/reviews/agreement", response_model=AgreementReport,
+    "/reviews/agreement", response_model=AgreementReportPublic,
     summary="How often reviewers agreed with the machine, per stage and objection type",
     description="Over the latest review of each call's stage or objection (optionally those made in a period): "
     "how many were reviewed, how many kept the machine's verdict, the rate, and the machine->human confusion counts, "
@@ -78,8 +78,8 @@ def agreement(
     session: SessionDep, user: _Staff,
     date_from: Annotated[datetime | None, BeforeValidator(iso_only), Query(description="reviews made at or after")] = None,
     date_to: Annotated[datetime | None, BeforeValidator(iso_only), Query(description="reviews made before")] = None,
-) -> AgreementReport:
-    return AgreementReport.model_validate(service.agreement(session, scope=scope_of(session, user), date_from=date_from,
+) -> AgreementReportPublic:
+    return AgreementReportPublic.model_validate(service.agreement(session, scope=scope_of(session, user), date_from=date_from,
                                                            date_to=date_to))
 
 
@@ -94,7 +94,7 @@ def open_dispute(session: SessionDep, call_id: PathId, body: DisputeCreate, acto
     return DisputePublic.model_validate(dispute)
 
 
-@router.get("/disputes", response_model=DisputePage,
+@router.get("/disputes", response_model=DisputePagePublic,
             summary="Disputes, newest first (a manager sees those on own calls, a head of sales those of own teams)")
 def list_disputes(
     session: SessionDep, user: UserDep,
@@ -102,10 +102,10 @@ def list_disputes(
     call_id: QueryId = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> DisputePage:
+) -> DisputePagePublic:
     rows, total = service.list_disputes(session, scope=scope_of(session, user), status=status, call_id=call_id,
                                         limit=limit, offset=offset)
-    return DisputePage(items=[DisputePublic.model_validate(d) for d in rows], total=total, limit=limit, offset=offset)
+    return DisputePagePublic(items=[DisputePublic.model_validate(d) for d in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/disputes/{dispute_id:int}", response_model=DisputePublic, responses=_ERRORS, summary="One dispute")
@@ -121,13 +121,13 @@ def get_dispute(session: SessionDep, user: UserDep, dispute_id: PathId) -> Dispu
     description="Accepting creates a review with `value`, else the proposed verdict, else the opposite of the "
     "disputed one (passed <-> missed); the call is recomputed. Rejecting needs a `comment`.",
 )
-def resolve_dispute(session: SessionDep, dispute_id: PathId, body: DisputeResolve, actor: _Reviewer) -> DisputePublic:
+def resolve_dispute(session: SessionDep, dispute_id: PathId, body: DisputeResolutionCreate, actor: _Reviewer) -> DisputePublic:
     dispute = service.resolve_dispute(session, actor=actor, dispute_id=dispute_id, decision=body.decision,
                                       comment=body.comment, value=body.value)
     return DisputePublic.model_validate(dispute)
 
 
-@router.get("/audit", response_model=AuditPage, summary="The audit log: who changed what, before and after; newest first")
+@router.get("/audit", response_model=AuditPagePublic, summary="The audit log: who changed what, before and after; newest first")
 def list_audit(
     session: SessionDep, user: _Staff,
     entity: Annotated[str | None, Query(max_length=50, description="call, dispute, script, user, team, manager")] = None,
@@ -138,7 +138,7 @@ def list_audit(
     date_to: Annotated[datetime | None, BeforeValidator(iso_only), Query(description="before")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> AuditPage:
+) -> AuditPagePublic:
     rows, total = service.list_audit(session, scope=scope_of(session, user), entity=entity, entity_id=entity_id, user_id=user_id, action=action,
                                      date_from=date_from, date_to=date_to, limit=limit, offset=offset)
-    return AuditPage(items=[AuditEntryPublic.model_validate(e) for e in rows], total=total, limit=limit, offset=offset)
+    return AuditPagePublic(items=[AuditEntryPublic.model_validate(e) for e in rows], total=total, limit=limit, offset=offset)

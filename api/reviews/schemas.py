@@ -17,7 +17,7 @@ _VALUE = ("stage: passed or missed; objection: passed (handled), missed (not han
           "raised none); score: a number 0-100")
 
 
-class UserRef(BaseModel):
+class UserRefPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
     username: str
@@ -41,11 +41,11 @@ class ReviewPublic(BaseModel):
     machine_value: str | None = Field(description="the machine's verdict (or score) when it was reviewed")
     human_value: str = Field(description="the reviewer's verdict (or score); it wins over the machine's")
     comment: str
-    user: UserRef | None
+    user: UserRefPublic | None
     created_at: datetime
 
 
-class ReviewOutcome(BaseModel):
+class ReviewOutcomePublic(BaseModel):
     """The review and the call's figures recomputed with it."""
 
     review: ReviewPublic
@@ -62,7 +62,7 @@ class DisputeCreate(BaseModel):
     proposed_value: str | float | None = Field(None, description="the verdict the manager proposes; " + _VALUE)
 
 
-class DisputeResolve(BaseModel):
+class DisputeResolutionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decision: Literal["accept", "reject"]
     comment: str = Field("", max_length=5000, description="required when rejecting: the manager reads it")
@@ -81,15 +81,15 @@ class DisputePublic(BaseModel):
     proposed_value: str | None
     reason: str
     status: DisputeStatus
-    opener: UserRef | None = Field(description="who opened it")
-    resolver: UserRef | None = Field(description="who resolved it")
+    opener: UserRefPublic | None = Field(description="who opened it")
+    resolver: UserRefPublic | None = Field(description="who resolved it")
     resolution: str = Field(description="the reviewer's comment")
     review_id: int | None = Field(description="the review an accepted dispute created")
     created_at: datetime
     resolved_at: datetime | None
 
 
-class DisputePage(BaseModel):
+class DisputePagePublic(BaseModel):
     items: list[DisputePublic]
     total: int
     limit: int
@@ -100,7 +100,7 @@ class AuditEntryPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
     at: datetime
-    user: UserRef | None = Field(description="null for the system (first start, a PBX webhook)")
+    user: UserRefPublic | None = Field(description="null for the system (first start, a PBX webhook)")
     action: str = Field(description="e.g. review.stage, dispute.accept, script.activate, call.retry")
     entity: str = Field(description="call, dispute, script, user, team, manager")
     entity_id: str
@@ -108,14 +108,14 @@ class AuditEntryPublic(BaseModel):
     after: Any
 
 
-class AuditPage(BaseModel):
+class AuditPagePublic(BaseModel):
     items: list[AuditEntryPublic]
     total: int
     limit: int
     offset: int
 
 
-class ItemAgreement(BaseModel):
+class ItemAgreementPublic(BaseModel):
     id: str = Field(description="the stage id or the objection type")
     reviews: int = Field(description="reviewed items (the latest review of each call's item)")
     agreed: int = Field(description="of them, where the reviewer's verdict equals the machine's")
@@ -123,11 +123,11 @@ class ItemAgreement(BaseModel):
     confusion: dict[str, int] = Field(description="'machine->human' verdict pairs and their counts, e.g. 'uncertain->passed'")
 
 
-class AgreementReport(BaseModel):
+class AgreementReportPublic(BaseModel):
     date_from: datetime | None
     date_to: datetime | None
     reviews: int
     agreed: int
     agreement: float | None = Field(description="over every stage and objection reviewed; null when none")
-    stages: list[ItemAgreement]
-    objections: list[ItemAgreement]
+    stages: list[ItemAgreementPublic]
+    objections: list[ItemAgreementPublic]

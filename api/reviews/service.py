@@ -24,9 +24,9 @@ from sqlalchemy import Select, String, and_, case, cast, func, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from analyzer.verdicts import OBJECTION_VERDICTS, STAGE_VERDICTS
+from api.audit import audit
 from api.auth.scope import Scope, scope_of
 from api.calls.results import OBJECTION_KEY, objection_keys, result_values
-from api.core.audit import audit
 from api.core.errors import BadRequest, Conflict, NotFound
 from api.models import (
     AuditEntry,

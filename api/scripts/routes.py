@@ -7,28 +7,22 @@ is active (it scores new calls and re-scoring).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
 
-from api.auth.scope import scope_of
-from api.core.errors import BadRequest, NotFound, ServiceError
-from api.core.exports import CSV_TYPE, csv_bytes, download
-from api.core.openapi import errors
+from api.core.errors import BadRequest, ServiceError
 from api.deps import ANY_ROLE, STAFF, SessionDep, ensure_role, require
 from api.models import Role, ScriptVersion, User
-from api.scripts import learning, service
+from api.scripts import service
 from api.scripts.schemas import (
-    LearnedExample,
-    LearnResult,
     ScriptPublic,
-    ScriptSummary,
+    ScriptSummaryPublic,
     ScriptVersionCreate,
     ScriptVersionPublic,
-    ScriptVersionSummary,
+    ScriptVersionSummaryPublic,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["scripts"])
@@ -89,34 +83,26 @@ def _summary(versions: list[ScriptVersion]) -> dict[str, Any]:
 
 
 def _public(versions: list[ScriptVersion]) -> ScriptPublic:
-    return ScriptPublic(**_summary(versions), version_details=[ScriptVersionSummary.model_validate(v) for v in versions])
+    return ScriptPublic(**_summary(versions), version_details=[ScriptVersionSummaryPublic.model_validate(v) for v in versions])
 
 
 def _version_public(row: ScriptVersion) -> ScriptVersionPublic:
     return ScriptVersionPublic(
-        **ScriptVersionSummary.model_validate(row).model_dump(), script_id=row.script_id, body=row.body,
+        **ScriptVersionSummaryPublic.model_validate(row).model_dump(), script_id=row.script_id, body=row.body,
         # the examples a version learned are pieces of calls: not for everyone who reads the script
         script=service.script_of(row).model_dump(mode="json", exclude={"examples", "responses"}),
     )
 
 
-def _script(session: Session, script_id: str) -> list[ScriptVersion]:
-    versions = service.versions_by_script(session, script_id=script_id).get(script_id)
-    if not versions:
-        known = ", ".join(service.versions_by_script(session)) or "none"
-        raise NotFound(f"no script {script_id!r}; scripts: {known}", code="script_not_found")
-    return versions
-
-
-@router.get("/scripts", response_model=list[ScriptSummary], summary="The script library: every script with its versions")
-def list_scripts(session: SessionDep, user: _Reader) -> list[ScriptSummary]:
-    return [ScriptSummary(**_summary(v)) for v in service.versions_by_script(session).values()]
+@router.get("/scripts", response_model=list[ScriptSummaryPublic], summary="The script library: every script with its versions")
+def list_scripts(session: SessionDep, user: _Reader) -> list[ScriptSummaryPublic]:
+    return [ScriptSummaryPublic(**_summary(v)) for v in service.versions_by_script(session).values()]
 
 
 @router.get("/scripts/{script_id}", response_model=ScriptPublic, summary="One script and its versions",
             responses={404: {"description": "no such script"}})
 def get_script(session: SessionDep, user: _Reader, script_id: str) -> ScriptPublic:
-    return _public(_script(session, script_id))
+    return _public(service.script_versions(session, script_id=script_id))
 
 
 @router.get("/scripts/{script_id}/versions/{version}", response_model=ScriptVersionPublic,
@@ -155,38 +141,4 @@ def create_script_version(
 def activate_script_version(session: SessionDep, actor: _Activator, script_id: str, version: str) -> ScriptPublic:
     service.get_version(session, script_id=script_id, version=version)
     service.activate_version(session, actor=actor, script_id=script_id, version=version)
-    return _public(_script(session, script_id))
-
-
-@router.get("/scripts/{script_id}/examples", response_model=list[LearnedExample],
-            summary="What reviewers decided about this script's objections, as examples to learn from",
-            description="From the latest review of each objection of the calls scored with the script that you may see: "
-            "the client utterance and its type (or none), the manager's answer and whether it handled it. `format=csv` "
-            "downloads them (semicolons, UTF-8 with a BOM, for Excel).",
-            responses={200: {"content": {"text/csv": {}}}, **errors(404)})
-def list_examples(
-    session: SessionDep, user: _Author, script_id: str,
-    format: Annotated[Literal["json", "csv"], Query(description="json, or a CSV download")] = "json",  # noqa: A002
-) -> Any:
-    _script(session, script_id)
-    rows = learning.reviewed_examples(session, script_id=script_id, scope=scope_of(session, user))
-    if format == "json":
-        return rows
-    table = [["kind", "label", "handled", "text", "context", "call_id", "review_id"],
-             *([r["kind"], r["label"], r.get("handled", ""), r["text"], r["context"], r["call_id"], r["review_id"]]
-               for r in rows)]
-    return download(csv_bytes(table, sep=";"), media_type=CSV_TYPE, filename=f"{script_id}-examples.csv")
-
-
-@router.post("/scripts/{script_id}/learn", response_model=LearnResult, status_code=201, responses=errors(404, 409),
-             summary="Learn a new version from the reviews: stored, not active, with what it would change",
-             description="Every reviewed objection of the calls scored with this script becomes an example (its utterance "
-             "and type, or none; its answer and whether it handled it); a new version (`<version>+learned.N`) is stored "
-             "with them and trained, and a dry-run re-score shows what activating it would change on the calls you may "
-             "see. Activate it with POST /scripts/{id}/versions/{version}/activate. 409 `nothing_to_learn` when there is "
-             "no review, or none since the last learned version.")
-def learn(session: SessionDep, actor: _Author, script_id: str) -> LearnResult:
-    _script(session, script_id)
-    learned = learning.learn(session, actor=actor, script_id=script_id)
-    return LearnResult(script_id=script_id, version=learned.version.version, examples=learned.examples, calls=learned.calls,
-                       labels=learned.labels, changes=learned.changes.model_dump(mode="json"))
+    return _public(service.script_versions(session, script_id=script_id))

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 
-class ScriptVersionSummary(BaseModel):
+class ScriptVersionSummaryPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     version: str
@@ -26,7 +26,7 @@ class ScriptVersionSummary(BaseModel):
         return len(v) if isinstance(v, list) else int(v or 0)
 
 
-class ScriptSummary(BaseModel):
+class ScriptSummaryPublic(BaseModel):
     id: str
     title: str = Field(description="the active version's title (the newest version's when none is active)")
     language: str
@@ -34,11 +34,11 @@ class ScriptSummary(BaseModel):
     versions: list[str] = Field(description="every stored version, oldest first")
 
 
-class ScriptPublic(ScriptSummary):
-    version_details: list[ScriptVersionSummary] = Field(description="the stored versions, oldest first")
+class ScriptPublic(ScriptSummaryPublic):
+    version_details: list[ScriptVersionSummaryPublic] = Field(description="the stored versions, oldest first")
 
 
-class ScriptVersionPublic(ScriptVersionSummary):
+class ScriptVersionPublic(ScriptVersionSummaryPublic):
     script_id: str
     body: str = Field(description="the YAML as written")
     script: dict[str, Any] = Field(description="the same script parsed and validated, as JSON")
@@ -50,23 +50,3 @@ class ScriptVersionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     body: str = Field(min_length=1, max_length=2_000_000, description="the script as YAML text (its id and version inside)")
-
-
-class LearnedExample(BaseModel):
-    kind: str = Field(description="utterance: a client utterance and the objection type it raises (or none); "
-                      "response: a manager's answer to an objection and whether it handles it")
-    text: str
-    context: str = Field(description="the manager's turn before the utterance, or the objection an answer answers")
-    label: str = Field(description="the objection type, or none")
-    handled: bool | None = None
-    call_id: int
-    review_id: int
-
-
-class LearnResult(BaseModel):
-    script_id: str
-    version: str = Field(description="the new version, not active: activate it to score with it")
-    examples: int
-    calls: int = Field(description="reviewed calls the examples come from")
-    labels: dict[str, int] = Field(description="examples per objection type, none, and answers handled or not")
-    changes: Any = Field(description="what activating it would change on the calls you may see (a dry-run re-score)")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from analyzer.errors import ScriptValidationError
 from analyzer.scripts import BUNDLED_DIR, DEFAULT_SCRIPTS, Example, ResponseExample, Script, parse_script_text
-from api.core.audit import audit
+from api.audit import audit
 from api.core.errors import BadRequest, Conflict, NotFound
 from api.models import ScriptVersion, User
 
@@ -116,6 +116,15 @@ def get_version(session: Session, *, script_id: str, version: str) -> ScriptVers
         raise NotFound(f"script {script_id!r} has no version {version!r}; versions: {', '.join(known)}",
                        code="script_version_not_found", details={"versions": known})
     return row
+
+
+def script_versions(session: Session, *, script_id: str) -> list[ScriptVersion]:
+    """The stored versions of one script, oldest first; NotFound names the scripts there are."""
+    versions = versions_by_script(session, script_id=script_id).get(script_id)
+    if not versions:
+        known = ", ".join(versions_by_script(session)) or "none"
+        raise NotFound(f"no script {script_id!r}; scripts: {known}", code="script_not_found")
+    return versions
 
 
 def versions_by_script(session: Session, *, script_id: str | None = None) -> dict[str, list[ScriptVersion]]:

@@ -1,6 +1,6 @@
 """The script library and editor: YAML in a textarea, validated on save with each error at its field
 (dotted path and line), and "try it" on a pasted transcript before anything is stored; learning a new
-version from the reviews (:mod:`api.scripts.learning`), with what it would change before anyone
+version from the reviews (:mod:`api.learning.service`), with what it would change before anyone
 activates it."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from api.auth.scope import scope_of
 from api.core.errors import ServiceError
 from api.core.exports import CSV_TYPE, csv_bytes, download
 from api.deps import STAFF, SessionDep
+from api.learning import service as learning
 from api.models import Role
-from api.scripts import learning
 from api.scripts import service as scripts
 from api.web.auth import check_csrf
 from api.web.render import PageUser, fmt_version, language, redirect, render, require_role, t_for

@@ -10,8 +10,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, delete, select
 
 from api.auth.service import create_user
-from api.core.db import Base
 from api.models import Role, Team, User
+from api.tables import metadata
 
 
 def test_migrated_schema_is_the_models(db_url):
@@ -24,7 +24,7 @@ def test_migrated_schema_is_the_models(db_url):
 
     try:
         with engine.connect() as c:
-            diff = compare_metadata(MigrationContext.configure(c, opts={"include_object": on_this_database}), Base.metadata)
+            diff = compare_metadata(MigrationContext.configure(c, opts={"include_object": on_this_database}), metadata)
     finally:
         engine.dispose()
     assert diff == []

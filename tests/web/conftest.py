@@ -19,15 +19,16 @@ from typing import Any
 import httpx
 import pytest
 
-from api.app import bootstrap, create_app
+from api.app import create_app
 from api.auth.service import create_user
+from api.bootstrap import bootstrap
 from api.calls.schemas import CallMetadata
 from api.calls.service import ingest_stream
 from api.core.config import ServiceSettings, get_service_settings
 from api.core.db import Database
 from api.core.storage import RecordingStore
 from api.models import Manager, Role, Team
-from api.web.screenshots import CHROMIUM, CHROMIUM_ARGS, serving
+from api.screenshots import CHROMIUM, CHROMIUM_ARGS, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "sample_calls" / "audio"

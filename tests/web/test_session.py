@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import bootstrap, create_app
+from api.app import create_app
 from api.auth.service import create_user
+from api.bootstrap import bootstrap
 from api.core.config import get_service_settings
 from api.core.db import Database
 from api.models import Role

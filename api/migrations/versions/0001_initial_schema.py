@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import api.models
+import api.core.db
 
 revision = '0001'
 down_revision = None
@@ -24,14 +24,14 @@ def upgrade() -> None:
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('original_name', sa.String(length=300), nullable=False),
     sa.Column('content_type', sa.String(length=100), nullable=False),
-    sa.Column('created_at', api.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('sha256')
     )
     op.create_table('teams',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('head_user_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', api.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['head_user_id'], ['users.id'], ondelete='SET NULL', use_alter=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
@@ -43,7 +43,7 @@ def upgrade() -> None:
     sa.Column('password_hash', sa.String(length=300), nullable=False),
     sa.Column('role', sa.Enum('admin', 'head_of_sales', 'quality_controller', 'manager', name='role', native_enum=False, length=32), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', api.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('username')
     )
@@ -51,9 +51,9 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
-    sa.Column('created_at', api.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', api.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', api.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', api.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('token_hash')
@@ -63,7 +63,7 @@ def upgrade() -> None:
 
     op.create_table('audit_log',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('at', api.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', api.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=True),
     sa.Column('action', sa.String(length=100), nullable=False),
     sa.Column('entity', sa.String(length=50), nullable=False),
@@ -85,7 +85,7 @@ def upgrade() -> None:
     sa.Column('team_id', sa.Integer(), nullable=True),
     sa.Column('user_id', sa.Integer(), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', api.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['team_id'], ['teams.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id'),
@@ -104,7 +104,7 @@ def upgrade() -> None:
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_by', sa.Integer(), nullable=True),
-    sa.Column('created_at', api.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['created_by'], ['users.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('script_id', 'version')
@@ -120,7 +120,7 @@ def upgrade() -> None:
     sa.Column('manager_id', sa.Integer(), nullable=True),
     sa.Column('client_phone', sa.String(length=32), nullable=True),
     sa.Column('direction', sa.Enum('inbound', 'outbound', name='direction', native_enum=False, length=32), nullable=True),
-    sa.Column('started_at', api.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', api.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('duration', sa.Float(), nullable=True),
     sa.Column('crm_lead_id', sa.String(length=100), nullable=True),
     sa.Column('crm_deal_id', sa.String(length=100), nullable=True),
@@ -131,14 +131,14 @@ def upgrade() -> None:
     sa.Column('error_code', sa.String(length=64), nullable=True),
     sa.Column('error_message', sa.Text(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', api.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('lease_owner', sa.String(length=200), nullable=True),
     sa.Column('lease_token', sa.Integer(), nullable=False),
-    sa.Column('lease_expires_at', api.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('enqueued_at', api.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', api.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', api.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('processed_at', api.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lease_expires_at', api.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('enqueued_at', api.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('processed_at', api.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('transcript', sa.JSON(), nullable=True),
     sa.Column('report', sa.JSON(), nullable=True),
     sa.Column('script_id', sa.String(length=100), nullable=True),
@@ -181,8 +181,8 @@ def upgrade() -> None:
     sa.Column('call_id', sa.Integer(), nullable=False),
     sa.Column('lease_token', sa.Integer(), nullable=False),
     sa.Column('worker', sa.String(length=200), nullable=False),
-    sa.Column('started_at', api.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', api.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', api.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('outcome', sa.String(length=20), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['call_id'], ['calls.id'], ondelete='CASCADE'),
@@ -214,7 +214,7 @@ def upgrade() -> None:
     sa.Column('human_value', sa.String(length=50), nullable=False),
     sa.Column('comment', sa.Text(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', api.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['call_id'], ['calls.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id')
@@ -235,8 +235,8 @@ def upgrade() -> None:
     sa.Column('resolved_by', sa.Integer(), nullable=True),
     sa.Column('resolution', sa.Text(), nullable=False),
     sa.Column('review_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', api.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('resolved_at', api.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('resolved_at', api.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['call_id'], ['calls.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['opened_by'], ['users.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['resolved_by'], ['users.id'], ondelete='SET NULL'),

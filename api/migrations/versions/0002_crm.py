@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import api.models
+import api.core.db
 
 revision = '0002'
 down_revision = '0001'
@@ -22,8 +22,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('deal_key', sa.String(length=200), nullable=False),
     sa.Column('stage', sa.String(length=200), nullable=False),
-    sa.Column('entered_at', api.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('imported_at', api.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('entered_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('imported_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('deal_key', 'stage', 'entered_at')
     )
@@ -33,7 +33,7 @@ def upgrade() -> None:
     op.create_table('departments',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('created_at', api.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
@@ -50,16 +50,16 @@ def upgrade() -> None:
     sa.Column('client_key', sa.String(length=310), nullable=True),
     sa.Column('manager_name', sa.String(length=200), nullable=True),
     sa.Column('manager_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', api.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('closed_at', api.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', api.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('stage', sa.String(length=200), nullable=True),
     sa.Column('pipeline', sa.String(length=200), nullable=True),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('amount', sa.Float(), nullable=True),
     sa.Column('currency', sa.String(length=10), nullable=True),
     sa.Column('source', sa.String(length=200), nullable=True),
-    sa.Column('imported_at', api.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', api.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('imported_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['manager_id'], ['managers.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('key')
@@ -77,8 +77,8 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=200), nullable=False),
     sa.Column('crm', sa.String(length=20), nullable=False),
     sa.Column('crm_id', sa.String(length=100), nullable=False),
-    sa.Column('created_at', api.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('first_response_at', api.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('first_response_at', api.core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('manager_name', sa.String(length=200), nullable=True),
     sa.Column('manager_id', sa.Integer(), nullable=True),
     sa.Column('source', sa.String(length=200), nullable=True),
@@ -86,8 +86,8 @@ def upgrade() -> None:
     sa.Column('client_phone', sa.String(length=32), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=True),
     sa.Column('title', sa.String(length=300), nullable=True),
-    sa.Column('imported_at', api.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', api.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('imported_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['manager_id'], ['managers.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('key')
@@ -102,13 +102,13 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=400), nullable=False),
     sa.Column('manager_name', sa.String(length=200), nullable=False),
     sa.Column('manager_id', sa.Integer(), nullable=True),
-    sa.Column('period_start', api.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('period_end', api.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('period_start', api.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('period_end', api.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('activity_kind', sa.String(length=10), nullable=False),
     sa.Column('revenue_plan', sa.Float(), nullable=True),
     sa.Column('activity_plan', sa.Float(), nullable=True),
-    sa.Column('imported_at', api.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', api.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('imported_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', api.core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['manager_id'], ['managers.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('key')

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from api.models import UTCDateTime
+from api.core.db import UTCDateTime
 
 revision = '0008'
 down_revision = '0007'

@@ -26,11 +26,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.audit import audit
 from api.auth.scope import Scope
 from api.calls.results import OBJECTION_KEY, objection_keys
 from api.calls.schemas import RescoreResult
 from api.calls.service import rescore
-from api.core.audit import audit
 from api.core.errors import Conflict
 from api.models import Call, CallStatus, Review, ScriptVersion, User
 from api.scripts.service import active_version, versions_by_script

@@ -1,6 +1,6 @@
-"""PNG screenshots of the main pages at 1366x768, for the README (``make screenshots``)::
+"""PNG screenshots of the main pages at 1366x768, for the README::
 
-    python -m api.web.screenshots --out docs/screenshots
+    python -m api.screenshots --out docs/screenshots
 
 Builds a throw-away demo (a temporary SQLite database, the sample calls processed with the real
 model, the demo logins), serves it on a free loopback port and photographs each role's pages in
@@ -132,7 +132,8 @@ def capture(base: str, accounts: dict[str, tuple[str, str]], out: Path) -> list[
 
 def demo_capture(out: Path) -> list[Path]:
     """A temporary demo with the sample calls processed, then :func:`capture`."""
-    from api.app import bootstrap, create_app
+    from api.app import create_app
+    from api.bootstrap import bootstrap
     from api.core.config import get_service_settings
     from api.core.db import Database
     from api.processing.pipeline import CallProcessor
