@@ -19,11 +19,11 @@ from analyzer.audio import probe_audio
 from analyzer.errors import AnalyzerError
 from analyzer.results import Transcript
 from analyzer.scoring import score_transcript
+from api.audit import audit
 from api.auth.scope import Scope, scope_of
 from api.auth.service import manager_by_external_id
 from api.calls.results import added_objections, latest_reviews, objection_keys, result_values
 from api.calls.schemas import CallMetadata, RescoreChange, RescoreResult, ScriptRef
-from api.core.audit import audit
 from api.core.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, UnprocessableRecording
 from api.core.storage import RecordingStore, Stored
 from api.models import (
