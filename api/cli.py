@@ -136,7 +136,7 @@ def import_(
 
 
 def _import(settings, folder: Path, meta: dict[str, Any] | None, metadata: Path | None = None) -> int:  # noqa: ANN001
-    from api.calls.schemas import CallMetadata
+    from api.calls.schemas import CallMetadataCreate
     from api.calls.service import import_folder
     from api.core.db import Database
     from api.core.errors import ServiceError
@@ -150,7 +150,7 @@ def _import(settings, folder: Path, meta: dict[str, Any] | None, metadata: Path 
     failed = created = dup = 0
     try:
         with db.sessions() as session:
-            common = CallMetadata.model_validate(meta or {})
+            common = CallMetadataCreate.model_validate(meta or {})
             if metadata is not None:
                 from api.crm.calls import import_folder_with_metadata, read_call_metadata
 

@@ -14,16 +14,16 @@ from starlette import responses as starlette_responses
 from api.auth.scope import scope_of
 from api.calls import service
 from api.calls.schemas import (
-    CallDetail,
-    CallMetadata,
-    CallPage,
-    CallSummary,
-    ErrorInfo,
-    RescoreRequest,
-    RescoreResult,
-    UploadItem,
-    UploadResult,
-    WebhookCall,
+    CallDetailPublic,
+    CallMetadataCreate,
+    CallPagePublic,
+    CallSummaryPublic,
+    ErrorInfoPublic,
+    RescoreCreate,
+    RescoreResultPublic,
+    UploadItemPublic,
+    UploadResultPublic,
+    WebhookCallCreate,
 )
 from api.core import netguard
 from api.core.errors import BadRequest, NotFound, RangeNotSatisfiable, ServiceError, Unauthorized
@@ -69,14 +69,14 @@ def _metadata(raw: str | None, fields: dict[str, Any]) -> list[dict] | dict:
 
 @router.post(
     "/calls",
-    response_model=UploadResult,
+    response_model=UploadResultPublic,
     status_code=201,
     summary="Upload one or many recordings with metadata",
     description="Multipart: one or more `files`; metadata as form fields (applied to every file) and/or "
     "`metadata`, a JSON object or a list with one object per file in order. The same recording "
     "uploaded again is the same call (outcome `duplicate`). A file that is not usable audio is "
     "rejected with its reason and the others go on; when every file is rejected the answer is an error.",
-    responses={200: {"model": UploadResult, "description": "nothing new: every file was a recording already stored"},
+    responses={200: {"model": UploadResultPublic, "description": "nothing new: every file was a recording already stored"},
                **errors(400, 409), 413: {"description": "a file is over the size limit"},
                422: {"description": "no file is usable audio"}},
 )
@@ -107,53 +107,53 @@ def upload_calls(
         raise BadRequest(f"'metadata' has {len(meta)} entries for {len(files)} files", code="bad_metadata")
     if len(files) > 1 and isinstance(meta, dict) and meta.get("external_id"):
         raise BadRequest("one external_id cannot name several files; give per-file metadata", code="bad_metadata")
-    items: list[UploadItem] = []
+    items: list[UploadItemPublic] = []
     first_error: ServiceError | None = None
     for i, f in enumerate(files):
         name = service.display_name(f.filename)
         try:
             try:
-                m = CallMetadata.model_validate(meta[i] if isinstance(meta, list) else meta)
+                m = CallMetadataCreate.model_validate(meta[i] if isinstance(meta, list) else meta)
             except ValidationError as e:
                 raise BadRequest(f"{name}: bad metadata: {e.errors(include_url=False)[0]['msg']}", code="bad_metadata",
                                  details=json.loads(e.json(include_url=False))) from None
             ingested = service.ingest_stream(session, store, stream=f.file, filename=f.filename, content_type=f.content_type,
                                              meta=m, actor=actor)
-            items.append(UploadItem(filename=name, outcome="created" if ingested.created else "duplicate", call_id=ingested.call.id))
+            items.append(UploadItemPublic(filename=name, outcome="created" if ingested.created else "duplicate", call_id=ingested.call.id))
             if ingested.created:
                 request.app.state.executor.submit(ingested.call.id)
         except ServiceError as e:
             session.rollback()
             first_error = first_error or e
-            items.append(UploadItem(filename=name, outcome="rejected", error=ErrorInfo(code=e.code, message=e.message)))
+            items.append(UploadItemPublic(filename=name, outcome="rejected", error=ErrorInfoPublic(code=e.code, message=e.message)))
     if first_error is not None and all(i.outcome == "rejected" for i in items):
         first_error.details = [i.model_dump() for i in items]
         raise first_error
-    result = UploadResult.of(items)
+    result = UploadResultPublic.of(items)
     return JSONResponse(result.model_dump(mode="json"), status_code=201 if result.created else 200)
 
 
 class ImportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     folder: str = Field(min_length=1, max_length=4096, description="a folder inside one of CALLQA_IMPORT_DIRS")
-    metadata: CallMetadata = Field(default_factory=CallMetadata)
+    metadata: CallMetadataCreate = Field(default_factory=CallMetadataCreate)
 
 
-@router.post("/calls/import", response_model=UploadResult, summary="Import every recording in a server folder",
+@router.post("/calls/import", response_model=UploadResultPublic, summary="Import every recording in a server folder",
              responses=errors(400, 404))
 def import_calls(request: Request, session: SessionDep, store: StoreDep, settings: SettingsDep, body: ImportRequest,
-                 actor: Annotated[User, Depends(require(Role.admin))]) -> UploadResult:
+                 actor: Annotated[User, Depends(require(Role.admin))]) -> UploadResultPublic:
     folder = service.import_root_allowed(body.folder, settings.import_dirs)
     items = []
     for path, r in service.import_folder(session, store, folder=folder, meta=body.metadata, actor=actor):
         rel = str(path.relative_to(folder))
         if isinstance(r, ServiceError):
-            items.append(UploadItem(filename=rel, outcome="rejected", error=ErrorInfo(code=r.code, message=r.message)))
+            items.append(UploadItemPublic(filename=rel, outcome="rejected", error=ErrorInfoPublic(code=r.code, message=r.message)))
         else:
-            items.append(UploadItem(filename=rel, outcome="created" if r.created else "duplicate", call_id=r.call.id))
+            items.append(UploadItemPublic(filename=rel, outcome="created" if r.created else "duplicate", call_id=r.call.id))
             if r.created:
                 request.app.state.executor.submit(r.call.id)
-    return UploadResult.of(items)
+    return UploadResultPublic.of(items)
 
 
 def _webhook_caller(
@@ -175,8 +175,8 @@ def _webhook_caller(
     return ensure_role(user, (Role.admin,))
 
 
-@router.post("/webhooks/pbx", response_model=CallSummary, status_code=202,
-             responses={200: {"model": CallSummary, "description": "a repeated external_id: the call already queued"},
+@router.post("/webhooks/pbx", response_model=CallSummaryPublic, status_code=202,
+             responses={200: {"model": CallSummaryPublic, "description": "a repeated external_id: the call already queued"},
                         **errors(400, 403), 422: {"description": "the URL leads inside the network "
                                                                  "(`recording_url_not_allowed`), or the body is invalid"}},
              summary="A PBX reports a finished call with the URL of its recording",
@@ -184,19 +184,19 @@ def _webhook_caller(
              "recording (with retries and the size limit). A repeated `external_id` returns the same call. A URL "
              "whose host is or resolves to a loopback, private or link-local address is refused "
              "(`recording_url_not_allowed`) unless CALLQA_WEBHOOK_ALLOWED_NETWORKS includes it.")
-def pbx_webhook(request: Request, session: SessionDep, settings: SettingsDep, body: WebhookCall,
+def pbx_webhook(request: Request, session: SessionDep, settings: SettingsDep, body: WebhookCallCreate,
                 actor: Annotated[User | None, Depends(_webhook_caller)]) -> JSONResponse:
     netguard.check_url(str(body.recording_url), allowed=settings.webhook_allowed_networks)  # early; the worker checks again
-    meta = CallMetadata.model_validate(body.model_dump(exclude={"recording_url"}, exclude_unset=True))
+    meta = CallMetadataCreate.model_validate(body.model_dump(exclude={"recording_url"}, exclude_unset=True))
     result = service.ingest_webhook(session, url=str(body.recording_url), meta=meta, actor=actor)
     if result.created:
         request.app.state.executor.submit(result.call.id)
     session.refresh(result.call)
-    return JSONResponse(CallSummary.model_validate(service.summary(result.call)).model_dump(mode="json"),
+    return JSONResponse(CallSummaryPublic.model_validate(service.summary(result.call)).model_dump(mode="json"),
                         status_code=202 if result.created else 200)
 
 
-@router.get("/calls", response_model=CallPage, summary="Calls, filtered and paged (a manager sees own calls only)",
+@router.get("/calls", response_model=CallPagePublic, summary="Calls, filtered and paged (a manager sees own calls only)",
             description="Pages by cursor: the first page without one, then `cursor=<next_cursor>` (or `<prev_cursor>`) "
             "of the page before, with the same filters and order. Calls stored meanwhile never shift a page.",
             responses=errors(400))
@@ -217,16 +217,16 @@ def list_calls(
     order: Literal["-started_at", "started_at", "-score", "score", "-created_at", "created_at"] = "-started_at",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500, description="next_cursor or prev_cursor of a page")] = None,
-) -> CallPage:
+) -> CallPagePublic:
     filters = service.CallFilters(manager_id=manager_id, team_id=team_id, date_from=date_from, date_to=date_to, status=status,
                                   score_min=score_min, score_max=score_max, stage_missed=stage_missed,
                                   objection_unhandled=objection_unhandled, uncertain=uncertain, external_id=external_id)
     page = service.list_calls(session, filters=filters, scope=scope_of(session, user), limit=limit, order=order, cursor=cursor)
-    return CallPage(items=[CallSummary.model_validate(service.summary(c)) for c in page.calls], total=page.total,
+    return CallPagePublic(items=[CallSummaryPublic.model_validate(service.summary(c)) for c in page.calls], total=page.total,
                     total_exact=page.total_exact, limit=limit, next_cursor=page.next_cursor, prev_cursor=page.prev_cursor)
 
 
-@router.get("/calls/{call_id:int}", response_model=CallDetail, summary="A call: transcript, stages with evidence, objections, metrics")
+@router.get("/calls/{call_id:int}", response_model=CallDetailPublic, summary="A call: transcript, stages with evidence, objections, metrics")
 def get_call(session: ReadSessionDep, user: ViewerDep, call_id: PathId) -> dict[str, Any]:
     return service.call_detail(session, call_id, scope=scope_of(session, user))
 
@@ -269,18 +269,18 @@ def _check_range(request: Request, response: FileResponse) -> None:
                          code="bad_range") from None
 
 
-@router.post("/calls/{call_id:int}/retry", response_model=CallSummary, summary="Queue a failed call again",
+@router.post("/calls/{call_id:int}/retry", response_model=CallSummaryPublic, summary="Queue a failed call again",
              responses=errors(409))
-def retry(request: Request, session: SessionDep, call_id: PathId, actor: Annotated[User, Depends(require(*REVIEWERS))]) -> CallSummary:
+def retry(request: Request, session: SessionDep, call_id: PathId, actor: Annotated[User, Depends(require(*REVIEWERS))]) -> CallSummaryPublic:
     call = service.retry_call(session, call_id=call_id, actor=actor)
     request.app.state.executor.submit(call.id)
-    return CallSummary.model_validate(service.summary(service.get_call(session, call_id, scope=scope_of(session, actor))))
+    return CallSummaryPublic.model_validate(service.summary(service.get_call(session, call_id, scope=scope_of(session, actor))))
 
 
-@router.post("/calls/rescore", response_model=RescoreResult,
+@router.post("/calls/rescore", response_model=RescoreResultPublic,
              summary="Re-score stored transcripts against the active script versions, without transcribing",
              description="`dry_run` shows what would change. Reviewers' verdicts are kept.", responses=errors(400, 404))
-def rescore(session: SessionDep, body: RescoreRequest, actor: Annotated[User, Depends(require(Role.admin, Role.quality_controller, Role.head_of_sales))]) -> RescoreResult:
+def rescore(session: SessionDep, body: RescoreCreate, actor: Annotated[User, Depends(require(Role.admin, Role.quality_controller, Role.head_of_sales))]) -> RescoreResultPublic:
     return service.rescore(session, actor=actor, script_id=body.script_id, call_ids=body.call_ids, dry_run=body.dry_run,
                            version=body.version)
 

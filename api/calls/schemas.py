@@ -27,7 +27,7 @@ def normalise_phone(value: str | None) -> str | None:
     return "+" + digits if (plus or len(digits) >= 11) else digits
 
 
-class CallMetadata(BaseModel):
+class CallMetadataCreate(BaseModel):
     """What the PBX or the uploader knows about a call. Every field is optional."""
 
     model_config = ConfigDict(extra="forbid")
@@ -52,30 +52,30 @@ class CallMetadata(BaseModel):
         return normalise_phone(v)
 
 
-class WebhookCall(CallMetadata):
+class WebhookCallCreate(CallMetadataCreate):
     recording_url: HttpUrl = Field(description="where to download the recording (http or https)")
 
 
-class ErrorInfo(BaseModel):
+class ErrorInfoPublic(BaseModel):
     code: str
     message: str
 
 
-class ManagerRef(BaseModel):
+class ManagerRefPublic(BaseModel):
     id: int
     name: str
 
 
-class ScriptRef(BaseModel):
+class ScriptRefPublic(BaseModel):
     id: str
     version: str
 
 
-class CallSummary(BaseModel):
+class CallSummaryPublic(BaseModel):
     id: int
     status: CallStatus
-    error: ErrorInfo | None
-    manager: ManagerRef | None
+    error: ErrorInfoPublic | None
+    manager: ManagerRefPublic | None
     client_phone: str | None
     direction: Direction | None
     started_at: datetime | None
@@ -88,14 +88,14 @@ class CallSummary(BaseModel):
     score: float | None
     machine_score: float | None
     uncertain: int
-    script: ScriptRef | None
+    script: ScriptRefPublic | None
     attempts: int
     created_at: datetime
     processed_at: datetime | None
 
 
-class CallPage(BaseModel):
-    items: list[CallSummary]
+class CallPagePublic(BaseModel):
+    items: list[CallSummaryPublic]
     total: int = Field(description="how many calls match, counted up to 10 000 (see total_exact)")
     total_exact: bool = Field(description="false when more calls match than total says (shown as \"10 000+\")")
     limit: int
@@ -103,7 +103,7 @@ class CallPage(BaseModel):
     prev_cursor: str | None = Field(description="the previous page: pass it as cursor; null on the first page")
 
 
-class StageVerdict(BaseModel):
+class StageVerdictPublic(BaseModel):
     id: str
     title: str
     status: str
@@ -116,7 +116,7 @@ class StageVerdict(BaseModel):
     violations: list[dict[str, Any]] = []
 
 
-class ObjectionVerdict(BaseModel):
+class ObjectionVerdictPublic(BaseModel):
     position: int = Field(description="its index in this report (moves when a re-score finds objections differently)")
     key: str = Field(description="its stable name, type@utterance (e.g. price@3): reviews and disputes of it use this")
     type: str
@@ -132,9 +132,9 @@ class ObjectionVerdict(BaseModel):
     added: bool = Field(False, description="added by a reviewer where the machine found none (machine_status not_found)")
 
 
-class CallDetail(CallSummary):
-    stages: list[StageVerdict]
-    objections: list[ObjectionVerdict]
+class CallDetailPublic(CallSummaryPublic):
+    stages: list[StageVerdictPublic]
+    objections: list[ObjectionVerdictPublic]
     fillers: list[dict[str, Any]]
     metrics: dict[str, Any] | None
     score_breakdown: list[dict[str, Any]]
@@ -144,26 +144,26 @@ class CallDetail(CallSummary):
     recording_url: str | None = Field(None, description="this API's address of the audio, with Range support")
 
 
-class UploadItem(BaseModel):
+class UploadItemPublic(BaseModel):
     filename: str
     outcome: Literal["created", "duplicate", "rejected"]
     call_id: int | None = None
-    error: ErrorInfo | None = None
+    error: ErrorInfoPublic | None = None
 
 
-class UploadResult(BaseModel):
-    items: list[UploadItem]
+class UploadResultPublic(BaseModel):
+    items: list[UploadItemPublic]
     created: int
     duplicates: int
     rejected: int
 
     @classmethod
-    def of(cls, items: list[UploadItem]) -> UploadResult:
+    def of(cls, items: list[UploadItemPublic]) -> UploadResultPublic:
         return cls(items=items, created=sum(i.outcome == "created" for i in items),
                    duplicates=sum(i.outcome == "duplicate" for i in items), rejected=sum(i.outcome == "rejected" for i in items))
 
 
-class RescoreRequest(BaseModel):
+class RescoreCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     script_id: str | None = Field(None, description="score the calls in this script's language against its active "
                                   "version; default: each call against its own script id's active version")
@@ -173,7 +173,7 @@ class RescoreRequest(BaseModel):
                                 "version (not active yet, e.g. one learned from reviews) would change")
 
 
-class RescoreChange(BaseModel):
+class RescoreChangePublic(BaseModel):
     call_id: int
     score_before: float | None
     score_after: float | None
@@ -182,10 +182,10 @@ class RescoreChange(BaseModel):
     objections_after: list[str]
 
 
-class RescoreResult(BaseModel):
+class RescoreResultPublic(BaseModel):
     rescored: int
     changed: int
     dry_run: bool
-    script: ScriptRef | None
+    script: ScriptRefPublic | None
     stage_flips: dict[str, dict[str, int]] = Field(description="stage id -> 'missed->passed': number of calls")
-    changes: list[RescoreChange] = Field(description="the calls that changed (first 500)")
+    changes: list[RescoreChangePublic] = Field(description="the calls that changed (first 500)")

@@ -23,7 +23,7 @@ from api.audit import audit
 from api.auth.scope import Scope, scope_of
 from api.auth.service import manager_by_external_id
 from api.calls.results import added_objections, latest_reviews, objection_keys, result_values
-from api.calls.schemas import CallMetadata, RescoreChange, RescoreResult, ScriptRef
+from api.calls.schemas import CallMetadataCreate, RescoreChangePublic, RescoreResultPublic, ScriptRefPublic
 from api.core.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, UnprocessableRecording
 from api.core.storage import RecordingStore, Stored
 from api.models import (
@@ -56,7 +56,7 @@ def display_name(name: str | None) -> str:
     return base if base not in ("", ".", "..") else "recording"
 
 
-def _apply_metadata(session: Session, call: Call, meta: CallMetadata, scope: Scope) -> None:
+def _apply_metadata(session: Session, call: Call, meta: CallMetadataCreate, scope: Scope) -> None:
     """The call's metadata; its manager must be one the uploader sees. Uploaders who see every team
     (admins, quality controllers, the PBX) may name a new extension, which makes its manager; a head of
     sales names a manager of their teams, so a call never lands outside them or in another team."""
@@ -82,7 +82,7 @@ def _apply_metadata(session: Session, call: Call, meta: CallMetadata, scope: Sco
 
 def ingest_stream(
     session: Session, store: RecordingStore, *, stream: BinaryIO, filename: str | None, content_type: str | None,
-    meta: CallMetadata, source: str = "upload", actor: User | None = None,
+    meta: CallMetadataCreate, source: str = "upload", actor: User | None = None,
 ) -> Ingested:
     """Store a recording and queue its call. The same bytes again are the same call (its metadata is
     not overwritten); a file that is not usable audio is rejected before anything is stored."""
@@ -113,7 +113,7 @@ def _drop_if_orphan(session: Session, store: RecordingStore, stored: Stored) -> 
 
 def _ingest_stored(
     session: Session, *, stored: Stored, duration: float | None, filename: str | None, content_type: str | None,
-    meta: CallMetadata, source: str, actor: User | None,
+    meta: CallMetadataCreate, source: str, actor: User | None,
 ) -> Ingested:
     scope = scope_of(session, actor)
     existing = session.scalar(select(Call).where(Call.recording_sha256 == stored.sha256))
@@ -161,7 +161,7 @@ def _external_id_taken(external_id: str, same: Call, scope: Scope) -> Conflict:
                     code="external_id_taken", details={"call_id": same.id})
 
 
-def ingest_webhook(session: Session, *, url: str, meta: CallMetadata, actor: User | None) -> Ingested:
+def ingest_webhook(session: Session, *, url: str, meta: CallMetadataCreate, actor: User | None) -> Ingested:
     """Queue a call whose recording the worker will download; a repeated PBX call id is the same call."""
     if meta.external_id:
         same = session.scalar(select(Call).where(Call.external_id == meta.external_id))
@@ -184,7 +184,7 @@ def ingest_webhook(session: Session, *, url: str, meta: CallMetadata, actor: Use
 
 
 def import_folder(
-    session: Session, store: RecordingStore, *, folder: Path, meta: CallMetadata, actor: User | None = None
+    session: Session, store: RecordingStore, *, folder: Path, meta: CallMetadataCreate, actor: User | None = None
 ) -> list[tuple[Path, Ingested | ServiceError]]:
     """Every audio file under a folder; a bad file is reported and the rest go on."""
     results: list[tuple[Path, Ingested | ServiceError]] = []
@@ -393,7 +393,7 @@ def get_call(session: Session, call_id: int, *, scope: Scope) -> Call:
 
 
 def summary(call: Call) -> dict[str, Any]:
-    """A call as the list shows it (:class:`~api.calls.schemas.CallSummary`)."""
+    """A call as the list shows it (:class:`~api.calls.schemas.CallSummaryPublic`)."""
     manager = call.manager
     return {
         "id": call.id,
@@ -426,7 +426,7 @@ def call_detail(session: Session, call_id: int, *, scope: Scope) -> dict[str, An
 
 
 def detail(call: Call) -> dict[str, Any]:
-    """A call's page (:class:`~api.calls.schemas.CallDetail`): its summary, and the report's verdicts
+    """A call's page (:class:`~api.calls.schemas.CallDetailPublic`): its summary, and the report's verdicts
     with the reviewers' decisions over them; the stored transcript is read only when the report has
     none, the objections reviewers added only when there are rows beyond the report's."""
     session = object_session(call)
@@ -506,7 +506,7 @@ def retry_call(session: Session, *, call_id: int, actor: User) -> Call:
 def rescore(
     session: Session, *, actor: User | None, script_id: str | None, call_ids: list[int] | None, dry_run: bool, batch: int = 500,
     version: str | None = None,
-) -> RescoreResult:
+) -> RescoreResultPublic:
     """Score stored transcripts again against the active script versions, without transcribing.
 
     Only the calls ``actor`` may see (None: the system, every call). Reviews are kept (a reviewer's
@@ -526,16 +526,16 @@ def rescore(
     if call_ids is not None:
         query = query.where(Call.id.in_(call_ids))
     versions: dict[str, ScriptVersion] = {}
-    chosen_ref: ScriptRef | None = None
+    chosen_ref: ScriptRefPublic | None = None
     chosen_language: str | None = None
     if script_id is not None:
         v = get_version(session, script_id=script_id, version=version) if version else active_version(session, script_id=script_id)
-        chosen_ref = ScriptRef(id=v.script_id, version=v.version)
+        chosen_ref = ScriptRefPublic(id=v.script_id, version=v.version)
         chosen_language = v.language
         # the language column is set once a call is scored; the transcript's decides below otherwise
         query = query.where(or_(Call.language == v.language, Call.language.is_(None)))
     ids = list(session.scalars(query))
-    changes: list[RescoreChange] = []
+    changes: list[RescoreChangePublic] = []
     flips: dict[str, dict[str, int]] = {}
     changed = skipped = 0
     for start in range(0, len(ids), batch):
@@ -571,7 +571,7 @@ def rescore(
             if moved or before_obj != after_obj or before_score != values["score"] or call.script_version != used.version:
                 changed += 1
                 if len(changes) < 500:
-                    changes.append(RescoreChange(call_id=call.id, score_before=before_score, score_after=values["score"],
+                    changes.append(RescoreChangePublic(call_id=call.id, score_before=before_score, score_after=values["score"],
                                                  stages_changed=moved, objections_before=before_obj, objections_after=after_obj))
             if not dry_run:
                 values.pop("duration", None)
@@ -587,7 +587,7 @@ def rescore(
         audit(session, user=actor, action="calls.rescore", entity="script", entity_id=script_id or "*",
               after={"rescored": rescored, "changed": changed})
         session.commit()
-    return RescoreResult(rescored=rescored, changed=changed, dry_run=dry_run, script=chosen_ref, stage_flips=flips, changes=changes)
+    return RescoreResultPublic(rescored=rescored, changed=changed, dry_run=dry_run, script=chosen_ref, stage_flips=flips, changes=changes)
 
 
 def import_root_allowed(folder: str | Path, roots: list[Path]) -> Path:

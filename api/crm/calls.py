@@ -5,7 +5,7 @@
     call_id,audio,manager_external_id,client_phone,direction,started_at,crm_lead_id,crm_deal_id
 
 A row belongs to the recording named in ``audio`` (a file name), or whose name without extension
-is ``call_id``. The other columns are :class:`api.calls.schemas.CallMetadata` fields; empty cells
+is ``call_id``. The other columns are :class:`api.calls.schemas.CallMetadataCreate` fields; empty cells
 are unknown. A recording that was already stored keeps what it knows and gets only the fields it
 lacks (a repeated import never overwrites).
 """
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from analyzer.sales.tables import decode_text
 from api.auth.service import manager_by_external_id
-from api.calls.schemas import CallMetadata
+from api.calls.schemas import CallMetadataCreate
 from api.calls.service import AUDIO_EXTENSIONS, Ingested, ingest_stream
 from api.core.errors import ServiceError
 from api.core.storage import RecordingStore
@@ -47,7 +47,7 @@ def read_call_metadata(path: Path) -> MetadataTable:
     text = decode_text(path.read_bytes())
     sep = ";" if text.split("\n", 1)[0].count(";") > text.split("\n", 1)[0].count(",") else ","
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=sep)
-    fields = set(CallMetadata.model_fields)
+    fields = set(CallMetadataCreate.model_fields)
     by_name: dict[str, dict[str, Any]] = {}
     errors: list[tuple[int, str]] = []
     for row in reader:
@@ -55,7 +55,7 @@ def read_call_metadata(path: Path) -> MetadataTable:
         values = {k.strip(): (v or "").strip() for k, v in row.items() if k}
         meta = {k: v for k, v in values.items() if k in fields and v}
         try:
-            CallMetadata.model_validate(meta)
+            CallMetadataCreate.model_validate(meta)
         except ValidationError as e:
             first = e.errors()[0]
             errors.append((line, f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"))
@@ -69,7 +69,7 @@ def read_call_metadata(path: Path) -> MetadataTable:
     return MetadataTable(by_name, errors)
 
 
-def _fill_missing(session: Session, ingested: Ingested, meta: CallMetadata) -> None:
+def _fill_missing(session: Session, ingested: Ingested, meta: CallMetadataCreate) -> None:
     call = ingested.call
     data = meta.model_dump(exclude_none=True)
     ext = data.pop("manager_external_id", None)
@@ -82,7 +82,7 @@ def _fill_missing(session: Session, ingested: Ingested, meta: CallMetadata) -> N
     session.commit()
 
 
-def import_folder_with_metadata(session: Session, store: RecordingStore, *, folder: Path, meta: CallMetadata,
+def import_folder_with_metadata(session: Session, store: RecordingStore, *, folder: Path, meta: CallMetadataCreate,
                                 table: MetadataTable) -> list[tuple[Path, Ingested | ServiceError]]:
     """Like :func:`api.calls.service.import_folder`, each recording with its own row of ``table`` over ``meta``."""
     results: list[tuple[Path, Ingested | ServiceError]] = []
@@ -90,7 +90,7 @@ def import_folder_with_metadata(session: Session, store: RecordingStore, *, fold
     for path in sorted(folder.rglob("*")):
         if not path.is_file() or path.suffix.lower() not in AUDIO_EXTENSIONS or path.is_symlink():
             continue
-        own = CallMetadata.model_validate({**common, **(table.for_file(path) or {})})
+        own = CallMetadataCreate.model_validate({**common, **(table.for_file(path) or {})})
         try:
             with path.open("rb") as f:
                 ingested = ingest_stream(session, store, stream=f, filename=path.name, content_type=None, meta=own,

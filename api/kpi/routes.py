@@ -11,7 +11,7 @@ from api.core.exports import download
 from api.core.openapi import errors
 from api.deps import SessionDep, UserDep
 from api.kpi import service
-from api.kpi.schemas import FunnelOut, KpiInfoOut, KpiReportOut, QualityOutcomeOut
+from api.kpi.schemas import FunnelPublic, KpiInfoPublic, KpiReportPublic, QualityOutcomePublic
 
 router = APIRouter(prefix="/api/v1/kpi", tags=["kpi"], responses=errors(400, 404))
 
@@ -32,7 +32,7 @@ def _report(session: Any, user: Any, period: str | None, date_from: date | None,
 
 @router.get(
     "",
-    response_model=KpiReportOut,
+    response_model=KpiReportPublic,
     summary="The KPI table: call quality and sales per manager, team or department",
     description="Scores, script compliance and objection handling of the calls joined with CRM leads, deals and plans. "
     "A manager sees own KPIs only, a head of sales the teams they head, admins and quality controllers everyone. "
@@ -53,14 +53,14 @@ def kpi_table(
     return download(data, media_type=media_type, filename=filename)
 
 
-@router.get("/catalogue", response_model=dict[str, KpiInfoOut], summary="Every KPI: titles (en, ru), unit, formula")
+@router.get("/catalogue", response_model=dict[str, KpiInfoPublic], summary="Every KPI: titles (en, ru), unit, formula")
 def catalogue(_: UserDep) -> dict[str, Any]:
     return service.kpi_catalogue()
 
 
 @router.get(
     "/quality-vs-outcome",
-    response_model=QualityOutcomeOut,
+    response_model=QualityOutcomePublic,
     summary="Which parts of the script go with won deals",
     description="Deals won or lost in the period, with their calls: the win rate where a script stage was done "
     "(an objection handled) vs missed, the difference with a 95% Newcombe interval, and a verdict.",
@@ -71,7 +71,7 @@ def quality_vs_outcome(session: SessionDep, user: UserDep, period: _Period = Non
     return {"period": report["period"], "by": by, "group_key": report["group_key"], "rows": report["quality_outcome"]}
 
 
-@router.get("/funnel", response_model=FunnelOut, summary="Funnel conversion stage to stage, for deals created in the period")
+@router.get("/funnel", response_model=FunnelPublic, summary="Funnel conversion stage to stage, for deals created in the period")
 def funnel(session: SessionDep, user: UserDep, period: _Period = None, date_from: _From = None, date_to: _To = None,
            by: _By = "all", team_id: _Team = None, manager_id: _Manager = None) -> dict[str, Any]:
     report = _report(session, user, period, date_from, date_to, by, team_id, manager_id)

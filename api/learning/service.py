@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from api.audit import audit
 from api.auth.scope import Scope
 from api.calls.results import OBJECTION_KEY, objection_keys
-from api.calls.schemas import RescoreResult
+from api.calls.schemas import RescoreResultPublic
 from api.calls.service import rescore
 from api.core.errors import Conflict
 from api.models import Call, CallStatus, Review, ScriptVersion, User
@@ -83,7 +83,7 @@ class Learned:
     examples: int
     calls: int
     labels: dict[str, int]
-    changes: RescoreResult
+    changes: RescoreResultPublic
 
 
 def learn(session: Session, *, actor: User | None, script_id: str) -> Learned:

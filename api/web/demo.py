@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api.auth.service import create_user
-from api.calls.schemas import CallMetadata
+from api.calls.schemas import CallMetadataCreate
 from api.core.config import ServiceSettings
 from api.core.db import Database
 from api.core.errors import ServiceError
@@ -71,7 +71,7 @@ def _import_calls(session: Session, store: RecordingStore, audio: Path, metadata
     if not audio.is_dir():
         return
     table = read_call_metadata(metadata)
-    for path, result in import_folder_with_metadata(session, store, folder=audio, meta=CallMetadata(), table=table):
+    for path, result in import_folder_with_metadata(session, store, folder=audio, meta=CallMetadataCreate(), table=table):
         if isinstance(result, ServiceError):
             log.warning("demo: %s not imported: %s", path.name, result.message)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, func, select
 
-from api.calls.schemas import CallMetadata
+from api.calls.schemas import CallMetadataCreate
 from api.calls.service import Ingested, ingest_stream
 from api.core.errors import ServiceError
 from api.core.storage import RecordingStore
@@ -110,9 +110,9 @@ def test_an_upload_refused_at_the_same_moment_never_takes_the_file_of_the_accept
     store = RecordingStore(settings.recordings_dir, max_bytes=settings.max_upload_bytes)
     with db.sessions() as s:  # the call that already has the PBX call id, with other bytes
         ingest_stream(s, store, stream=io.BytesIO(tone(900)), filename="earlier.wav", content_type="audio/wav",
-                      meta=CallMetadata(external_id="pbx-7"))
+                      meta=CallMetadataCreate(external_id="pbx-7"))
     data = tone(350)
-    bad = CallMetadata(external_id="pbx-7") if refusal == "external_id_taken" else CallMetadata(manager_id=999_999)
+    bad = CallMetadataCreate(external_id="pbx-7") if refusal == "external_id_taken" else CallMetadataCreate(manager_id=999_999)
     outcome: list[object] = []
 
     def other_upload() -> None:
@@ -132,7 +132,7 @@ def test_an_upload_refused_at_the_same_moment_never_takes_the_file_of_the_accept
 
         event.listen(accepted, "before_commit", let_the_other_one_in, once=True)
         call = ingest_stream(accepted, store, stream=io.BytesIO(data), filename="right.wav", content_type="audio/wav",
-                             meta=CallMetadata(manager_id=people.manager_id)).call
+                             meta=CallMetadataCreate(manager_id=people.manager_id)).call
     other.join(timeout=60)
     assert not other.is_alive()
     # the accepted call's recording is there, whole

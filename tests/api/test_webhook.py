@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from api.calls.schemas import CallMetadata
+from api.calls.schemas import CallMetadataCreate
 from api.calls.service import ingest_webhook
 from api.core.netguard import GuardedTransport
 
@@ -176,7 +176,7 @@ def _status(client, people, call_id: int) -> dict:
 def _queued_past_intake(db, url: str) -> int:
     """A webhook call whose URL was not checked when it came in (its name pointed elsewhere then)."""
     with db.sessions() as s:
-        return ingest_webhook(s, url=url, meta=CallMetadata(), actor=None).call.id
+        return ingest_webhook(s, url=url, meta=CallMetadataCreate(), actor=None).call.id
 
 
 NOT_PUBLIC = [

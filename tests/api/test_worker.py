@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from api.calls.schemas import CallMetadata
+from api.calls.schemas import CallMetadataCreate
 from api.calls.service import ingest_stream
 from api.models import Call, CallRun, CallStage, CallStatus
 from api.processing import queue
@@ -32,7 +32,7 @@ def _ingest(db, settings, path: Path, **meta) -> int:
 
     store = RecordingStore(settings.recordings_dir, max_bytes=settings.max_upload_bytes)
     with db.sessions() as s, path.open("rb") as f:
-        return ingest_stream(s, store, stream=f, filename=path.name, content_type=None, meta=CallMetadata(**meta)).call.id
+        return ingest_stream(s, store, stream=f, filename=path.name, content_type=None, meta=CallMetadataCreate(**meta)).call.id
 
 
 def _worker(settings, log: Path, *args: str) -> subprocess.Popen:

@@ -22,7 +22,7 @@ import pytest
 from api.app import create_app
 from api.auth.service import create_user
 from api.bootstrap import bootstrap
-from api.calls.schemas import CallMetadata
+from api.calls.schemas import CallMetadataCreate
 from api.calls.service import ingest_stream
 from api.core.config import ServiceSettings, get_service_settings
 from api.core.db import Database
@@ -105,7 +105,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, analyzer: Any) -> Iterator[Si
         calls = {}
         for key, name, manager, days in (("anna", "ru_06_advertising_gives_up.wav", anna.id, 2),
                                          ("boris", "ru_21_printing_have_supplier_handled.mp3", boris.id, 3)):
-            meta = CallMetadata.model_validate({"manager_id": manager, "direction": "outbound", "client_phone": "+79005550101",
+            meta = CallMetadataCreate.model_validate({"manager_id": manager, "direction": "outbound", "client_phone": "+79005550101",
                                                 "started_at": (now - timedelta(days=days)).isoformat()})
             with (SAMPLES / name).open("rb") as f:
                 calls[key] = ingest_stream(s, store, stream=f, filename=name, content_type=None, meta=meta).call.id
