@@ -1,5 +1,6 @@
 """Service tests run against every database in ``DATABASES``: a SQLite file and the PostgreSQL on
 loopback (``CALLQA_TEST_POSTGRES_URL``; ``make test`` starts the server when it is not running).
+The PostgreSQL runs are marked ``postgres``: ``-m "not postgres"`` runs the SQLite half alone.
 
 Each test gets an empty database: the schema is built once per session by the real Alembic
 migrations, then SQLite tests copy that file and PostgreSQL tests truncate every table after use.
@@ -27,7 +28,7 @@ from api.scripts.service import seed_builtin_scripts
 PASSWORD = "violet-kettle-morning-42"
 """Every test user's password (the password policy refuses one with the username in it)."""
 PG_URL = os.environ.get("CALLQA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/callqa_test")
-DATABASES = ["sqlite", "postgresql"]
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 def _ensure_pg_database(url: str) -> None:
@@ -146,16 +147,9 @@ def people(db: Database) -> People:
         return People(tokens, own.id, other.id, team.id)
 
 
-@pytest.fixture(scope="session")
-def shared_analyzer():
-    """The real analyzer with the embedded model, loaded once for every test that processes calls."""
-    from analyzer import Analyzer
-
-    return Analyzer()
-
-
 @pytest.fixture
-def processor(settings: ServiceSettings, db: Database, shared_analyzer):
+def processor(settings: ServiceSettings, db: Database, analyzer):
+    """The worker's call processor with the real analyzer (the model loaded once, tests/conftest.py)."""
     from api.processing.pipeline import CallProcessor
 
-    return CallProcessor(settings, db=db, analyzer=shared_analyzer)
+    return CallProcessor(settings, db=db, analyzer=analyzer)

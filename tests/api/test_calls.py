@@ -10,8 +10,6 @@ from api.models import Call, CallRun, CallStatus
 
 from .test_ingest import stored_files
 
-pytestmark = pytest.mark.model
-
 DATA = Path(__file__).parent.parent / "data"
 
 

@@ -19,7 +19,7 @@ from api.app import create_app
 from api.models import Call, CallRun, CallStatus
 from api.processing.celery_app import CeleryExecutor
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.services]
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG_CALL = ROOT / "sample_calls" / "audio" / "ru_21_printing_have_supplier_handled.mp3"
@@ -53,7 +53,7 @@ def _wait(predicate, timeout: float, what: str, log: Path) -> None:
     raise AssertionError(f"timed out waiting for {what}; worker log:\n{log.read_text()[-3000:]}")
 
 
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 @pytest.mark.parametrize("broker", sorted(BROKERS))
 def test_celery_worker_processes_uploads_exactly_once_through_a_kill_9(broker, db, settings, people, tmp_path):
     settings.executor = "celery"

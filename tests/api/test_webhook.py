@@ -24,7 +24,6 @@ from api.calls.schemas import CallMetadata
 from api.calls.service import ingest_webhook
 from api.core.netguard import GuardedTransport
 
-pytestmark = pytest.mark.model
 CLIP = (Path(__file__).parent.parent / "data" / "clip_ru.wav").read_bytes()
 
 

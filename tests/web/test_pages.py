@@ -9,7 +9,6 @@ import pytest
 
 from .conftest import PASSWORDS
 
-pytestmark = pytest.mark.model
 DATA = Path(__file__).parent.parent / "data"
 
 
