@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import Clock
+
 DATA = Path(__file__).parent / "data"
 
 # The mark a test gets from a fixture it uses, directly or through other fixtures, so that
@@ -63,6 +65,12 @@ def render_dialogue() -> Callable[..., Path]:
     from sample_calls.render import render_dialogue
 
     return render_dialogue
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A clock the test moves (:class:`tests.helpers.Clock`), from the real time of its first reading."""
+    return Clock()
 
 
 @pytest.fixture(scope="session")

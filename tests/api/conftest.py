@@ -8,7 +8,6 @@ migrations, then SQLite tests copy that file and PostgreSQL tests truncate every
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,22 +23,9 @@ from api.core.config import ServiceSettings, get_service_settings
 from api.core.db import Base, Database, upgrade
 from api.models import Manager, Role, Team
 from api.scripts.service import seed_builtin_scripts
+from tests.helpers import PASSWORD, PG_URL, NoExecutor, ensure_pg_database
 
-PASSWORD = "violet-kettle-morning-42"
-"""Every test user's password (the password policy refuses one with the username in it)."""
-PG_URL = os.environ.get("CALLQA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/callqa_test")
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-
-
-def _ensure_pg_database(url: str) -> None:
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
-    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        if not c.scalar(text("select 1 from pg_database where datname = :n"), {"n": u.database}):
-            c.execute(text(f'create database "{u.database}"'))
-    admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +37,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def pg_migrated() -> str:
-    _ensure_pg_database(PG_URL)
+    ensure_pg_database(PG_URL)
     engine = create_engine(PG_URL)
     with engine.begin() as c:  # start from nothing, then migrate: the migrations themselves are tested
         c.execute(text("drop schema public cascade"))
@@ -75,16 +61,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with engine.begin() as c:
         c.execute(text(f"truncate {tables} restart identity cascade"))
     engine.dispose()
-
-
-class NoExecutor:
-    """The API's executor when a test drives the worker itself: submitting is recorded, nothing runs."""
-
-    def __init__(self) -> None:
-        self.submitted: list[int] = []
-
-    def submit(self, call_id: int) -> None:
-        self.submitted.append(call_id)
 
 
 @pytest.fixture

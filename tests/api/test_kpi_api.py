@@ -23,8 +23,7 @@ from typer.testing import CliRunner
 from analyzer import crm, kpi
 from api.core.exports import safe_cell
 from api.models import Call, CallObjection, CallStage, CallStatus, Direction, Manager, Team
-
-from .conftest import PASSWORD
+from tests.helpers import PASSWORD
 
 CRM_DIR = Path(__file__).resolve().parents[2] / "sample_calls" / "crm"
 

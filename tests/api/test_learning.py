@@ -11,8 +11,7 @@ import os
 import subprocess
 import sys
 
-from .conftest import PASSWORD
-from .test_filters import API, HELLO, PITCH, score, transcribed_call
+from tests.helpers import API, HELLO, PASSWORD, PITCH, score, transcribed_call
 
 LOOK_ALIKES = ["Бюджет не ограничен, нас волнуют только сроки.", "Бюджет не резиновый, но на это хватит, вопрос в сроках.",
                "Нет бюджета такого, который бы нас остановил, главное успеть к весне."]

@@ -14,8 +14,7 @@ from sqlalchemy.engine import make_url
 from api.core.config import get_service_settings
 from api.core.db import Database, alembic_config, upgrade
 from api.models import Call, CallStatus, Dispute, Review, Role, User
-
-from .conftest import PG_URL, _ensure_pg_database
+from tests.helpers import PG_URL, ensure_pg_database
 
 BEFORE_KEYS = "0003"
 
@@ -27,7 +26,7 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     url = make_url(PG_URL)
     url = url.set(database=f"{url.database}_migrations").render_as_string(hide_password=False)
-    _ensure_pg_database(url)
+    ensure_pg_database(url)
     engine = create_engine(url)
     with engine.begin() as c:
         c.execute(text("drop schema public cascade"))

@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from analyzer.scripts import BUNDLED_DIR
-
-from .conftest import PASSWORD
+from tests.helpers import PASSWORD
 
 DATA = Path(__file__).parent.parent / "data"
 API = "/api/v1"

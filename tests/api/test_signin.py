@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,27 +18,9 @@ from sqlalchemy import select
 import api.core.security
 from api.app import create_app
 from api.models import Role, User
-
-from .conftest import PASSWORD, NoExecutor
+from tests.helpers import PASSWORD, NoExecutor
 
 API = "/api/v1"
-START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 def client_from(settings, db, clock, address: str) -> TestClient:
