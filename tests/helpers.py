@@ -9,14 +9,18 @@ import math
 import os
 import re
 import struct
+import time
 import wave
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, text, update
 from sqlalchemy.engine import make_url
 
 from api.models import Call, CallStatus
+
+T = TypeVar("T")
 
 API = "/api/v1"
 PASSWORD = "violet-kettle-morning-42"
@@ -65,6 +69,21 @@ class Clock:
         """Move on ``seconds``; returns the new time."""
         self._now = self() + timedelta(seconds=seconds)
         return self._now
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, *, log: Any = None) -> T:
+    """Poll ``predicate`` until it returns something true (returned) or ``timeout`` seconds pass
+    (an AssertionError naming ``what``, with the end of the ``log`` file if given). For real
+    processes only: code that reads a clock is given a :class:`Clock` instead."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            tail = f"; log:\n{log.read_text()[-3000:]}" if log is not None else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{tail}")
+        time.sleep(0.1)
 
 
 def tone(hz: float, seconds: float = 0.3, rate: int = 8000) -> bytes:
