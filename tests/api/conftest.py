@@ -124,8 +124,14 @@ def people(db: Database) -> People:
 
 
 @pytest.fixture
-def processor(settings: ServiceSettings, db: Database, analyzer):
+def pauses() -> list[float]:
+    """The pauses the ``processor`` took between the tries of a download, in seconds: recorded, not waited."""
+    return []
+
+
+@pytest.fixture
+def processor(settings: ServiceSettings, db: Database, analyzer, pauses: list[float]):
     """The worker's call processor with the real analyzer (the model loaded once, tests/conftest.py)."""
     from api.processing.pipeline import CallProcessor
 
-    return CallProcessor(settings, db=db, analyzer=analyzer)
+    return CallProcessor(settings, db=db, analyzer=analyzer, sleep=pauses.append)
