@@ -2,15 +2,17 @@
 loopback (``CALLQA_TEST_POSTGRES_URL``; ``make test`` starts the server when it is not running).
 The PostgreSQL runs are marked ``postgres``: ``-m "not postgres"`` runs the SQLite half alone.
 
-Each test gets an empty database: the schema is built once per session by the real Alembic
-migrations, then SQLite tests copy that file and PostgreSQL tests truncate every table after use.
+Each test gets an empty database with the bundled scripts: the schema is built once per session by
+the real Alembic migrations, then SQLite tests copy that file and PostgreSQL tests truncate every
+table after use. The SQLite template holds the scripts, and a second one the ``people`` too, so that
+their parsing and password hashing (most of a short test's time) happen once a session.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -30,9 +32,29 @@ DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The migrated SQLite database with the bundled scripts, which each SQLite test copies."""
     path = tmp_path_factory.mktemp("db") / "template.db"
-    upgrade(f"sqlite:///{path}")
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    database = Database(get_service_settings(database_url=url, data_dir=path.parent / "data"))
+    try:
+        with database.sessions() as s:
+            seed_builtin_scripts(s)
+    finally:
+        database.dispose()
     return path
+
+
+@pytest.fixture(scope="session")
+def sqlite_people_template(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, People]:
+    """The template with the ``people`` in it, for the SQLite tests that ask for them."""
+    path = tmp_path_factory.mktemp("db") / "people.db"
+    shutil.copy(sqlite_template, path)
+    database = Database(get_service_settings(database_url=f"sqlite:///{path}", data_dir=path.parent / "data"))
+    try:
+        return path, _people(database)
+    finally:
+        database.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +73,11 @@ def pg_migrated() -> str:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         path = tmp_path / "callqa.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        if "people" in request.fixturenames:
+            template = request.getfixturevalue("sqlite_people_template")[0]
+        else:
+            template = request.getfixturevalue("sqlite_template")
+        shutil.copy(template, path)
         yield f"sqlite:///{path}"
         return
     url = request.getfixturevalue("pg_migrated")
@@ -74,8 +100,9 @@ def settings(db_url: str, tmp_path: Path) -> ServiceSettings:
 @pytest.fixture
 def db(settings: ServiceSettings) -> Iterator[Database]:
     database = Database(settings)
-    with database.sessions() as s:
-        seed_builtin_scripts(s)
+    if not settings.db_url.startswith("sqlite"):  # a SQLite test's copy of the template has them
+        with database.sessions() as s:
+            seed_builtin_scripts(s)
     yield database
     database.dispose()
 
@@ -105,7 +132,14 @@ class People:
 
 
 @pytest.fixture
-def people(db: Database) -> People:
+def people(db: Database, db_url: str, request: pytest.FixtureRequest) -> People:
+    if db_url.startswith("sqlite"):  # its database is a copy of the template with them in it
+        made: People = request.getfixturevalue("sqlite_people_template")[1]
+        return replace(made, tokens=dict(made.tokens))
+    return _people(db)
+
+
+def _people(db: Database) -> People:
     tokens = {}
     with db.sessions() as s:
         users = {}
@@ -119,7 +153,7 @@ def people(db: Database) -> People:
         s.add_all([own, other])
         s.commit()
         for role in Role:
-            tokens[role.value] = sign_in(s, username=role.value, password=PASSWORD, hours=1)[0]
+            tokens[role.value] = sign_in(s, username=role.value, password=PASSWORD, hours=24)[0]  # a session's worth
         return People(tokens, own.id, other.id, team.id)
 
 
