@@ -29,6 +29,7 @@ NEEDS = {
     "analyzer": "model",  # the real Whisper model, loaded once
     "browser": "browser",  # Chromium (tests/web/conftest.py)
     "render_dialogue": "festival",  # audio rendered with festival and sox
+    "callqa_serve": "slow",  # `callqa serve` in processes of its own
 }
 
 

@@ -190,6 +190,7 @@ def callqa(tmp_path, *args: str, env: dict[str, str]) -> subprocess.CompletedPro
     return done
 
 
+@pytest.mark.slow
 def test_the_command_line_refuses_weak_passwords_too(tmp_path):
     weak_admin = callqa(tmp_path, "db", "upgrade", env={"CALLQA_ADMIN_PASSWORD": "admin12345"})
     assert weak_admin.returncode == 2 and "CALLQA_ADMIN_PASSWORD: the password contains the username" in weak_admin.stdout

@@ -98,6 +98,7 @@ def test_kill_9_mid_call_and_the_call_still_completes_exactly_once(db, settings,
     assert {s["id"]: s["status"] for s in call.report["stages"]}["greeting"] == "passed"
 
 
+@pytest.mark.slow
 def test_worker_processes_stop_when_their_parent_is_killed_and_claim_nothing_after(db, settings, tmp_path):
     """``kill -9`` of ``callqa worker`` takes its worker processes with it: orphans would go on claiming
     calls beside the worker started again in its place."""
