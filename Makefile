@@ -2,12 +2,13 @@
 #   make demo   set up, queue, transcribe and score the sample calls with their CRM data (SQLite, local worker,
 #               embedded model), print the calls and the KPI table, then serve the web UI and API (Ctrl-C stops)
 #   make test   set up, then run the whole test suite (what .ci/run runs)
+# and, while working on the code, make test-fast: the tests that need no services, browser, festival or model.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup sysdeps services demo serve test lint bench-text bench-audio bench-speed sample-audio
+.PHONY: setup sysdeps services demo serve test test-fast lint bench-text bench-audio bench-speed sample-audio
 
 # Debian packages the sample-call renderer (and its tests) use: festival voices, sox, and ffmpeg
 # for the MP3, OGG/Opus and M4A encodings; chromium and its driver for the web UI's browser tests.
@@ -46,6 +47,13 @@ serve: $(STAMP)
 
 test: $(STAMP) sysdeps services
 	$(BIN)/python -m pytest
+
+# The quick check while changing code: the tests that need nothing but the virtualenv (SQLite only; no
+# PostgreSQL, Redis or RabbitMQ, no Chromium, festival or Whisper model) and run in-process (the markers
+# in pyproject.toml).
+FAST := not (postgres or services or browser or festival or model or slow)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "$(FAST)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check analyzer api benchmarks tests sample_calls

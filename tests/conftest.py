@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +17,27 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import Clock
+
 DATA = Path(__file__).parent / "data"
+
+# The mark a test gets from a fixture it uses, directly or through other fixtures, so that
+# `-m "not model"` and the like (`make test-fast`) leave out what needs more than Python without
+# anyone remembering to mark a test. The PostgreSQL half of the database fixtures is marked by its
+# parameter instead (tests/api/conftest.py).
+NEEDS = {
+    "analyzer": "model",  # the real Whisper model, loaded once
+    "browser": "browser",  # Chromium (tests/web/conftest.py)
+    "render_dialogue": "festival",  # audio rendered with festival and sox
+    "callqa_serve": "slow",  # `callqa serve` in processes of its own
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & NEEDS.keys():
+            item.add_marker(NEEDS[fixture])
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +56,22 @@ def analyzer():
     from analyzer import Analyzer
 
     return Analyzer()
+
+
+@pytest.fixture(scope="session")
+def render_dialogue() -> Callable[..., Path]:
+    """The sample-call renderer (:func:`sample_calls.render.render_dialogue`): festival voices and sox."""
+    if shutil.which("text2wave") is None or shutil.which("sox") is None:
+        pytest.fail("the renderer needs Debian's festival, festvox-ru and sox: run make sysdeps", pytrace=False)
+    from sample_calls.render import render_dialogue
+
+    return render_dialogue
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A clock the test moves (:class:`tests.helpers.Clock`), from the real time of its first reading."""
+    return Clock()
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+pytestmark = pytest.mark.slow  # every test runs the command in a process of its own
+
 CALLQA = [sys.executable, "-m", "analyzer.cli"]
 
 

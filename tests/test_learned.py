@@ -104,6 +104,7 @@ def test_a_model_keeps_its_probabilities_through_bytes():
     assert again.handled("price", tokens) == pytest.approx(model.handled("price", tokens))
 
 
+@pytest.mark.slow  # trains scikit-learn's model to compare
 def test_scoring_arithmetic_gives_scikit_learns_probabilities():
     norm = get_normalizer("ru")
     rows = [(u.text, u.label) for u in corpus().utterances if u.language == "ru"][:800]

@@ -16,11 +16,6 @@ from analyzer import Analyzer
 PROMPTS = Path(__file__).parent / "data" / "prompts"
 
 
-@pytest.fixture(scope="module")
-def analyzer() -> Analyzer:
-    return Analyzer()
-
-
 def said(report) -> list[str]:  # noqa: ANN001
     return re.findall(r"\w+", " ".join(u.text for u in report.transcript.utterances).lower())
 
@@ -61,9 +56,10 @@ def test_a_short_russian_call_the_detector_hears_as_another_language_is_still_an
     assert said(report) and all(re.fullmatch(r"[а-яё0-9]+", w) for w in said(report)), said(report)
 
 
-def test_a_broken_script_in_the_library_does_not_stop_the_language_detection(tmp_path):
+def test_a_broken_script_in_the_library_does_not_stop_the_language_detection(analyzer, tmp_path):
     from analyzer.settings import get_settings
 
     (tmp_path / "draft.yaml").write_text("id: draft\nstages: [unfinished\n", encoding="utf-8")
-    report = Analyzer(get_settings(scripts_dirs=[tmp_path])).analyze(PROMPTS / "ru-conf-muted.wav")
+    with_draft = Analyzer(get_settings(scripts_dirs=[tmp_path]), transcriber=analyzer.transcriber)  # the loaded model
+    report = with_draft.analyze(PROMPTS / "ru-conf-muted.wav")
     assert report.transcript.language == "ru" and said(report) == ["ваш", "микрофон", "выключен"]

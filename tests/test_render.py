@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +11,8 @@ import pytest
 from analyzer import load_audio
 from analyzer.audio import SAMPLE_RATE, level_dbfs
 
-if shutil.which("text2wave") is None or shutil.which("sox") is None:  # pragma: no cover - .ci/run installs them
-    pytest.fail("the renderer needs Debian's festival, festvox-ru and sox: run .ci/run or install them", pytrace=False)
 
-from sample_calls.render import render_dialogue  # noqa: E402
-
-
-def test_dialogue_renders_to_labelled_stereo_telephone_audio(tmp_path: Path, data_dir: Path) -> None:
+def test_dialogue_renders_to_labelled_stereo_telephone_audio(render_dialogue, tmp_path: Path, data_dir: Path) -> None:
     out = render_dialogue(data_dir / "clip_ru.yaml", tmp_path, fmt="ulaw", manager_channel="right")
     labels = json.loads(out.with_name("clip_ru.labels.json").read_text(encoding="utf-8"))
     assert labels["manager_channel"] == "right"
@@ -33,7 +27,7 @@ def test_dialogue_renders_to_labelled_stereo_telephone_audio(tmp_path: Path, dat
         assert speaking - silent > 15, turn
 
 
-def test_mono_mixdown_and_bad_text(tmp_path: Path, data_dir: Path) -> None:
+def test_mono_mixdown_and_bad_text(render_dialogue, tmp_path: Path, data_dir: Path) -> None:
     out = render_dialogue(data_dir / "clip_ru.yaml", tmp_path, fmt="mp3", mono=True)
     assert load_audio(out).channels == 1
     bad = {"id": "bad", "language": "ru", "turns": [{"speaker": "manager", "text": "«—…»"}], "labels": {"stages": []}}

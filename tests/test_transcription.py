@@ -12,8 +12,6 @@ from analyzer.results import Word
 from analyzer.segments import Segment
 from analyzer.transcription import WHISPER_LANGUAGES, collapse_loops
 
-pytestmark = pytest.mark.model
-
 
 def _turn_of(labels: dict, t: float) -> str | None:
     for turn in labels["turns"]:
@@ -112,13 +110,11 @@ def test_english_call_language_detected_and_default_script(analyzer, data_dir: P
     assert objection.type == "no_need" and objection.handled is False
 
 
-def test_the_first_word_of_an_answer_is_kept(analyzer, tmp_path: Path) -> None:
+def test_the_first_word_of_an_answer_is_kept(analyzer, render_dialogue, tmp_path: Path) -> None:
     """The speech of each channel is cut out by voice activity before it is decoded: cut too close,
     the first word of a turn is lost, and "Понимаю, ..." at the start of an answer is what tells a
     handled objection from an unhandled one (a labelled call of the fresh set, rendered)."""
     import yaml
-
-    from sample_calls.render import render_dialogue
 
     source = Path(__file__).resolve().parents[1] / "sample_calls" / "fresh" / "fr_ru_15_3d_printing_no_questions.yaml"
     dialogue = yaml.safe_load(source.read_text(encoding="utf-8"))

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analyzer import Transcriber
 from analyzer.audio import load_audio
 from analyzer.roles import split_mono
 from analyzer.voices import fbank, word_voices
@@ -25,8 +24,8 @@ def test_the_filterbank_is_kaldis():
 
 
 @pytest.fixture(scope="module")
-def clips():
-    transcriber = Transcriber()
+def clips(analyzer):
+    transcriber = analyzer.transcriber
     out = []
     for f in sorted(VOICES.glob("*.flac")):
         x = load_audio(f).channel(0)

@@ -54,16 +54,18 @@ class CallProcessor:
     """Holds the loaded model; ``process_next`` / ``process_call`` do one call each.
 
     ``cpu_threads`` is used when the analyzer's settings leave the threads to the machine
-    (``CALLQA_CPU_THREADS`` unset or 0): see :func:`threads_each`."""
+    (``CALLQA_CPU_THREADS`` unset or 0): see :func:`threads_each`. ``sleep`` waits between the tries
+    of a download (tests record the waits instead)."""
 
     def __init__(self, settings: ServiceSettings, *, db: Database | None = None, analyzer: Analyzer | None = None,
-                 cpu_threads: int = 0):
+                 cpu_threads: int = 0, sleep: Callable[[float], None] = time.sleep):
         self.settings = settings
         self.db = db or Database(settings)
         self.store = RecordingStore(settings.recordings_dir, max_bytes=settings.max_upload_bytes)
         self.store.remove_abandoned()  # temporary files of downloads a killed worker was receiving
         self._analyzer = analyzer
         self.cpu_threads = cpu_threads
+        self.sleep = sleep
         self.name = worker_name()
 
     @property
@@ -195,7 +197,7 @@ class CallProcessor:
         last: Exception | None = None
         for attempt in range(self.settings.download_retries + 1):
             if attempt:
-                time.sleep(min(30.0, 0.5 * 2**attempt))
+                self.sleep(min(30.0, 0.5 * 2**attempt))
             try:
                 with client.stream("GET", url) as r:
                     if r.status_code in (404, 410, 401, 403):

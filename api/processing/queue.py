@@ -42,9 +42,11 @@ def claimable(now: datetime) -> Any:
     )
 
 
-def claim(sessions: sessionmaker[Session], *, worker: str, lease_seconds: float, call_id: int | None = None) -> Claim | None:
-    """Claim the next due call (or the given one if it is due); None when there is nothing to do."""
-    now = utcnow()
+def claim(sessions: sessionmaker[Session], *, worker: str, lease_seconds: float, call_id: int | None = None,
+          now: datetime | None = None) -> Claim | None:
+    """Claim the next due call (or the given one if it is due); None when there is nothing to do.
+    ``now``: the time to judge due calls and expired leases by (default: the clock's)."""
+    now = now or utcnow()
     with sessions() as session:
         pick = select(Call.id).where(claimable(now))
         if call_id is not None:
@@ -88,9 +90,9 @@ def _fenced(c: Claim) -> Any:
     return and_(Call.id == c.call_id, Call.lease_token == c.token, Call.status.in_(ACTIVE))
 
 
-def renew(sessions: sessionmaker[Session], c: Claim, *, lease_seconds: float) -> bool:
-    """Extend the lease; False when it is no longer ours."""
-    now = utcnow()
+def renew(sessions: sessionmaker[Session], c: Claim, *, lease_seconds: float, now: datetime | None = None) -> bool:
+    """Extend the lease (to ``lease_seconds`` from ``now``); False when it is no longer ours."""
+    now = now or utcnow()
     with sessions() as session:
         n = _rowcount(session.execute(
             update(Call)
@@ -172,10 +174,10 @@ def finish(session: Session, c: Claim, **values: Any) -> bool:
     return ok
 
 
-def release_dead(sessions: sessionmaker[Session], *, max_attempts: int) -> int:
+def release_dead(sessions: sessionmaker[Session], *, max_attempts: int, now: datetime | None = None) -> int:
     """Calls whose worker died more than ``max_attempts`` times end as failed instead of being claimed
-    again; the run each was in the middle of ends ``lost``."""
-    now = utcnow()
+    again; the run each was in the middle of ends ``lost``. ``now`` as in :func:`claim`."""
+    now = now or utcnow()
     dead = and_(Call.status.in_(ACTIVE), Call.lease_expires_at < now, Call.attempts >= max_attempts)
     with sessions() as session:
         ids = list(session.scalars(select(Call.id).where(dead).with_for_update(skip_locked=True)))

@@ -1,16 +1,18 @@
 """Service tests run against every database in ``DATABASES``: a SQLite file and the PostgreSQL on
 loopback (``CALLQA_TEST_POSTGRES_URL``; ``make test`` starts the server when it is not running).
+The PostgreSQL runs are marked ``postgres``: ``-m "not postgres"`` runs the SQLite half alone.
 
-Each test gets an empty database: the schema is built once per session by the real Alembic
-migrations, then SQLite tests copy that file and PostgreSQL tests truncate every table after use.
+Each test gets an empty database with the bundled scripts: the schema is built once per session by
+the real Alembic migrations, then SQLite tests copy that file and PostgreSQL tests truncate every
+table after use. The SQLite template holds the scripts, and a second one the ``people`` too, so that
+their parsing and password hashing (most of a short test's time) happen once a session.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -23,34 +25,41 @@ from api.core.config import ServiceSettings, get_service_settings
 from api.core.db import Base, Database, upgrade
 from api.models import Manager, Role, Team
 from api.scripts.service import seed_builtin_scripts
+from tests.helpers import PASSWORD, PG_URL, NoExecutor, ensure_pg_database
 
-PASSWORD = "violet-kettle-morning-42"
-"""Every test user's password (the password policy refuses one with the username in it)."""
-PG_URL = os.environ.get("CALLQA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/callqa_test")
-DATABASES = ["sqlite", "postgresql"]
-
-
-def _ensure_pg_database(url: str) -> None:
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
-    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        if not c.scalar(text("select 1 from pg_database where datname = :n"), {"n": u.database}):
-            c.execute(text(f'create database "{u.database}"'))
-    admin.dispose()
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The migrated SQLite database with the bundled scripts, which each SQLite test copies."""
     path = tmp_path_factory.mktemp("db") / "template.db"
-    upgrade(f"sqlite:///{path}")
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    database = Database(get_service_settings(database_url=url, data_dir=path.parent / "data"))
+    try:
+        with database.sessions() as s:
+            seed_builtin_scripts(s)
+    finally:
+        database.dispose()
     return path
 
 
 @pytest.fixture(scope="session")
+def sqlite_people_template(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, People]:
+    """The template with the ``people`` in it, for the SQLite tests that ask for them."""
+    path = tmp_path_factory.mktemp("db") / "people.db"
+    shutil.copy(sqlite_template, path)
+    database = Database(get_service_settings(database_url=f"sqlite:///{path}", data_dir=path.parent / "data"))
+    try:
+        return path, _people(database)
+    finally:
+        database.dispose()
+
+
+@pytest.fixture(scope="session")
 def pg_migrated() -> str:
-    _ensure_pg_database(PG_URL)
+    ensure_pg_database(PG_URL)
     engine = create_engine(PG_URL)
     with engine.begin() as c:  # start from nothing, then migrate: the migrations themselves are tested
         c.execute(text("drop schema public cascade"))
@@ -64,7 +73,11 @@ def pg_migrated() -> str:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         path = tmp_path / "callqa.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        if "people" in request.fixturenames:
+            template = request.getfixturevalue("sqlite_people_template")[0]
+        else:
+            template = request.getfixturevalue("sqlite_template")
+        shutil.copy(template, path)
         yield f"sqlite:///{path}"
         return
     url = request.getfixturevalue("pg_migrated")
@@ -74,16 +87,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with engine.begin() as c:
         c.execute(text(f"truncate {tables} restart identity cascade"))
     engine.dispose()
-
-
-class NoExecutor:
-    """The API's executor when a test drives the worker itself: submitting is recorded, nothing runs."""
-
-    def __init__(self) -> None:
-        self.submitted: list[int] = []
-
-    def submit(self, call_id: int) -> None:
-        self.submitted.append(call_id)
 
 
 @pytest.fixture
@@ -97,8 +100,9 @@ def settings(db_url: str, tmp_path: Path) -> ServiceSettings:
 @pytest.fixture
 def db(settings: ServiceSettings) -> Iterator[Database]:
     database = Database(settings)
-    with database.sessions() as s:
-        seed_builtin_scripts(s)
+    if not settings.db_url.startswith("sqlite"):  # a SQLite test's copy of the template has them
+        with database.sessions() as s:
+            seed_builtin_scripts(s)
     yield database
     database.dispose()
 
@@ -128,7 +132,14 @@ class People:
 
 
 @pytest.fixture
-def people(db: Database) -> People:
+def people(db: Database, db_url: str, request: pytest.FixtureRequest) -> People:
+    if db_url.startswith("sqlite"):  # its database is a copy of the template with them in it
+        made: People = request.getfixturevalue("sqlite_people_template")[1]
+        return replace(made, tokens=dict(made.tokens))
+    return _people(db)
+
+
+def _people(db: Database) -> People:
     tokens = {}
     with db.sessions() as s:
         users = {}
@@ -142,20 +153,19 @@ def people(db: Database) -> People:
         s.add_all([own, other])
         s.commit()
         for role in Role:
-            tokens[role.value] = sign_in(s, username=role.value, password=PASSWORD, hours=1)[0]
+            tokens[role.value] = sign_in(s, username=role.value, password=PASSWORD, hours=24)[0]  # a session's worth
         return People(tokens, own.id, other.id, team.id)
 
 
-@pytest.fixture(scope="session")
-def shared_analyzer():
-    """The real analyzer with the embedded model, loaded once for every test that processes calls."""
-    from analyzer import Analyzer
-
-    return Analyzer()
+@pytest.fixture
+def pauses() -> list[float]:
+    """The pauses the ``processor`` took between the tries of a download, in seconds: recorded, not waited."""
+    return []
 
 
 @pytest.fixture
-def processor(settings: ServiceSettings, db: Database, shared_analyzer):
+def processor(settings: ServiceSettings, db: Database, analyzer, pauses: list[float]):
+    """The worker's call processor with the real analyzer (the model loaded once, tests/conftest.py)."""
     from api.processing.pipeline import CallProcessor
 
-    return CallProcessor(settings, db=db, analyzer=shared_analyzer)
+    return CallProcessor(settings, db=db, analyzer=analyzer, sleep=pauses.append)

@@ -10,8 +10,8 @@ from sqlalchemy import update
 
 from api.core.security import token_digest
 from api.models import ApiToken, Role
+from tests.helpers import PASSWORD
 
-from .conftest import PASSWORD
 from .routing import api_routes, role_sets
 
 API = "/api/v1"

@@ -7,10 +7,7 @@ from pathlib import Path
 import pytest
 
 from api.models import Call, CallRun, CallStatus
-
-from .test_ingest import stored_files
-
-pytestmark = pytest.mark.model
+from tests.helpers import stored_files
 
 DATA = Path(__file__).parent.parent / "data"
 

@@ -17,8 +17,7 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.crm.models import Deal, DealStageEntry, Lead, SalesPlan
 from api.models import Call, Manager
-
-from .conftest import NoExecutor
+from tests.helpers import NoExecutor
 
 CRM = Path(__file__).resolve().parents[2] / "sample_calls" / "crm"
 

@@ -13,48 +13,17 @@ from sqlalchemy import insert
 
 from api.models import Call, CallStatus
 from api.processing import queue
-
-from .test_security import tone
-
-API = "/api/v1"
-M, C = "manager", "client"
-HELLO = {"speaker": M, "text": "Добрый день! Меня зовут Ольга, компания Вектор. Вам удобно говорить?"}
-PITCH = [{"speaker": C, "text": "Да, слушаю."}, {"speaker": M, "text": "Мы возим грузы по всей России, быстро и недорого."}]
-PRICE = {"speaker": C, "text": "Это слишком дорого для нас."}
-HANDLED = {"speaker": M, "text": "Понимаю. А с чем вы сравниваете?"}
-GIVE_UP = {"speaker": M, "text": "Ну ладно, тогда до свидания."}
-SUPPLIER = [{"speaker": C, "text": "И вообще у нас уже есть поставщик."}, {"speaker": M, "text": "Понимаю. А что вам в нём нравится?"}]
-
-# score 54.5: needs discovery, next step and farewell missed; a price objection, handled
-HANDLED_PRICE = [HELLO, *PITCH, PRICE, HANDLED]
-# 54.5: the price objection given up on (with a farewell)
-UNHANDLED_PRICE = [HELLO, *PITCH, PRICE, GIVE_UP]
-# 58.3: price and "we have a supplier", both handled
-TWO_OBJECTIONS = [*HANDLED_PRICE, *SUPPLIER]
-# 16.7: the recogniser was unsure of the first turn, so its stages are uncertain
-DOUBTFUL = [{**HELLO, "confidence": 0.2}, *PITCH, PRICE, HANDLED]
-ENGLISH = [{"speaker": M, "text": "Good morning! This is Anna from Vector Logistics. Do you have a minute?"},
-           {"speaker": C, "text": "Sure."}, {"speaker": M, "text": "We deliver freight across the country, fast and cheap."},
-           {"speaker": C, "text": "That's too expensive for us."}, {"speaker": M, "text": "I understand. What are you comparing it with?"}]
-
-
-def transcribed_call(client, db, people, turns: list[dict[str, Any]], *, hz: float, language: str = "ru",
-                     **fields: str) -> int:
-    """Upload a real recording, store a transcript for it as a worker does, mark it done; score it with rescore()."""
-    files = [("files", (f"{hz:g}.wav", tone(hz), "audio/wav"))]
-    r = client.post(f"{API}/calls", files=files, data=fields, headers=people.h("admin"))
-    assert r.status_code == 201, r.text
-    call_id = r.json()["items"][0]["call_id"]
-    with db.sessions() as s:
-        call = s.get(Call, call_id)
-        call.status, call.transcript = CallStatus.done, {"language": language, "turns": turns}
-        s.commit()
-    return call_id
-
-
-def score(client, people, ids: list[int]) -> None:
-    r = client.post(f"{API}/calls/rescore", json={"call_ids": ids}, headers=people.h("admin"))
-    assert r.status_code == 200 and r.json()["rescored"] == len(ids), r.text
+from tests.helpers import (
+    API,
+    DOUBTFUL,
+    ENGLISH,
+    HANDLED_PRICE,
+    TWO_OBJECTIONS,
+    UNHANDLED_PRICE,
+    score,
+    tone,
+    transcribed_call,
+)
 
 
 def build_calls(client, db, people) -> tuple[dict[str, int], int]:

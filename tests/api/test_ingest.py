@@ -5,7 +5,6 @@ on SQLite and PostgreSQL; nothing here runs the model."""
 from __future__ import annotations
 
 import io
-import re
 import shutil
 import threading
 from pathlib import Path
@@ -18,17 +17,10 @@ from api.calls.service import Ingested, ingest_stream
 from api.core.errors import ServiceError
 from api.core.storage import RecordingStore
 from api.models import Call, Recording
-
-from .test_security import tone
+from tests.helpers import stored_files, tone
 
 API = "/api/v1"
 DATA = Path(__file__).parent.parent / "data"
-
-
-def stored_files(settings) -> set[str]:
-    """The recordings in the store (files named by their sha256)."""
-    root = settings.recordings_dir
-    return {p.name for p in root.rglob("*") if p.is_file() and re.fullmatch(r"[0-9a-f]{64}", p.name)} if root.exists() else set()
 
 
 def test_a_folder_inside_the_import_dirs_is_imported(client, people, settings, db):

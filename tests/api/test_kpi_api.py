@@ -27,8 +27,7 @@ from api.calls.results import call_metrics
 from api.core.exports import safe_cell
 from api.models import Call, CallObjection, CallStage, CallStatus, Direction, Manager, Team
 from api.web.render import fmt_score, fmt_share
-
-from .conftest import PASSWORD
+from tests.helpers import PASSWORD
 
 CRM_DIR = Path(__file__).resolve().parents[2] / "sample_calls" / "crm"
 

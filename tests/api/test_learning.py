@@ -11,8 +11,9 @@ import os
 import subprocess
 import sys
 
-from .conftest import PASSWORD
-from .test_filters import API, HELLO, PITCH, score, transcribed_call
+import pytest
+
+from tests.helpers import API, HELLO, PASSWORD, PITCH, score, transcribed_call
 
 LOOK_ALIKES = ["Бюджет не ограничен, нас волнуют только сроки.", "Бюджет не резиновый, но на это хватит, вопрос в сроках.",
                "Нет бюджета такого, который бы нас остановил, главное успеть к весне."]
@@ -93,6 +94,7 @@ def test_examples_are_exported_to_those_who_may_see_their_calls(client, db, peop
     assert table[0][:3] == ["kind", "label", "handled"] and len(table) == 4
 
 
+@pytest.mark.slow
 def test_the_command_line_learns_from_the_same_reviews(client, db, people, settings):
     reviewed = call_saying(client, db, people, LOOK_ALIKES[0], 900)
     score(client, people, [reviewed])

@@ -17,8 +17,7 @@ from sqlalchemy.engine import make_url
 from api.core.config import get_service_settings
 from api.core.db import Database, alembic_config, upgrade
 from api.models import Call, CallStatus, Dispute, Review, Role, User
-
-from .conftest import PG_URL, _ensure_pg_database
+from tests.helpers import PG_URL, ensure_pg_database
 
 BEFORE_KEYS = "0003"
 BEFORE_CONTENTS = "0009"
@@ -31,14 +30,14 @@ def calls_with_contents() -> sa.Table:
     return sa.Table("calls", sa.MetaData(), *columns, sa.Column("transcript", sa.JSON), sa.Column("report", sa.JSON))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'old.db'}"
         return
     url = make_url(PG_URL)
     url = url.set(database=f"{url.database}_migrations").render_as_string(hide_password=False)
-    _ensure_pg_database(url)
+    ensure_pg_database(url)
     engine = create_engine(url)
     with engine.begin() as c:
         c.execute(text("drop schema public cascade"))

@@ -9,8 +9,7 @@ from sqlalchemy import select
 
 from analyzer.scripts import BUNDLED_DIR
 from api.models import AuditEntry, Call, CallObjection, CallStage
-
-from .test_filters import ENGLISH, HANDLED_PRICE, TWO_OBJECTIONS, UNHANDLED_PRICE, score, transcribed_call
+from tests.helpers import ENGLISH, HANDLED_PRICE, TWO_OBJECTIONS, UNHANDLED_PRICE, score, transcribed_call
 
 API = "/api/v1"
 RU = (BUNDLED_DIR / "ru_b2b_outbound.yaml").read_text(encoding="utf-8")

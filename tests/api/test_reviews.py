@@ -6,12 +6,9 @@ import copy
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import update
 
 from api.models import Call, Review
-
-pytestmark = pytest.mark.model
 
 DATA = Path(__file__).parent.parent / "data"
 API = "/api/v1"

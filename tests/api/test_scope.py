@@ -28,11 +28,9 @@ from sqlalchemy import select
 from api.crm.models import Deal
 from api.models import Call, CallStatus, Dispute, Manager, Review, Team, User
 from api.web.auth import csrf_for
+from tests.helpers import HANDLED_PRICE, PASSWORD, TWO_OBJECTIONS, UNHANDLED_PRICE, score, tone, transcribed_call
 
-from .conftest import PASSWORD
 from .routing import API, walk
-from .test_filters import HANDLED_PRICE, TWO_OBJECTIONS, UNHANDLED_PRICE, score, transcribed_call
-from .test_security import tone
 
 MARK = "zq9kazan"
 # Vera's call: the best-scored call where a price objection was handled (a colleague example anywhere)

@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from analyzer.scripts import BUNDLED_DIR
-
-from .conftest import PASSWORD
+from tests.helpers import PASSWORD
 
 DATA = Path(__file__).parent.parent / "data"
 API = "/api/v1"
@@ -137,7 +136,6 @@ def test_the_web_editor_shows_a_too_deep_script_as_an_error(client, people):
         assert "nested deeper than 32 levels" in r.text
 
 
-@pytest.mark.model
 def test_an_activated_version_scores_the_next_rescore(client, people, processor):
     files = [("files", ("clip_ru.wav", (DATA / "clip_ru.wav").read_bytes(), "audio/wav"))]
     call_id = client.post(f"{API}/calls", files=files, data={"manager_external_id": "101"},  # of the head's team

@@ -3,10 +3,6 @@ the request limit (declared or chunked). Real SQLite and PostgreSQL, real upload
 
 from __future__ import annotations
 
-import io
-import math
-import struct
-import wave
 from pathlib import Path
 
 import pytest
@@ -15,22 +11,9 @@ from sqlalchemy import inspect, select
 
 from api.app import create_app
 from api.models import Call, Recording, Team
-
-from .conftest import NoExecutor
+from tests.helpers import NoExecutor, tone
 
 API = "/api/v1"
-
-
-def tone(hz: float, seconds: float = 0.3, rate: int = 8000) -> bytes:
-    """A small real WAV; a different pitch is a different recording."""
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * hz * i / rate)))
-                               for i in range(int(seconds * rate))))
-    return buf.getvalue()
 
 
 def upload(client, people, name: str, data: bytes, **fields):

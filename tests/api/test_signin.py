@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,27 +18,9 @@ from sqlalchemy import select
 import api.core.security
 from api.app import create_app
 from api.models import Role, User
-
-from .conftest import PASSWORD, NoExecutor
+from tests.helpers import PASSWORD, NoExecutor
 
 API = "/api/v1"
-START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 def client_from(settings, db, clock, address: str) -> TestClient:
@@ -209,6 +190,7 @@ def callqa(tmp_path, *args: str, env: dict[str, str]) -> subprocess.CompletedPro
     return done
 
 
+@pytest.mark.slow
 def test_the_command_line_refuses_weak_passwords_too(tmp_path):
     weak_admin = callqa(tmp_path, "db", "upgrade", env={"CALLQA_ADMIN_PASSWORD": "admin12345"})
     assert weak_admin.returncode == 2 and "CALLQA_ADMIN_PASSWORD: the password contains the username" in weak_admin.stdout

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import re
 
-from .conftest import PASSWORD
-from .test_filters import API, TWO_OBJECTIONS, score, transcribed_call
+from tests.helpers import API, PASSWORD, TWO_OBJECTIONS, score, transcribed_call
 
 
 def _sign_in(client, username: str, password: str) -> None:

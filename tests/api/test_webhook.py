@@ -24,7 +24,6 @@ from api.calls.schemas import CallMetadataCreate
 from api.calls.service import ingest_webhook
 from api.core.netguard import GuardedTransport
 
-pytestmark = pytest.mark.model
 CLIP = (Path(__file__).parent.parent / "data" / "clip_ru.wav").read_bytes()
 
 
@@ -132,10 +131,11 @@ def test_webhook_call_is_downloaded_processed_and_not_duplicated(client, people,
     assert PBX.hits["/clip.wav"] == 1
 
 
-def test_download_is_retried_then_succeeds(client, people, processor, pbx):
+def test_download_is_retried_then_succeeds(client, people, processor, pauses, pbx):
     call_id = hook(client, {"recording_url": f"{pbx}/flaky.wav"}).json()["id"]
     processor.process_next()
     assert PBX.hits["/flaky.wav"] == 3
+    assert pauses == [1.0, 2.0]  # a longer pause before each try: a PBX in trouble is not hammered
     assert client.get(f"/api/v1/calls/{call_id}", headers=people.h("admin")).json()["status"] == "done"
 
 

@@ -67,6 +67,11 @@ class Site:
     managers: dict[str, int]
     tokens: dict[str, str] = field(default_factory=dict)
 
+    @staticmethod
+    def password(username: str) -> str:
+        """The password of a user of the site, for a test that fills in the sign-in form itself."""
+        return PASSWORDS[username]
+
     def api(self, role: str) -> httpx.Client:
         """An API client signed in as the role's user, as a script or another service would be."""
         username = ROLE_USERS[role]

@@ -7,9 +7,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import PASSWORDS
-
-pytestmark = pytest.mark.model
 DATA = Path(__file__).parent.parent / "data"
 
 
@@ -47,7 +44,7 @@ def test_wrong_password_is_refused_and_english_is_one_click_away(pages):
     page.click("text=English")
     assert page.locator("h1").inner_text() == "Sign in"
     page.fill("#username", "okk")
-    page.fill("#password", PASSWORDS["okk"])
+    page.fill("#password", pages.site.password("okk"))
     page.click("button[type=submit]")
     assert page.url.endswith("/queue")
     assert page.locator("h1").inner_text() == "Review queue"  # the choice is kept in a cookie

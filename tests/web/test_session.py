@@ -18,11 +18,7 @@ from api.core.db import Database
 from api.models import Role
 from api.web.auth import csrf_for
 from api.web.pages import safe_next
-
-
-class NoExecutor:
-    def submit(self, call_id: int) -> None:
-        """Nothing is processed here."""
+from tests.helpers import NoExecutor
 
 
 @pytest.fixture
