@@ -257,14 +257,14 @@ COUNT_CAP = 10_000
 
 @dataclass(frozen=True)
 class _Sort:
-    column: Any  # None: by id alone
+    column: Any  # the sort key; the call's id breaks ties
     descending: bool
 
 
 _SORT_OF = {
     "-started_at": _Sort(Call.started_at, True), "started_at": _Sort(Call.started_at, False),
     "-score": _Sort(Call.score, True), "score": _Sort(Call.score, False),
-    "-created_at": _Sort(None, True), "created_at": _Sort(None, False),
+    "-created_at": _Sort(Call.id, True), "created_at": _Sort(Call.id, False),  # ids follow ingestion
 }
 
 
@@ -322,11 +322,6 @@ def _keyset(session: Session, base: Select[Any], sort: _Sort, after: Cursor | No
     databases. They are read by a query of their own rather than by an ``OR key IS NULL`` beside the
     row comparison, so each query is a seek on the (key, id) index."""
     descending = sort.descending != backward
-    if sort.column is None:
-        query = base.add_columns(literal_column("NULL"), Call.id)
-        if after is not None:
-            query = query.where(Call.id < after.id if descending else Call.id > after.id)
-        return _rows(session, query.order_by(Call.id.desc() if descending else Call.id.asc()).limit(limit))
     phases = ["value", "null"] if not backward else ["null", "value"]  # nulls last going forward, so first going back
     start = 0 if after is None else phases.index("null" if after.key is None else "value")
     found: list[tuple[Any, int]] = []
@@ -338,12 +333,12 @@ def _keyset(session: Session, base: Select[Any], sort: _Sort, after: Cursor | No
             if from_cursor is not None:
                 pair = tuple_(sort.column, Call.id)
                 query = query.where(pair < (from_cursor.key, from_cursor.id) if descending else pair > (from_cursor.key, from_cursor.id))
-            order = (sort.column.desc(), Call.id.desc()) if descending else (sort.column.asc(), Call.id.asc())
+            order: tuple[Any, ...] = (sort.column.desc(), Call.id.desc()) if descending else (sort.column.asc(), Call.id.asc())
         else:
             query = query.where(sort.column.is_(None))
             if from_cursor is not None:
                 query = query.where(Call.id < from_cursor.id if descending else Call.id > from_cursor.id)
-            order = (Call.id.desc(), Call.id.desc()) if descending else (Call.id.asc(), Call.id.asc())
+            order = (Call.id.desc(),) if descending else (Call.id.asc(),)
         found += _rows(session, query.order_by(*order).limit(limit - len(found)))
         if len(found) >= limit:
             break
